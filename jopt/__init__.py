@@ -1,0 +1,67 @@
+"""jopt: JAX optimizers as optax transforms, with hyperparameters in state, validated, exact."""
+
+from jopt.hparams import HParams, current_lr, get_hparams, set_hparams
+from jopt.optimizers import (
+    adadelta,
+    adagrad,
+    adam,
+    adamax,
+    adamw,
+    amsgrad,
+    lion,
+    nadam,
+    nadamw,
+    radam,
+    rmsprop,
+    sgd,
+)
+from jopt.transforms.adadelta import scale_by_adadelta
+from jopt.transforms.adagrad import scale_by_rss
+from jopt.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
+from jopt.transforms.clipping import clip, clip_by_global_norm, clipped_norm
+from jopt.transforms.learning_rate import scale_by_learning_rate
+from jopt.transforms.lion import scale_by_lion
+from jopt.transforms.momentum import ema, momentum_lr_inside, scale_by_momentum, trace
+from jopt.transforms.radam import scale_by_radam
+from jopt.transforms.regularization import add_decayed_weights, add_l1_penalty
+from jopt.transforms.rms import scale_by_rms, scale_by_stddev
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "HParams",
+    "adadelta",
+    "adagrad",
+    "adam",
+    "adamax",
+    "adamw",
+    "add_decayed_weights",
+    "add_l1_penalty",
+    "amsgrad",
+    "clip",
+    "clip_by_global_norm",
+    "clipped_norm",
+    "current_lr",
+    "ema",
+    "get_hparams",
+    "lion",
+    "momentum_lr_inside",
+    "nadam",
+    "nadamw",
+    "radam",
+    "rmsprop",
+    "scale_by_adadelta",
+    "scale_by_adam",
+    "scale_by_adamax",
+    "scale_by_amsgrad",
+    "scale_by_learning_rate",
+    "scale_by_lion",
+    "scale_by_momentum",
+    "scale_by_radam",
+    "scale_by_rms",
+    "scale_by_rss",
+    "scale_by_stddev",
+    "set_hparams",
+    "sgd",
+    "trace",
+]

@@ -1,0 +1,107 @@
+"""Shared pieces of every transform: the step counter, tree checks and dtype rules.
+
+The step counter is an int32 array that saturates at its maximum (2**31 - 1) instead of wrapping
+to a negative number, which would flip bias corrections and schedules after two billion steps.
+
+Transforms check, at trace time (no run-time cost), that the gradient tree matches the state they
+keep for it: same structure and shapes, with the key path of the first mismatch in the error.
+Without this check, a (3,) moment and (3, 1) gradients broadcast silently to a (3, 3) update.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Array = jax.Array
+Params = optax.Params
+Updates = optax.Updates
+
+COUNT_DTYPE = jnp.int32
+
+
+def zero_count() -> Array:
+    """A fresh step counter."""
+    return jnp.zeros([], COUNT_DTYPE)
+
+
+def increment(count: Array) -> Array:
+    """`count + 1`, saturating at the dtype's maximum instead of wrapping."""
+    limit = jnp.iinfo(count.dtype).max
+    return jnp.where(count < limit, count + jnp.ones_like(count), count)
+
+
+def compute_dtype(dtype: Any) -> np.dtype:
+    """The dtype arithmetic runs in for values stored in `dtype`: at least float32.
+
+    Half-precision parameters keep half-precision state and updates, but their optimizer
+    arithmetic (eps, square roots, bias corrections) runs in float32: eps=1e-8 underflows to 0 in
+    float16, and `1 / (sqrt(0) + 0)` would turn a zero gradient into an infinite update.
+    """
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+
+
+def wider(*dtypes: Any) -> np.dtype:
+    """The widest of `dtypes`, at least float32 (no implicit promotion: works in strict mode)."""
+    return max((compute_dtype(d) for d in dtypes), key=lambda d: d.itemsize)
+
+
+def zeros_like(tree: Any, dtype: Any = None) -> Any:
+    """Fresh zero buffers shaped like `tree` (never aliases it, so donation works)."""
+    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or jnp.result_type(x)), tree)
+
+
+def full_like(tree: Any, value: float, dtype: Any = None) -> Any:
+    return jax.tree.map(lambda x: jnp.full(jnp.shape(x), value, dtype or jnp.result_type(x)), tree)
+
+
+def cast_tree(tree: Any, dtype: Any) -> Any:
+    """Casts every leaf to `dtype` (no-op for `None`)."""
+    if dtype is None:
+        return tree
+    return jax.tree.map(lambda x: x.astype(dtype), tree)
+
+
+def cast_like(tree: Any, like: Any) -> Any:
+    """Casts each leaf of `tree` to the dtype of the matching leaf of `like`."""
+    return jax.tree.map(lambda x, y: x.astype(jnp.result_type(y)), tree, like)
+
+
+def check_tree(fn: str, updates: Any, reference: Any, what: str, *, dtypes: bool = False) -> None:
+    """Raises if `updates` does not have the structure and shapes (and dtypes) of `reference`.
+
+    Runs at trace time on shapes only. The error names the key path of the first mismatch.
+    """
+    if updates is None or reference is None:
+        return
+    u_leaves, u_def = jax.tree_util.tree_flatten_with_path(updates)
+    r_leaves, r_def = jax.tree_util.tree_flatten_with_path(reference)
+    if u_def != r_def:
+        u_paths = {jax.tree_util.keystr(p) for p, _ in u_leaves}
+        r_paths = {jax.tree_util.keystr(p) for p, _ in r_leaves}
+        missing = sorted(r_paths - u_paths)
+        extra = sorted(u_paths - r_paths)
+        detail = []
+        if missing:
+            detail.append(f"missing from the gradients: {', '.join(missing[:5])}")
+        if extra:
+            detail.append(f"not in the {what}: {', '.join(extra[:5])}")
+        if not detail:
+            detail.append(f"gradients {u_def} vs {what} {r_def}")
+        raise ValueError(f"{fn}: the gradient tree does not match the {what}: {'; '.join(detail)}.")
+    for (path, u), (_, r) in zip(u_leaves, r_leaves, strict=True):
+        if jnp.shape(u) != jnp.shape(r):
+            raise ValueError(
+                f"{fn}: gradient at {jax.tree_util.keystr(path) or '<root>'} has shape "
+                f"{jnp.shape(u)}, but the {what} has shape {jnp.shape(r)} there."
+            )
+        if dtypes and jnp.result_type(u) != jnp.result_type(r):
+            raise TypeError(
+                f"{fn}: gradient at {jax.tree_util.keystr(path) or '<root>'} has dtype "
+                f"{jnp.result_type(u)}, but the {what} has dtype {jnp.result_type(r)} there."
+            )

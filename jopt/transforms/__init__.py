@@ -1,0 +1,1 @@
+"""The building blocks: each an init/update pair returned as an `optax.GradientTransformation`."""

@@ -1,0 +1,151 @@
+"""Construction-time argument checks that raise clear errors.
+
+Every check names the function, the argument, the value it got and what is allowed, so that
+`jopt.adam(1e-3, b1=1.5)` fails before any compute with
+
+    ValueError: jopt.adam: b1 must be in [0, 1), got 1.5.
+
+A `Range` is also kept (as static metadata) next to each hyperparameter in the optimizer state, so
+that `jopt.set_hparams` applies the same rules as the constructor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+Schedule = Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The real numbers a hyperparameter may take: an interval, open or closed at each end."""
+
+    lo: float = -math.inf
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        # NaN fails both comparisons; infinities are rejected unless a bound is infinite and closed,
+        # which `describe` never offers.
+        return bool(above and below) and math.isfinite(value)
+
+    def describe(self) -> str:
+        if self.hi == math.inf:
+            return "> 0" if (self.lo == 0 and self.lo_open) else f">= {_fmt(self.lo)}"
+        left = "(" if self.lo_open else "["
+        right = ")" if self.hi_open else "]"
+        return f"in {left}{_fmt(self.lo)}, {_fmt(self.hi)}{right}"
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+NON_NEGATIVE = Range(0.0)
+POSITIVE = Range(0.0, lo_open=True)
+DECAY = Range(0.0, 1.0, hi_open=True)  # betas, momentum, EMA decay rates
+UNIT = Range(0.0, 1.0)  # dampening, fractions
+ANY_FINITE = Range()
+
+
+def _scalar(fn: str, name: str, value: Any) -> float:
+    """Returns `value` as a Python float, or raises if it is not a concrete real scalar."""
+    if isinstance(value, bool):
+        raise TypeError(f"{fn}: {name} must be a real number, got the bool {value!r}.")
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            f"{fn}: {name} must be a concrete number at construction, got a traced value. "
+            "To vary it inside jit or vmap, build the optimizer with a number and change it in "
+            "the state with jopt.set_hparams."
+        )
+    try:
+        array = np.asarray(value)
+    except Exception as e:  # noqa: BLE001 - anything that is not array-like
+        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}.") from e
+    if array.shape != () or not (
+        np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
+    ):
+        raise TypeError(f"{fn}: {name} must be a real scalar, got {value!r}.")
+    return float(array)
+
+
+def check_number(fn: str, name: str, value: Any, allowed: Range) -> float:
+    """Checks that `value` is a real scalar in `allowed`; returns it as a float."""
+    x = _scalar(fn, name, value)
+    if x not in allowed:
+        raise ValueError(f"{fn}: {name} must be {allowed.describe()}, got {value!r}.")
+    return x
+
+
+def check_number_or_schedule(fn: str, name: str, value: Any, allowed: Range) -> float | Schedule:
+    """Checks a hyperparameter that may be a number in `allowed` or a schedule `step -> value`.
+
+    A schedule is checked for being callable only: its values are checked where they are known,
+    by the schedule's own constructor.
+    """
+    if callable(value):
+        return value
+    if isinstance(value, str):
+        raise TypeError(
+            f"{fn}: {name} must be a number or a schedule (a function of the step count), "
+            f"got the string {value!r}."
+        )
+    return check_number(fn, name, value, allowed)
+
+
+def check_optional_number(fn: str, name: str, value: Any, allowed: Range) -> float | None:
+    return None if value is None else check_number(fn, name, value, allowed)
+
+
+def check_bool(fn: str, name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_choice(fn: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        allowed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{fn}: {name} must be one of {allowed}, got {value!r}.")
+    return value
+
+
+def check_dtype(fn: str, name: str, value: Any) -> np.dtype | None:
+    """Checks an optional floating dtype (`None` means: follow the parameters)."""
+    if value is None:
+        return None
+    try:
+        dtype = np.dtype(jax.dtypes.canonicalize_dtype(value))
+    except TypeError as e:
+        raise TypeError(f"{fn}: {name} must be a floating dtype or None, got {value!r}.") from e
+    if not np.issubdtype(dtype, np.inexact):
+        raise TypeError(f"{fn}: {name} must be a floating dtype or None, got {value!r}.")
+    return dtype
+
+
+def check_mask(fn: str, name: str, value: Any) -> Any:
+    """A mask is None, a callable `params -> tree of bools`, or a tree of bools."""
+    if value is None or callable(value):
+        return value
+    leaves = jax.tree.leaves(value)
+    if not all(isinstance(leaf, (bool, np.bool_)) for leaf in leaves):
+        raise TypeError(
+            f"{fn}: {name} must be None, a callable params -> tree of bools, or a tree of bools "
+            f"shaped like the params, got {value!r}."
+        )
+    return value
+
+
+def require(fn: str, condition: bool, message: str) -> None:
+    """Raises a ValueError with `message` (prefixed by the function name) unless `condition`."""
+    if not condition:
+        raise ValueError(f"{fn}: {message}")

@@ -1,0 +1,1 @@
+"""Independent NumPy float64 reference implementations of optimizers and test problems."""
