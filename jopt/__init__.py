@@ -1,5 +1,6 @@
 """jopt: JAX optimizers as optax transforms, with hyperparameters in state, validated, exact."""
 
+from jopt import schedules
 from jopt.hparams import HParams, current_lr, get_hparams, set_hparams
 from jopt.optimizers import (
     adadelta,
@@ -15,6 +16,8 @@ from jopt.optimizers import (
     rmsprop,
     sgd,
 )
+from jopt.schedules import *  # noqa: F403 - the schedules are part of the public API
+from jopt.schedules.plateau import reduce_on_plateau
 from jopt.transforms.adadelta import scale_by_adadelta
 from jopt.transforms.adagrad import scale_by_rss
 from jopt.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
@@ -29,6 +32,9 @@ from jopt.transforms.rms import scale_by_rms, scale_by_stddev
 __version__ = "0.1.0"
 
 __all__ = [
+    *schedules.__all__,
+    "reduce_on_plateau",
+    "schedules",
     "HParams",
     "adadelta",
     "adagrad",

@@ -149,3 +149,30 @@ def require(fn: str, condition: bool, message: str) -> None:
     """Raises a ValueError with `message` (prefixed by the function name) unless `condition`."""
     if not condition:
         raise ValueError(f"{fn}: {message}")
+
+
+def check_int(fn: str, name: str, value: Any, minimum: int = 0) -> int:
+    """Checks an integer (a step count or a period) >= `minimum`; returns it as an int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_increasing(fn: str, name: str, values: Any, *, strict: bool = True) -> tuple:
+    """Checks a sequence of step boundaries: non-negative integers, increasing."""
+    try:
+        items = tuple(values)
+    except TypeError as e:
+        raise TypeError(f"{fn}: {name} must be a sequence of integers, got {values!r}.") from e
+    items = tuple(check_int(fn, f"{name}[{i}]", v) for i, v in enumerate(items))
+    pairs = zip(items, items[1:], strict=False)
+    bad = next(((a, b) for a, b in pairs if (b <= a if strict else b < a)), None)
+    if bad is not None:
+        order = "strictly increasing" if strict else "non-decreasing"
+        raise ValueError(f"{fn}: {name} must be {order}, got {list(items)}.")
+    return items

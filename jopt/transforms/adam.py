@@ -76,6 +76,20 @@ def _second_moments(updates, state_nu, hp):
     )
 
 
+def _debiased_first_moments(mu, updates, hp, count, nesterov):
+    """m_hat = m / (1 - b1**t), or NAdam's b1 m / (1 - b1**(t+1)) + (1 - b1) g / (1 - b1**t)."""
+    correction = tree_math.bias_correction(hp["b1"], count)
+    if not nesterov:
+        return jax.tree.map(lambda m: tree_math.debias(m, correction), mu)
+    ahead = tree_math.bias_correction(hp["b1"], base.increment(count))
+
+    def leaf(m, g):
+        g_hat, m_ahead = tree_math.debias(g, correction), tree_math.debias(m, ahead)
+        return tree_math.moment(g_hat, m_ahead, hp["b1"], hp.complement("b1"))
+
+    return jax.tree.map(leaf, mu, updates)
+
+
 def _normalize(m_hat, v_hat, hp, like):
     """`m_hat / (sqrt(v_hat + eps_root) + eps)`, returned in the dtype of `like`'s leaves."""
 
@@ -130,21 +144,7 @@ def scale_by_adam(
         mu = _first_moments(updates, state.mu, hp)
         nu = _second_moments(updates, state.nu, hp)
         count = base.increment(state.count)
-        correction1 = tree_math.bias_correction(hp["b1"], count)
-        if nesterov:
-            ahead = tree_math.bias_correction(hp["b1"], base.increment(count))
-            m_hat = jax.tree.map(
-                lambda m, g: tree_math.moment(
-                    tree_math.debias(g, correction1),
-                    tree_math.debias(m, ahead),
-                    hp["b1"],
-                    hp.complement("b1"),
-                ),
-                mu,
-                updates,
-            )
-        else:
-            m_hat = jax.tree.map(lambda m: tree_math.debias(m, correction1), mu)
+        m_hat = _debiased_first_moments(mu, updates, hp, count, nesterov)
         correction2 = tree_math.bias_correction(hp["b2"], count)
         v_hat = jax.tree.map(lambda v: tree_math.debias(v, correction2), nu)
         out = _normalize(m_hat, v_hat, hp, updates)

@@ -17,7 +17,13 @@ import jax.numpy as jnp
 import optax
 
 from jopt import base, tree_math, validation
-from jopt.transforms.adam import ScaleByAdamState, _adam_spec, _first_moments, _second_moments
+from jopt.transforms.adam import (
+    ScaleByAdamState,
+    _adam_spec,
+    _debiased_first_moments,
+    _first_moments,
+    _second_moments,
+)
 
 
 def _rho_inf(b2):
@@ -58,21 +64,7 @@ def scale_by_radam(
         # the exactly stored 1 - b2, rho_t is accurate to 1e-5 instead of 3e-3 at t = 6.
         correction2 = -jnp.expm1(t * jnp.log1p(-hp.complement("b2")))
         rho = rho_inf - 2 * t * (1 - correction2) / correction2
-        correction1 = tree_math.bias_correction(hp["b1"], count)
-        if nesterov:
-            ahead = tree_math.bias_correction(hp["b1"], base.increment(count))
-            m_hat = jax.tree.map(
-                lambda m, g: tree_math.moment(
-                    tree_math.debias(g, correction1),
-                    tree_math.debias(m, ahead),
-                    hp["b1"],
-                    hp.complement("b1"),
-                ),
-                mu,
-                updates,
-            )
-        else:
-            m_hat = jax.tree.map(lambda m: tree_math.debias(m, correction1), mu)
+        m_hat = _debiased_first_moments(mu, updates, hp, count, nesterov)
         # Guard the root: before the threshold is reached its argument can be negative.
         safe_rho = jnp.where(rho >= threshold, rho, rho_inf)
         r = jnp.sqrt(

@@ -1,0 +1,200 @@
+"""Decay schedules: constant, step, multi-step, exponential, inverse-time, polynomial, cosine.
+
+Each returns a pure function `step -> value` (see `jopt.schedules._base`). Where optax has the
+schedule, the signature is a drop-in for it; the numbers match optax, torch.optim.lr_scheduler and
+keras.optimizers.schedules (tests/golden holds fixtures made by the real packages). Unlike optax
+0.2.8, impossible arguments raise instead of silently giving a constant schedule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax.numpy as jnp
+
+from jopt import validation
+from jopt.schedules._base import Schedule, as_float, constant, cosine_anneal
+
+_FINITE = validation.ANY_FINITE
+
+
+def constant_schedule(value: float) -> Schedule:
+    """`value` at every step."""
+    value = validation.check_number("jopt.constant_schedule", "value", value, _FINITE)
+    return lambda step: constant(value) + 0 * as_float(step)
+
+
+def exponential_decay(
+    init_value: float,
+    transition_steps: int,
+    decay_rate: float,
+    transition_begin: int = 0,
+    staircase: bool = False,
+    end_value: float | None = None,
+) -> Schedule:
+    """Exponential decay; a drop-in for `optax.exponential_decay` (and Keras' ExponentialDecay).
+
+        value = init_value * decay_rate ** ((step - transition_begin) / transition_steps)
+
+    held at `init_value` before `transition_begin`; the exponent is floored with `staircase`;
+    `end_value` bounds the result (a floor when decay_rate < 1, a ceiling when > 1). torch's
+    ExponentialLR(gamma) is `exponential_decay(lr, 1, gamma)`, StepLR is `step_decay`.
+    """
+    fn = "jopt.exponential_decay"
+    init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
+    transition_steps = validation.check_int(fn, "transition_steps", transition_steps, 1)
+    decay_rate = validation.check_number(fn, "decay_rate", decay_rate, validation.POSITIVE)
+    transition_begin = validation.check_int(fn, "transition_begin", transition_begin)
+    staircase = validation.check_bool(fn, "staircase", staircase)
+    end_value = validation.check_optional_number(fn, "end_value", end_value, _FINITE)
+    if end_value is not None:
+        validation.require(
+            fn,
+            (end_value <= init_value) if decay_rate < 1 else (end_value >= init_value),
+            f"end_value={end_value} is never reached from init_value={init_value} with "
+            f"decay_rate={decay_rate}.",
+        )
+
+    def schedule(step):
+        elapsed = jnp.maximum(as_float(step) - transition_begin, 0)
+        exponent = elapsed / transition_steps
+        if staircase:
+            exponent = jnp.floor(exponent)
+        value = init_value * constant(decay_rate) ** exponent
+        if end_value is not None:
+            bound = jnp.maximum if decay_rate < 1 else jnp.minimum
+            value = bound(value, end_value)
+        return value
+
+    return schedule
+
+
+def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
+    """`init_value * gamma ** floor(step / step_size)`: torch's StepLR."""
+    fn = "jopt.step_decay"
+    validation.check_number(fn, "gamma", gamma, validation.POSITIVE)
+    step_size = validation.check_int(fn, "step_size", step_size, 1)
+    return exponential_decay(init_value, step_size, gamma, staircase=True)
+
+
+def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
+    """`init_value * gamma ** (number of milestones <= step)`: torch's MultiStepLR.
+
+    A milestone listed twice applies gamma twice, as in torch.
+    """
+    fn = "jopt.multistep_decay"
+    init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
+    milestones = validation.check_increasing(fn, "milestones", milestones, strict=False)
+    gamma = validation.check_number(fn, "gamma", gamma, validation.POSITIVE)
+    marks = jnp.asarray(milestones, jnp.int32)
+
+    def schedule(step):
+        passed = jnp.sum(jnp.asarray(step) >= marks) if milestones else 0
+        return init_value * constant(gamma) ** as_float(passed)
+
+    return schedule
+
+
+def inverse_time_decay(
+    init_value: float, decay_steps: int, decay_rate: float, staircase: bool = False
+) -> Schedule:
+    """`init_value / (1 + decay_rate * step / decay_steps)`: Keras' InverseTimeDecay.
+
+    The ratio `step / decay_steps` is floored with `staircase`.
+    """
+    fn = "jopt.inverse_time_decay"
+    init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
+    decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
+    decay_rate = validation.check_number(fn, "decay_rate", decay_rate, validation.NON_NEGATIVE)
+    staircase = validation.check_bool(fn, "staircase", staircase)
+
+    def schedule(step):
+        ratio = as_float(step) / decay_steps
+        if staircase:
+            ratio = jnp.floor(ratio)
+        return init_value / (1 + decay_rate * ratio)
+
+    return schedule
+
+
+def polynomial_schedule(
+    init_value: float,
+    end_value: float,
+    power: float,
+    transition_steps: int,
+    transition_begin: int = 0,
+    *,
+    cycle: bool = False,
+) -> Schedule:
+    """Polynomial decay; a drop-in for `optax.polynomial_schedule`, with Keras' `cycle`.
+
+        value = (init_value - end_value) * (1 - t / T) ** power + end_value,
+        t = clip(step - transition_begin, 0, T),  T = transition_steps
+
+    With `cycle` (Keras' PolynomialDecay), T grows to the next multiple of transition_steps
+    instead of holding at end_value: T = transition_steps * ceil(t / transition_steps).
+    torch's PolynomialLR(total_iters, power) is `polynomial_schedule(lr, 0, power, total_iters)`.
+    """
+    fn = "jopt.polynomial_schedule"
+    init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
+    end_value = validation.check_number(fn, "end_value", end_value, _FINITE)
+    power = validation.check_number(fn, "power", power, validation.POSITIVE)
+    transition_steps = validation.check_int(fn, "transition_steps", transition_steps, 1)
+    transition_begin = validation.check_int(fn, "transition_begin", transition_begin)
+    cycle = validation.check_bool(fn, "cycle", cycle)
+
+    def schedule(step):
+        t = jnp.maximum(as_float(step) - transition_begin, 0)
+        if cycle:
+            horizon = transition_steps * jnp.maximum(jnp.ceil(t / transition_steps), 1)
+        else:
+            horizon = constant(transition_steps)
+            t = jnp.minimum(t, horizon)
+        return (init_value - end_value) * (1 - t / horizon) ** power + end_value
+
+    return schedule
+
+
+def linear_schedule(
+    init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0
+) -> Schedule:
+    """Linear interpolation from init_value to end_value; a drop-in for `optax.linear_schedule`.
+
+    torch's LinearLR(start_factor, end_factor, total_iters) on a base lr is
+    `linear_schedule(lr * start_factor, lr * end_factor, total_iters)`.
+    """
+    return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
+
+
+def cosine_decay_schedule(
+    init_value: float,
+    decay_steps: int,
+    alpha: float = 0.0,
+    exponent: float = 1.0,
+    *,
+    periodic: bool = False,
+) -> Schedule:
+    """Cosine annealing (Loshchilov & Hutter 2017); a drop-in for `optax.cosine_decay_schedule`.
+
+        value = init_value * ((1 - alpha) * c ** exponent + alpha),
+        c = (1 + cos(pi * min(step, decay_steps) / decay_steps)) / 2
+
+    Past `decay_steps` the value stays at the floor `alpha * init_value` (optax, Keras). With
+    `periodic=True` the step is not clipped and the value rises again, as torch's
+    CosineAnnealingLR(T_max, eta_min) does past T_max (alpha = eta_min / lr).
+    """
+    fn = "jopt.cosine_decay_schedule"
+    init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
+    decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
+    alpha = validation.check_number(fn, "alpha", alpha, _FINITE)
+    exponent = validation.check_number(fn, "exponent", exponent, validation.POSITIVE)
+    periodic = validation.check_bool(fn, "periodic", periodic)
+
+    def schedule(step):
+        t = as_float(step)
+        if not periodic:
+            t = jnp.minimum(t, decay_steps)
+        c = cosine_anneal(1.0, 0.0, t / decay_steps)
+        return init_value * ((1 - alpha) * c**exponent + alpha)
+
+    return schedule

@@ -1,0 +1,63 @@
+"""Cosine annealing with warm restarts (SGDR; Loshchilov & Hutter 2017), in closed form.
+
+Cycle i lasts `first_decay_steps * t_mul**i` steps and starts at `init_value * m_mul**i`:
+
+    value = init_value * (alpha + (1 - alpha) * m_mul**i * (1 + cos(pi * f)) / 2)
+
+with f the fraction of cycle i elapsed. This is Keras' CosineDecayRestarts exactly (alpha floors
+at `alpha * init_value`, not decayed by m_mul) and torch's CosineAnnealingWarmRestarts(T_0,
+T_mult, eta_min) with `m_mul=1`, `alpha=eta_min / lr`. Unlike optax's `sgdr_schedule`, it needs
+no list of cycles and runs for any number of steps.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from jopt import validation
+from jopt.schedules._base import Schedule, as_float, cosine_anneal
+
+
+def cosine_decay_restarts(
+    init_value: float,
+    first_decay_steps: int,
+    t_mul: float = 2.0,
+    m_mul: float = 1.0,
+    alpha: float = 0.0,
+) -> Schedule:
+    """Cosine annealing restarted every cycle, cycles growing by t_mul and peaks by m_mul.
+
+    Args:
+      init_value: the value at step 0.
+      first_decay_steps: the length of the first cycle (torch's T_0).
+      t_mul: the factor by which each cycle is longer than the previous one (torch's T_mult).
+      m_mul: the factor by which each cycle's peak is lower than the previous one.
+      alpha: the floor, as a fraction of init_value.
+    """
+    fn = "jopt.cosine_decay_restarts"
+    init_value = validation.check_number(fn, "init_value", init_value, validation.ANY_FINITE)
+    first = validation.check_int(fn, "first_decay_steps", first_decay_steps, 1)
+    t_mul = validation.check_number(fn, "t_mul", t_mul, validation.Range(1.0))
+    m_mul = validation.check_number(fn, "m_mul", m_mul, validation.NON_NEGATIVE)
+    alpha = validation.check_number(fn, "alpha", alpha, validation.ANY_FINITE)
+
+    def start_of(cycle):
+        """The fraction of the first cycle at which cycle `cycle` starts."""
+        if t_mul == 1.0:
+            return cycle
+        return (t_mul**cycle - 1) / (t_mul - 1)
+
+    def schedule(step):
+        progress = as_float(step) / first  # in units of the first cycle
+        if t_mul == 1.0:
+            cycle = jnp.floor(progress)
+        else:
+            cycle = jnp.floor(jnp.log1p(progress * (t_mul - 1)) / jnp.log(t_mul))
+            # The logarithm can land one cycle off at a boundary: step back or forward.
+            cycle = jnp.where(start_of(cycle) > progress, cycle - 1, cycle)
+            cycle = jnp.where(start_of(cycle + 1) <= progress, cycle + 1, cycle)
+        fraction = (progress - start_of(cycle)) / t_mul**cycle
+        peak = m_mul**cycle
+        return init_value * (alpha + (1 - alpha) * peak * cosine_anneal(1.0, 0.0, fraction))
+
+    return schedule
