@@ -1,6 +1,6 @@
 """jopt: JAX optimizers as optax transforms, with hyperparameters in state, validated, exact."""
 
-from jopt import schedules
+from jopt import keras, schedules, torch
 from jopt.hparams import HParams, current_lr, get_hparams, set_hparams
 from jopt.optimizers import (
     adadelta,
@@ -21,10 +21,11 @@ from jopt.schedules.plateau import reduce_on_plateau
 from jopt.transforms.adadelta import scale_by_adadelta
 from jopt.transforms.adagrad import scale_by_rss
 from jopt.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
-from jopt.transforms.clipping import clip, clip_by_global_norm, clipped_norm
+from jopt.transforms.clipping import clip, clip_by_global_norm, clip_by_leaf_norm, clipped_norm
 from jopt.transforms.learning_rate import scale_by_learning_rate
 from jopt.transforms.lion import scale_by_lion
 from jopt.transforms.momentum import ema, momentum_lr_inside, scale_by_momentum, trace
+from jopt.transforms.nadam import scale_by_nadam
 from jopt.transforms.radam import scale_by_radam
 from jopt.transforms.regularization import add_decayed_weights, add_l1_penalty
 from jopt.transforms.rms import scale_by_rms, scale_by_stddev
@@ -33,8 +34,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     *schedules.__all__,
+    "clip_by_leaf_norm",
+    "keras",
     "reduce_on_plateau",
+    "scale_by_nadam",
     "schedules",
+    "torch",
     "HParams",
     "adadelta",
     "adagrad",

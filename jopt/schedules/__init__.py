@@ -6,6 +6,7 @@ Any jopt hyperparameter accepts one (learning rate, momentum, betas, weight deca
 from jopt.schedules.compose import (
     join_schedules,
     multiply_schedules,
+    per_epoch,
     piecewise_constant,
     piecewise_constant_schedule,
     piecewise_interpolate_schedule,
@@ -51,6 +52,7 @@ __all__ = [
     "multistep_decay",
     "one_cycle_momentum",
     "one_cycle_schedule",
+    "per_epoch",
     "piecewise_constant",
     "piecewise_constant_schedule",
     "piecewise_interpolate_schedule",

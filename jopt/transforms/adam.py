@@ -45,21 +45,30 @@ class ScaleByAmsgradState(NamedTuple):
     hparams: HParams  # b1, b2, eps, eps_root
 
 
-def _adam_spec(owner, b1, b2, eps, eps_root=None, derived=None) -> Spec:
-    values = {
-        "b1": validation.check_number_or_schedule(owner, "b1", b1, validation.DECAY),
-        "b2": validation.check_number_or_schedule(owner, "b2", b2, validation.DECAY),
-        "eps": validation.check_number(owner, "eps", eps, validation.NON_NEGATIVE),
-    }
-    if eps_root is not None:
-        values["eps_root"] = validation.check_number(
-            owner, "eps_root", eps_root, validation.NON_NEGATIVE
-        )
+def _eps_hat_scale(hp, count):
+    """`sqrt(1 - b2**t) / (1 - b1**t)`: both bias corrections moved onto the step size."""
+    correction1 = tree_math.bias_correction(hp["b1"], count)
+    return jnp.sqrt(tree_math.bias_correction(hp["b2"], count)) / correction1
+
+
+def _adam_spec(owner, b1, b2, eps, eps_root=None, derived=None, extra=None) -> Spec:
+    """Spec of an Adam-like block: b1, b2, eps, [eps_root], `extra` {name: (value, Range)}."""
     ranges = {
         "b1": validation.DECAY,
         "b2": validation.DECAY,
         "eps": validation.NON_NEGATIVE,
         "eps_root": validation.NON_NEGATIVE,
+    }
+    given = {"b1": b1, "b2": b2, "eps": eps}
+    if eps_root is not None:
+        given["eps_root"] = eps_root
+    for name, (value, allowed) in (extra or {}).items():
+        given[name], ranges[name] = value, allowed
+    values = {
+        name: validation.check_number_or_schedule(owner, name, value, ranges[name])
+        if name in ("b1", "b2")
+        else validation.check_number(owner, name, value, ranges[name])
+        for name, value in given.items()
     }
     return Spec(owner, values, ranges, decays=("b1", "b2"), derived=derived)
 
@@ -90,13 +99,14 @@ def _debiased_first_moments(mu, updates, hp, count, nesterov):
     return jax.tree.map(leaf, mu, updates)
 
 
-def _normalize(m_hat, v_hat, hp, like):
-    """`m_hat / (sqrt(v_hat + eps_root) + eps)`, returned in the dtype of `like`'s leaves."""
+def _normalize(m_hat, v_hat, hp, like, scale=None):
+    """`m_hat [* scale] / (sqrt(v_hat + eps_root) + eps)`, in the dtype of `like`'s leaves."""
 
     def leaf(m, v, g):
         dt = base.wider(m.dtype, v.dtype)
         root = jnp.sqrt(v.astype(dt) + hp["eps_root"].astype(dt))
-        return (m.astype(dt) / (root + hp["eps"].astype(dt))).astype(g.dtype)
+        m = m.astype(dt) if scale is None else m.astype(dt) * scale.astype(dt)
+        return (m / (root + hp["eps"].astype(dt))).astype(g.dtype)
 
     return jax.tree.map(leaf, m_hat, v_hat, like)
 
@@ -110,6 +120,7 @@ def scale_by_adam(
     *,
     nesterov: bool = False,
     nu_dtype: Any = None,
+    eps_hat: bool = False,
     owner: str = "jopt.scale_by_adam",
 ) -> optax.GradientTransformationExtraArgs:
     """Rescales updates by Adam's bias-corrected moments; a drop-in for `optax.scale_by_adam`.
@@ -122,10 +133,15 @@ def scale_by_adam(
       mu_dtype: dtype of the first moment (default: the params' dtype).
       nesterov: NAdam's Nesterov-corrected first moment.
       nu_dtype: dtype of the second moment (default: the params' dtype).
+      eps_hat: the paper's "epsilon hat" form used by Keras: eps is added to sqrt(v), not to
+        sqrt(v_hat), and both bias corrections scale the step instead,
+        `update = sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v + eps_root) + eps)`.
       owner: the public name reported in errors.
     """
     spec = _adam_spec(owner, b1, b2, eps, eps_root)
     nesterov = validation.check_bool(owner, "nesterov", nesterov)
+    eps_hat = validation.check_bool(owner, "eps_hat", eps_hat)
+    validation.require(owner, not (nesterov and eps_hat), "eps_hat is not defined with nesterov.")
     mu_dtype = validation.check_dtype(owner, "mu_dtype", mu_dtype)
     nu_dtype = validation.check_dtype(owner, "nu_dtype", nu_dtype)
 
@@ -144,10 +160,13 @@ def scale_by_adam(
         mu = _first_moments(updates, state.mu, hp)
         nu = _second_moments(updates, state.nu, hp)
         count = base.increment(state.count)
-        m_hat = _debiased_first_moments(mu, updates, hp, count, nesterov)
-        correction2 = tree_math.bias_correction(hp["b2"], count)
-        v_hat = jax.tree.map(lambda v: tree_math.debias(v, correction2), nu)
-        out = _normalize(m_hat, v_hat, hp, updates)
+        if eps_hat:
+            out = _normalize(mu, nu, hp, updates, _eps_hat_scale(hp, count))
+        else:
+            m_hat = _debiased_first_moments(mu, updates, hp, count, nesterov)
+            correction2 = tree_math.bias_correction(hp["b2"], count)
+            v_hat = jax.tree.map(lambda v: tree_math.debias(v, correction2), nu)
+            out = _normalize(m_hat, v_hat, hp, updates)
         new_state = ScaleByAdamState(
             count, base.cast_like(mu, state.mu), base.cast_like(nu, state.nu), hp
         )
@@ -166,6 +185,7 @@ def scale_by_amsgrad(
     bias_correction_nu: bool = True,
     *,
     max_of: str = "raw",
+    eps_hat: bool = False,
     owner: str = "jopt.scale_by_amsgrad",
 ) -> optax.GradientTransformationExtraArgs:
     """AMSGrad: Adam with the running maximum of the second moment.
@@ -176,6 +196,7 @@ def scale_by_amsgrad(
       bias_correction_nu: divide the second moment by `1 - b2**t`.
       max_of: "raw" (torch, Keras; default) keeps `max(v)` and bias-corrects it afterwards;
         "corrected" (optax) keeps `max(v_hat)`. Warning: optax's default is "corrected".
+      eps_hat: Keras' "epsilon hat" form (see `scale_by_adam`), with the max of the raw v.
       owner: the public name reported in errors.
     """
     spec = _adam_spec(owner, b1, b2, eps, eps_root)
@@ -183,6 +204,12 @@ def scale_by_amsgrad(
     bias_correction_mu = validation.check_bool(owner, "bias_correction_mu", bias_correction_mu)
     bias_correction_nu = validation.check_bool(owner, "bias_correction_nu", bias_correction_nu)
     max_of = validation.check_choice(owner, "max_of", max_of, MAX_OF)
+    eps_hat = validation.check_bool(owner, "eps_hat", eps_hat)
+    validation.require(
+        owner,
+        not eps_hat or (max_of == "raw" and bias_correction_mu and bias_correction_nu),
+        "eps_hat needs max_of='raw' and both bias corrections.",
+    )
 
     def init_fn(params):
         return ScaleByAmsgradState(
@@ -219,7 +246,10 @@ def scale_by_amsgrad(
                 lambda old, v: jnp.maximum(old.astype(v.dtype), corrected(v)), state.nu_max, nu
             )
             v_hat = nu_max
-        out = _normalize(m_hat, v_hat, hp, updates)
+        if eps_hat:
+            out = _normalize(mu, nu_max, hp, updates, _eps_hat_scale(hp, count))
+        else:
+            out = _normalize(m_hat, v_hat, hp, updates)
         new_state = ScaleByAmsgradState(
             count,
             base.cast_like(mu, state.mu),
@@ -237,13 +267,17 @@ def scale_by_adamax(
     b2: float | validation.Schedule = 0.999,
     eps: float = 1e-8,
     *,
+    eps_in_max: bool = True,
     owner: str = "jopt.scale_by_adamax",
 ) -> optax.GradientTransformationExtraArgs:
     """Adamax, Adam with the infinity norm; a drop-in for `optax.scale_by_adamax`.
 
-    m = b1 m + (1 - b1) g;  u = max(b2 u, |g| + eps);  update = m / (1 - b1**t) / u
+        m = b1 m + (1 - b1) g;  u = max(b2 u, |g| + eps);  update = m / (1 - b1**t) / u
+
+    With `eps_in_max=False` (Keras): u = max(b2 u, |g|), update = m / (1 - b1**t) / (u + eps).
     """
     spec = _adam_spec(owner, b1, b2, eps)
+    eps_in_max = validation.check_bool(owner, "eps_in_max", eps_in_max)
 
     def init_fn(params):
         return ScaleByAdamState(
@@ -259,18 +293,19 @@ def scale_by_adamax(
 
         def infinity_norm(g, u):
             dt = base.wider(g.dtype, u.dtype)
-            return jnp.maximum(
-                jnp.abs(g.astype(dt)) + hp["eps"].astype(dt), hp["b2"].astype(dt) * u.astype(dt)
-            )
+            size = jnp.abs(g.astype(dt))
+            if eps_in_max:
+                size = size + hp["eps"].astype(dt)
+            return jnp.maximum(size, hp["b2"].astype(dt) * u.astype(dt))
 
         nu = jax.tree.map(infinity_norm, updates, state.nu)
         correction1 = tree_math.bias_correction(hp["b1"], count)
-        out = jax.tree.map(
-            lambda m, u, g: (tree_math.debias(m, correction1) / u).astype(g.dtype),
-            mu,
-            nu,
-            updates,
-        )
+
+        def step(m, u, g):
+            u = u if eps_in_max else u + hp["eps"].astype(u.dtype)
+            return (tree_math.debias(m, correction1) / u).astype(g.dtype)
+
+        out = jax.tree.map(step, mu, nu, updates)
         new_state = ScaleByAdamState(
             count, base.cast_like(mu, state.mu), base.cast_like(nu, state.nu), hp
         )

@@ -21,7 +21,7 @@ from jopt.hparams import HParams, Spec
 
 class ClipState(NamedTuple):
     count: jax.Array  # steps taken, int32, saturating
-    hparams: HParams  # max_delta
+    hparams: HParams  # max_delta (clip) or max_norm (clip_by_leaf_norm)
 
 
 class ClipByGlobalNormState(NamedTuple):
@@ -87,6 +87,36 @@ def clip_by_global_norm(
 
         new_state = ClipByGlobalNormState(base.increment(state.count), norm.astype(jnp.float32), hp)
         return jax.tree.map(leaf, updates), new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def clip_by_leaf_norm(
+    max_norm: float | validation.Schedule,
+) -> optax.GradientTransformationExtraArgs:
+    """Rescales each leaf separately so that its L2 norm is at most `max_norm` (Keras' clipnorm).
+
+    g = g * max_norm / max(||g||, max_norm)     for every leaf (tensor) on its own
+    """
+    owner = "jopt.clip_by_leaf_norm"
+    max_norm = validation.check_number_or_schedule(owner, "max_norm", max_norm, validation.POSITIVE)
+    spec = Spec(owner, {"max_norm": max_norm}, {"max_norm": validation.POSITIVE})
+
+    def init_fn(params):
+        del params
+        return ClipState(base.zero_count(), spec.init())
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del params, extra_args
+        hp = spec.resolve(state.hparams, state.count)
+
+        def leaf(g):
+            dt = base.wider(g.dtype)
+            norm = tree_math.global_norm(g).astype(dt)
+            limit = hp["max_norm"].astype(dt)
+            return (g.astype(dt) * limit / jnp.maximum(norm, limit)).astype(g.dtype)
+
+        return jax.tree.map(leaf, updates), ClipState(base.increment(state.count), hp)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

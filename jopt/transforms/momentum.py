@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import optax
 
 from jopt import base, tree_math, validation
@@ -34,7 +35,7 @@ MOMENTUM_FORMS = (*FORMS, "lr_inside")  # the forms the optimizers offer
 class MomentumState(NamedTuple):
     count: jax.Array  # steps taken, int32, saturating
     momentum: optax.Updates  # the buffer m (or v for the lr_inside form)
-    hparams: HParams  # momentum, dampening (and learning_rate for lr_inside)
+    hparams: HParams  # momentum, dampening (lr_inside: learning_rate, momentum, weight_decay)
 
 
 def scale_by_momentum(
@@ -44,6 +45,7 @@ def scale_by_momentum(
     dampening: float = 0.0,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
+    dampen_first_step: bool = True,
     owner: str = "jopt.scale_by_momentum",
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum whose output the learning rate multiplies afterwards (classic or EMA form).
@@ -54,9 +56,12 @@ def scale_by_momentum(
       dampening: torch's dampening tau in [0, 1], classic form only.
       nesterov: use the Nesterov look-ahead direction.
       accumulator_dtype: dtype of the buffer (default: the params' dtype).
+      dampen_first_step: with False, the first step sets `m = g` undampened, as torch's SGD
+        does (it differs from the default only when dampening > 0).
       owner: the public name reported in errors.
     """
     form = validation.check_choice(owner, "form", form, FORMS)
+    dampen_first_step = validation.check_bool(owner, "dampen_first_step", dampen_first_step)
     momentum = validation.check_number_or_schedule(owner, "momentum", momentum, validation.DECAY)
     dampening = validation.check_number(owner, "dampening", dampening, validation.UNIT)
     nesterov = validation.check_bool(owner, "nesterov", nesterov)
@@ -87,6 +92,8 @@ def scale_by_momentum(
         mu = hp["momentum"]
         # The weight of the new gradient: 1 - dampening (classic) or 1 - mu (ema).
         weight = hp.complement("dampening" if form == "classic" else "momentum")
+        if not dampen_first_step:
+            weight = jnp.where(state.count == 0, jnp.ones_like(weight), weight)
         new_m = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, state.momentum)
         if nesterov:
             direction = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, new_m)
@@ -127,30 +134,46 @@ def momentum_lr_inside(
     *,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
+    weight_decay: float | validation.Schedule | None = None,
     owner: str = "jopt.momentum_lr_inside",
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum with the learning rate inside the buffer (Keras): `v = mu v - lr g`, update `v`.
 
     Returns the full update (already scaled by `-learning_rate`): do not chain a learning-rate
-    scaling after it. With `nesterov`, the update is `mu v - lr g` (Keras' form).
+    scaling after it. With `nesterov`, the update is `mu v - lr g` (Keras' form). With
+    `weight_decay`, the decoupled decay `-lr * weight_decay * params` is added to the update
+    (not to the buffer), with the same learning rate, as Keras applies it.
 
     Args:
       learning_rate: a number >= 0 or a schedule.
       momentum: mu in [0, 1), or a schedule.
       nesterov: use the Nesterov look-ahead update.
       accumulator_dtype: dtype of the buffer (default: the params' dtype).
+      weight_decay: None, or a decoupled decay coefficient >= 0 (needs params in update).
       owner: the public name reported in errors.
     """
-    learning_rate = validation.check_number_or_schedule(
-        owner, "learning_rate", learning_rate, validation.NON_NEGATIVE
-    )
-    momentum = validation.check_number_or_schedule(owner, "momentum", momentum, validation.DECAY)
+    values = {
+        "learning_rate": validation.check_number_or_schedule(
+            owner, "learning_rate", learning_rate, validation.NON_NEGATIVE
+        ),
+        "momentum": validation.check_number_or_schedule(
+            owner, "momentum", momentum, validation.DECAY
+        ),
+    }
+    if weight_decay is not None:
+        values["weight_decay"] = validation.check_number_or_schedule(
+            owner, "weight_decay", weight_decay, validation.NON_NEGATIVE
+        )
     nesterov = validation.check_bool(owner, "nesterov", nesterov)
     accumulator_dtype = validation.check_dtype(owner, "accumulator_dtype", accumulator_dtype)
     spec = Spec(
         owner,
-        {"learning_rate": learning_rate, "momentum": momentum},
-        {"learning_rate": validation.NON_NEGATIVE, "momentum": validation.DECAY},
+        values,
+        {
+            "learning_rate": validation.NON_NEGATIVE,
+            "momentum": validation.DECAY,
+            "weight_decay": validation.NON_NEGATIVE,
+        },
     )
 
     def init_fn(params):
@@ -161,7 +184,7 @@ def momentum_lr_inside(
         )
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
         base.check_tree(owner, updates, state.momentum, "momentum buffer")
         hp = spec.resolve(state.hparams, state.count)
         step = -hp["learning_rate"]
@@ -172,6 +195,12 @@ def momentum_lr_inside(
             out = jax.tree.map(lambda g, v: moment(g, v, hp["momentum"], step), updates, new_v)
         else:
             out = new_v
+        if weight_decay is not None:
+            if params is None:
+                raise ValueError(f"{owner}: weight decay needs the params in update.")
+            base.check_tree(owner, updates, params, "params", dtypes=True)
+            decay = step * hp["weight_decay"]
+            out = jax.tree.map(lambda u, p: u + decay.astype(u.dtype) * p, out, params)
         out = base.cast_like(out, updates)
         new_v = base.cast_like(new_v, state.momentum)
         return out, MomentumState(base.increment(state.count), new_v, hp)

@@ -39,11 +39,17 @@ def scale_by_radam(
     threshold: float = 5.0,
     *,
     nesterov: bool = False,
+    eps_hat: bool = False,
     owner: str = "jopt.scale_by_radam",
 ) -> optax.GradientTransformationExtraArgs:
-    """Rescales updates with RAdam's rectified Adam step; a drop-in for `optax.scale_by_radam`."""
+    """Rescales updates with RAdam's rectified Adam step; a drop-in for `optax.scale_by_radam`.
+
+    With `eps_hat=True` (torch's RAdam), eps is added to sqrt(v) before the bias correction:
+    `r_t * m_hat * sqrt(1 - b2**t) / (sqrt(v + eps_root) + eps)`.
+    """
     threshold = validation.check_number(owner, "threshold", threshold, validation.ANY_FINITE)
     nesterov = validation.check_bool(owner, "nesterov", nesterov)
+    eps_hat = validation.check_bool(owner, "eps_hat", eps_hat)
     spec = _adam_spec(owner, b1, b2, eps, eps_root, derived={"rho_inf": ("b2", _rho_inf)})
 
     def init_fn(params):
@@ -76,8 +82,12 @@ def scale_by_radam(
 
         def leaf(m, v, g):
             dt = base.wider(m.dtype, v.dtype)
-            v = tree_math.debias(v, correction2).astype(dt)
-            root = jnp.sqrt(v + hp["eps_root"].astype(dt)) + hp["eps"].astype(dt)
+            if eps_hat:
+                root = jnp.sqrt(v.astype(dt) + hp["eps_root"].astype(dt)) + hp["eps"].astype(dt)
+                root = root / jnp.sqrt(correction2).astype(dt)
+            else:
+                v = tree_math.debias(v, correction2).astype(dt)
+                root = jnp.sqrt(v + hp["eps_root"].astype(dt)) + hp["eps"].astype(dt)
             rectified = r.astype(dt) * m.astype(dt) / root
             return jnp.where(rho >= threshold, rectified, m.astype(dt)).astype(g.dtype)
 

@@ -1,0 +1,1 @@
+"""Other frameworks' optimizers and schedules as jopt transforms: `jopt.torch`, `jopt.keras`."""

@@ -1,0 +1,190 @@
+"""torch.optim.lr_scheduler's schedulers as jopt schedules: same arguments, same numbers.
+
+A torch scheduler takes an optimizer and reads its base learning rate; here the base learning
+rate is the first argument, and the result is a schedule to pass as `lr` of a `jopt.torch`
+optimizer (or any jopt optimizer). `schedule(k)` is the learning rate torch uses after k calls of
+`scheduler.step()`; if the loop steps the scheduler once per epoch, wrap it:
+`jopt.per_epoch(schedule, steps_per_epoch)`.
+
+Closed forms replace torch's recursive updates (same values to rounding). OneCycleLR and
+CyclicLR also carry, as `.momentum`, the momentum (or beta1) schedule of `cycle_momentum=True`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+
+from jopt import validation
+from jopt.schedules import compose, cyclic, decay, restarts
+from jopt.schedules._base import Schedule
+
+
+def _base(fn: str, lr: float) -> float:
+    return validation.check_number(fn, "lr", lr, validation.NON_NEGATIVE)
+
+
+def _tagged(schedule: Schedule, base_lr: float, momentum: Schedule | None = None) -> Schedule:
+    """Attaches the base learning rate (for ChainedScheduler) and a momentum schedule."""
+
+    def tagged(step: Any):
+        return schedule(step)
+
+    tagged.base_lr = base_lr
+    tagged.momentum = momentum
+    return tagged
+
+
+def _fraction(fn: str, lr: float, eta_min: float) -> float:
+    eta_min = validation.check_number(fn, "eta_min", eta_min, validation.NON_NEGATIVE)
+    validation.require(fn, lr > 0 or eta_min == 0, f"eta_min={eta_min} needs lr > 0.")
+    return eta_min / lr if lr > 0 else 0.0
+
+
+def StepLR(lr: float, step_size: int, gamma: float = 0.1) -> Schedule:  # noqa: N802
+    """`lr * gamma ** (t // step_size)`."""
+    return _tagged(decay.step_decay(_base("jopt.torch.StepLR", lr), step_size, gamma), lr)
+
+
+def MultiStepLR(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:  # noqa: N802
+    """`lr * gamma ** (number of milestones <= t)` (milestones in any order, as torch)."""
+    fn = "jopt.torch.MultiStepLR"
+    return _tagged(decay.multistep_decay(_base(fn, lr), sorted(milestones), gamma), lr)
+
+
+def ExponentialLR(lr: float, gamma: float) -> Schedule:  # noqa: N802
+    """`lr * gamma ** t`."""
+    return _tagged(decay.exponential_decay(_base("jopt.torch.ExponentialLR", lr), 1, gamma), lr)
+
+
+def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:  # noqa: N802, N803
+    """`eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2`, periodic past T_max as torch."""
+    fn = "jopt.torch.CosineAnnealingLR"
+    alpha = _fraction(fn, _base(fn, lr), eta_min)
+    return _tagged(decay.cosine_decay_schedule(lr, T_max, alpha, periodic=True), lr)
+
+
+def CosineAnnealingWarmRestarts(  # noqa: N802
+    lr: float,
+    T_0: int,  # noqa: N803
+    T_mult: int = 1,  # noqa: N803
+    eta_min: float = 0.0,
+) -> Schedule:
+    """SGDR: cosine from lr to eta_min over T_0 steps, restarting with periods times T_mult."""
+    fn = "jopt.torch.CosineAnnealingWarmRestarts"
+    T_mult = validation.check_int(fn, "T_mult", T_mult, 1)  # noqa: N806
+    alpha = _fraction(fn, _base(fn, lr), eta_min)
+    return _tagged(restarts.cosine_decay_restarts(lr, T_0, float(T_mult), 1.0, alpha), lr)
+
+
+def OneCycleLR(  # noqa: N802
+    max_lr: float,
+    total_steps: int | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    cycle_momentum: bool = True,
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    three_phase: bool = False,
+) -> Schedule:
+    """The one-cycle policy; `.momentum` holds the momentum schedule if cycle_momentum."""
+    fn = "jopt.torch.OneCycleLR"
+    if total_steps is None:
+        validation.require(
+            fn,
+            epochs is not None and steps_per_epoch is not None,
+            "give total_steps, or epochs and steps_per_epoch.",
+        )
+        total_steps = validation.check_int(fn, "epochs", epochs, 1) * validation.check_int(
+            fn, "steps_per_epoch", steps_per_epoch, 1
+        )
+    lr = cyclic.one_cycle_schedule(
+        total_steps, max_lr, pct_start, anneal_strategy, div_factor, final_div_factor, three_phase
+    )
+    momentum = None
+    if validation.check_bool(fn, "cycle_momentum", cycle_momentum):
+        momentum = cyclic.one_cycle_momentum(
+            total_steps, base_momentum, max_momentum, pct_start, anneal_strategy, three_phase
+        )
+    return _tagged(lr, max_lr / div_factor, momentum)
+
+
+def CyclicLR(  # noqa: N802
+    base_lr: float,
+    max_lr: float,
+    step_size_up: int = 2000,
+    step_size_down: int | None = None,
+    mode: str = "triangular",
+    gamma: float = 1.0,
+    cycle_momentum: bool = True,
+    base_momentum: float = 0.8,
+    max_momentum: float = 0.9,
+) -> Schedule:
+    """A triangular cycle between base_lr and max_lr; `.momentum` the inverse cycle."""
+    fn = "jopt.torch.CyclicLR"
+    lr = cyclic.cyclic_schedule(base_lr, max_lr, step_size_up, step_size_down, mode, gamma)
+    momentum = None
+    if validation.check_bool(fn, "cycle_momentum", cycle_momentum):
+        momentum = cyclic.cyclic_momentum(
+            base_momentum, max_momentum, step_size_up, step_size_down, mode, gamma
+        )
+    return _tagged(lr, base_lr, momentum)
+
+
+def LinearLR(  # noqa: N802
+    lr: float, start_factor: float = 1 / 3, end_factor: float = 1.0, total_iters: int = 5
+) -> Schedule:
+    """`lr * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters)`."""
+    fn = "jopt.torch.LinearLR"
+    unit = validation.Range(0.0, 1.0, lo_open=True)
+    start = validation.check_number(fn, "start_factor", start_factor, unit)
+    end = validation.check_number(fn, "end_factor", end_factor, validation.UNIT)
+    return _tagged(decay.linear_schedule(_base(fn, lr) * start, lr * end, total_iters), lr)
+
+
+def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> Schedule:  # noqa: N802
+    """`lr * (1 - min(t, total_iters) / total_iters) ** power`."""
+    fn = "jopt.torch.PolynomialLR"
+    return _tagged(decay.polynomial_schedule(_base(fn, lr), 0.0, power, total_iters), lr)
+
+
+def ConstantLR(lr: float, factor: float = 1 / 3, total_iters: int = 5) -> Schedule:  # noqa: N802
+    """`lr * factor` for t < total_iters, then `lr`."""
+    fn = "jopt.torch.ConstantLR"
+    factor = validation.check_number(fn, "factor", factor, validation.UNIT)
+    total_iters = validation.check_int(fn, "total_iters", total_iters)
+    return _tagged(compose.piecewise_constant([total_iters], [_base(fn, lr) * factor, lr]), lr)
+
+
+def SequentialLR(schedulers: Sequence[Schedule], milestones: Sequence[int]) -> Schedule:  # noqa: N802
+    """Scheduler i from milestone i-1 on, counting its steps from there."""
+    joined = compose.join_schedules(schedulers, milestones)
+    return _tagged(joined, getattr(schedulers[0], "base_lr", None))
+
+
+def ChainedScheduler(schedulers: Sequence[Schedule]) -> Schedule:  # noqa: N802
+    """The product of multiplicative schedulers on one base learning rate (torch's chaining).
+
+    Each scheduler scales the base learning rate; chaining multiplies their factors:
+    `lr * prod(s_i(t) / lr)`. Exact for StepLR, MultiStepLR, ExponentialLR, ConstantLR,
+    LinearLR and PolynomialLR, whose torch updates are multiplicative.
+    """
+    fn = "jopt.torch.ChainedScheduler"
+    schedulers = tuple(schedulers)
+    validation.require(fn, len(schedulers) >= 1, "needs at least one scheduler.")
+    bases = {getattr(s, "base_lr", None) for s in schedulers}
+    validation.require(
+        fn,
+        len(bases) == 1 and None not in bases,
+        "needs jopt.torch schedulers built on the same base learning rate.",
+    )
+    lr = bases.pop()
+    validation.require(fn, lr > 0, f"needs a base learning rate > 0, got {lr}.")
+    product = compose.multiply_schedules(*schedulers)
+    return _tagged(lambda step: product(step) / jnp.asarray(lr) ** (len(schedulers) - 1), lr)

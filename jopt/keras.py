@@ -1,0 +1,43 @@
+"""Keras 3's optimizers and learning-rate schedules as jopt transforms (`jopt.keras`).
+
+Same names, arguments, defaults and numbers as keras.optimizers and keras.optimizers.schedules;
+Keras itself is not needed. See `jopt.conventions.keras_optimizers` for the conventions followed.
+"""
+
+from jopt.conventions.keras_optimizers import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    Lion,
+    Nadam,
+    RMSprop,
+)
+from jopt.conventions.keras_schedules import (
+    CosineDecay,
+    CosineDecayRestarts,
+    ExponentialDecay,
+    InverseTimeDecay,
+    PiecewiseConstantDecay,
+    PolynomialDecay,
+)
+
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "CosineDecay",
+    "CosineDecayRestarts",
+    "ExponentialDecay",
+    "InverseTimeDecay",
+    "Lion",
+    "Nadam",
+    "PiecewiseConstantDecay",
+    "PolynomialDecay",
+    "RMSprop",
+]

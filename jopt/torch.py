@@ -1,0 +1,57 @@
+"""PyTorch's optimizers and lr schedulers as jopt transforms and schedules (`jopt.torch`).
+
+Same names, arguments, defaults and numbers as torch.optim and torch.optim.lr_scheduler; torch
+itself is not needed. See `jopt.conventions.torch_optimizers` for the conventions followed.
+"""
+
+from jopt.conventions.torch_optimizers import (
+    SGD,
+    Adadelta,
+    Adagrad,
+    Adam,
+    Adamax,
+    AdamW,
+    NAdam,
+    RAdam,
+    RMSprop,
+)
+from jopt.conventions.torch_schedulers import (
+    ChainedScheduler,
+    ConstantLR,
+    CosineAnnealingLR,
+    CosineAnnealingWarmRestarts,
+    CyclicLR,
+    ExponentialLR,
+    LinearLR,
+    MultiStepLR,
+    OneCycleLR,
+    PolynomialLR,
+    SequentialLR,
+    StepLR,
+)
+from jopt.schedules.plateau import reduce_on_plateau as ReduceLROnPlateau  # noqa: N812
+
+__all__ = [
+    "SGD",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "ChainedScheduler",
+    "ConstantLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "ExponentialLR",
+    "LinearLR",
+    "MultiStepLR",
+    "NAdam",
+    "OneCycleLR",
+    "PolynomialLR",
+    "RAdam",
+    "RMSprop",
+    "ReduceLROnPlateau",
+    "SequentialLR",
+    "StepLR",
+]
