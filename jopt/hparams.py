@@ -23,6 +23,7 @@ and stores the value it used, so that reading it shows the schedule's current va
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -188,8 +189,15 @@ class Spec:
         if not self.schedules:
             return hparams
         values = dict(hparams.values)
+        ranges = dict(zip(self.meta.names, self.meta.ranges, strict=True))
         for name, schedule in self.schedules.items():
-            values[name] = jnp.asarray(schedule(count), jnp.result_type(values[name]))
+            value = jnp.asarray(schedule(count), jnp.result_type(values[name]))
+            floor = ranges[name].lo
+            if math.isfinite(floor) and not ranges[name].lo_open:
+                # Under jit, XLA may turn `count / 10` into `count * 0.1`: a schedule decaying to
+                # 0 can end at -7e-10, and a negative learning rate would ascend.
+                value = jnp.maximum(value, jnp.asarray(floor, value.dtype))
+            values[name] = value
         return HParams(values, hparams.derived, hparams.meta)._with(
             values, {name: values[name] for name in self.schedules}
         )

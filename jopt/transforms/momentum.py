@@ -71,11 +71,13 @@ def scale_by_momentum(
         not (form == "ema" and dampening != 0.0),
         f"dampening applies to the classic form only, got dampening={dampening} with form='ema'.",
     )
+    # dampening is a hyperparameter of the classic form only: the EMA form has none to set.
+    values = {"momentum": momentum, **({"dampening": dampening} if form == "classic" else {})}
     spec = Spec(
         owner,
-        {"momentum": momentum, "dampening": dampening},
+        values,
         {"momentum": validation.DECAY, "dampening": validation.UNIT},
-        decays=("momentum", "dampening"),
+        decays=tuple(values),
     )
 
     def init_fn(params):
