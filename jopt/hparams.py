@@ -57,6 +57,21 @@ def _default_float() -> np.dtype:
     return np.dtype(jnp.zeros([]).dtype)  # float32, or float64 when jax_enable_x64 is on
 
 
+def _store(owner: str, name: str, value: Any, allowed: Range, dtype: Any) -> jax.Array:
+    """`value` as a scalar array of `dtype`, checked again after rounding when concrete.
+
+    b1 = 0.99999999 passes the check as a Python float but rounds to 1.0 in float32, where the
+    bias correction 1 - b1**t is 0 and the first step is infinite.
+    """
+    array = jnp.asarray(value, dtype)
+    if not isinstance(array, jax.core.Tracer) and float(array) not in allowed:
+        raise ValueError(
+            f"{owner}: {name}={value!r} becomes {float(array)!r} when stored as {array.dtype}, "
+            f"which is not {allowed.describe()}."
+        )
+    return array
+
+
 def _derive(fn: Callable[[Any], Any], value: Any, dtype: np.dtype) -> jax.Array:
     """`fn(value)`, rounded once from float64 when `value` is concrete, else in `dtype`."""
     if isinstance(value, jax.core.Tracer):
@@ -138,7 +153,8 @@ class HParams:
                 validation.check_number(
                     f"jopt.set_hparams ({self.meta.owner})", name, value, ranges[name]
                 )
-            values[name] = jnp.asarray(value, jnp.result_type(self.values[name]))
+            dtype = jnp.result_type(self.values[name])
+            values[name] = _store("jopt.set_hparams", name, value, ranges[name], dtype)
         return self._with(values, new)
 
 
@@ -173,6 +189,9 @@ class Spec:
             derived=tuple(rules),
         )
         self._blank = HParams({}, {}, self.meta)
+        for name, value in self.given.items():  # reject values that round out of range now
+            if name not in self.schedules:
+                _store(owner, name, value, ranges[name], _default_float())
 
     def init(self) -> HParams:
         dtype = _default_float()
@@ -181,7 +200,13 @@ class Spec:
             name: self.schedules[name](count) if name in self.schedules else value
             for name, value in self.given.items()
         }
-        values = {name: jnp.asarray(value, dtype) for name, value in raw.items()}
+        ranges = dict(zip(self.meta.names, self.meta.ranges, strict=True))
+        values = {
+            name: jnp.asarray(value, dtype)
+            if name in self.schedules
+            else _store(self.meta.owner, name, value, ranges[name], dtype)
+            for name, value in raw.items()
+        }
         return self._blank._with(values, raw)
 
     def resolve(self, hparams: HParams, count: jax.Array) -> HParams:

@@ -42,9 +42,20 @@ def debias(m: Array, correction: Array) -> Array:
 
 
 def global_norm(tree) -> Array:
-    """The L2 norm of all leaves together, accumulated in float32 or wider."""
+    """The L2 norm of all leaves together, accumulated in float32 or wider.
+
+    Squaring overflows in float32 above ~1e19 and underflows below ~1e-19; there the norm is
+    recomputed from the leaves divided by their largest magnitude. Elsewhere the result is the
+    plain `sqrt(sum(g**2))`, bitwise as optax computes it.
+    """
     leaves = jax.tree.leaves(tree)
     if not leaves:
         return jnp.zeros([], jnp.float32)
     dt = wider(*(leaf.dtype for leaf in leaves))
-    return jnp.sqrt(sum(jnp.sum(jnp.square(leaf.astype(dt))) for leaf in leaves))
+    leaves = [leaf.astype(dt) for leaf in leaves]
+    plain = jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
+    largest = jnp.max(jnp.stack([jnp.max(jnp.abs(leaf), initial=0) for leaf in leaves]))
+    safe = jnp.where(largest > 0, largest, jnp.ones_like(largest))
+    scaled = largest * jnp.sqrt(sum(jnp.sum(jnp.square(leaf / safe)) for leaf in leaves))
+    unreliable = (~jnp.isfinite(plain) | (plain == 0)) & (largest > 0) & jnp.isfinite(largest)
+    return jnp.where(unreliable, scaled, plain)

@@ -1,0 +1,59 @@
+"""Steps each optimizer needs to get within 1e-3 of the minimum: the budgets of test_convergence.
+
+    python benchmarks/convergence_budgets.py [--max-steps N]
+
+Runs every configuration of `tests/test_convergence.py` (float64) on the ill-conditioned quadratic
+and on Rosenbrock for up to N steps, and prints a Markdown table of the measured steps and the
+budgets ceil(1.5 * measured), for the docstring and the `measured` numbers of that file. A row
+marked "changed" no longer matches the numbers stored in the test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for `tests`, from any directory
+
+from tests.test_convergence import (  # noqa: E402
+    BUDGET_FACTOR,
+    CONFIGS,
+    PROBLEMS,
+    distances,
+    steps_to_tolerance,
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-steps", type=int, default=100_000)
+    args = parser.parse_args()
+
+    header = ["optimizer", "hyperparameters"]
+    for problem in PROBLEMS:
+        header += [f"{problem}: steps", "budget"]
+    print("| " + " | ".join(header) + " |")
+    print("|---|---|" + "---:|---:|" * len(PROBLEMS))
+    start = time.perf_counter()
+    changed = []
+    for config in CONFIGS:
+        row = [config.name, config.describe()]
+        for problem in PROBLEMS:
+            steps = steps_to_tolerance(distances(config, problem, args.max_steps))
+            if steps is None:
+                row += [f"> {args.max_steps}", "-"]
+            else:
+                row += [str(steps), str(math.ceil(BUDGET_FACTOR * steps))]
+            if steps != config.measured[problem]:
+                changed.append(f"{config.name} on {problem}: {config.measured[problem]} -> {steps}")
+        print("| " + " | ".join(row) + " |", flush=True)
+    print(f"\n{time.perf_counter() - start:.1f} s", file=sys.stderr)
+    for line in changed:
+        print(f"changed: {line}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
