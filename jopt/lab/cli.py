@@ -1,0 +1,102 @@
+"""The `jopt` command.
+
+    jopt run CONFIG [KEY.SUB=VALUE ...]     run an experiment config (overrides optional)
+    jopt run --resume RUN_DIR               continue an interrupted run exactly
+    jopt plot RUN_DIR                       redraw a run's figures from its files
+
+Exit status: 0 done, 2 bad config or arguments, 130 interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from jopt.lab import config as config_lib
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jopt", description="Compare optimizers on workloads.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run or resume an experiment config")
+    run.add_argument("config", nargs="?", help="a YAML config (see configs/)")
+    run.add_argument("overrides", nargs="*", help="KEY.SUB=VALUE overrides of the config")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--output-dir", help="where run directories go (default: the config's)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--no-plots", action="store_true", help="do not draw figures")
+    plot = commands.add_parser("plot", help="redraw a run's figures")
+    plot.add_argument("run_dir")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from jopt.lab import plots, runner
+
+    if args.resume:
+        if args.config or args.overrides or args.output_dir:
+            print("jopt: --resume takes only the run directory.", file=sys.stderr)
+            return 2
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            print(f"jopt: no run to resume at {run_dir} (no config.yaml).", file=sys.stderr)
+            return 2
+        experiment = config_lib.load(run_dir / "config.yaml")
+        resume = True
+    else:
+        if not args.config:
+            print("jopt: give a config file, or --resume RUN_DIR.", file=sys.stderr)
+            return 2
+        experiment = config_lib.load(args.config, args.overrides)
+        if args.output_dir:  # a path, taken as it is (not parsed as YAML like an override)
+            experiment = dataclasses.replace(experiment, output_dir=args.output_dir)
+        run_dir, resume = None, False
+    try:
+        run_dir = runner.run(experiment, run_dir, resume=resume, progress=not args.no_progress)
+    except runner.Interrupted as e:
+        print(f"jopt: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-chunk
+        print(
+            "jopt: stopped at once; `jopt run --resume RUN_DIR` continues from the last "
+            "checkpoint.",
+            file=sys.stderr,
+        )
+        return 130
+    if not args.no_plots:
+        plots.plot_run(run_dir)
+    print((run_dir / "summary.md").read_text())
+    print(f"Results in {run_dir}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    # Overrides may come before or after the options: argparse only takes one run of
+    # positionals, so the KEY=VALUE words it leaves over are overrides too.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [word for word in extra if word.startswith("-") or "=" not in word]
+    if unknown or (extra and args.command != "run"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    try:
+        if args.command == "run":
+            return _run(args)
+        from jopt.lab import plots
+
+        written = plots.plot_run(Path(args.run_dir))
+        print("\n".join(str(p) for p in written))
+        return 0
+    except config_lib.ConfigError as e:
+        print(f"jopt: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"jopt: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

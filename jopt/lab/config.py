@@ -1,0 +1,478 @@
+"""Experiment configs: YAML in, frozen dataclasses out, every mistake caught before any compute.
+
+A config names a workload and its options, a list of optimizers with their hyperparameters (each a
+number or a schedule), the seeds, the number of steps and how often to evaluate, log and
+checkpoint. Errors carry the dotted path of the offending key and, for names, the closest valid
+one:
+
+    jopt: config error at optimizers[1].momentum: jopt.sgd: momentum must be in [0, 1), got 1.5.
+    jopt: config error at workload.name: unknown workload 'cnnn' (did you mean 'cnn'?).
+
+PyYAML reads `1e-2` as a string (YAML 1.1 wants `1.0e-2`); where a number is expected, numeric
+strings are converted, anything else is rejected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jopt.lab import outputs, registry
+from jopt.lab.workloads import WORKLOADS
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; `path` is the dotted path of the offending key."""
+
+    def __init__(self, path: str, message: str):
+        self.path = path
+        super().__init__(f"config error at {path or '<root>'}: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleConfig:
+    """A hyperparameter that follows a schedule: `{schedule: NAME, arg: value, ...}`."""
+
+    name: str
+    args: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """One optimizer to compare: a registry name, a label for tables and plots, hyperparameters."""
+
+    name: str
+    label: str
+    hparams: Mapping[str, Any]  # numbers, bools, strings, lists, or ScheduleConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadConfig:
+    name: str
+    options: Any  # the workload module's Options dataclass
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetConfig:
+    """The metric and value that define "reached the target" (steps and seconds to it)."""
+
+    metric: str
+    value: float
+    mode: str  # "max" (accuracy) or "min" (a loss)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    name: str
+    workload: WorkloadConfig
+    optimizers: tuple[OptimizerConfig, ...]
+    seeds: tuple[int, ...] = (0,)
+    steps: int = 100
+    eval_every: int = 10
+    log_every: int = 1
+    checkpoint_every: int = 0  # 0: only at the end (and on Ctrl-C)
+    target: TargetConfig | None = None
+    output_dir: str = "runs"
+    description: str = ""
+
+
+_TOP_KEYS = {f.name for f in dataclasses.fields(ExperimentConfig)}
+MAX_SEED = 2**32 - 1  # jax.random.key keeps 32 bits: seed 2**32 would repeat seed 0
+
+
+# -- scalar conversions ---------------------------------------------------------------------------
+
+
+def _number(path: str, value: Any, kind: type = float) -> Any:
+    """`value` as an int or float, converting numeric strings such as '1e-2'."""
+    if isinstance(value, bool):
+        raise ConfigError(path, f"expected a number, got the bool {value!r}.")
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise ConfigError(path, f"expected a number, got the string {value!r}.") from None
+    if not isinstance(value, (int, float)):
+        raise ConfigError(path, f"expected a number, got {value!r}.")
+    if kind is int:
+        if not math.isfinite(value) or float(value) != int(value):
+            raise ConfigError(path, f"expected an integer, got {value!r}.")
+        return int(value)
+    return float(value) if isinstance(value, float) else value
+
+
+def _int(path: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    n = _number(path, value, int)
+    if n < minimum or (maximum is not None and n > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
+        raise ConfigError(path, f"must be an integer {allowed}, got {value!r}.")
+    return n
+
+
+def _string(path: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(path, f"expected a string, got {value!r}.")
+    return value
+
+
+def _mapping(path: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"expected a mapping of keys to values, got {value!r}.")
+    return value
+
+
+def _reject_unknown(path: str, given: Mapping[str, Any], known: Any) -> None:
+    for key in given:
+        if key not in known:
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(where, f"unknown key {key!r}{registry.closest(key, known)}.")
+
+
+def _blame(path: str, error: Exception, keys: Any) -> ConfigError:
+    """A ConfigError at `path.KEY` for a constructor's error `OWNER: KEY must be ...`.
+
+    The constructors of optimizers, schedules and workload options name the offending argument
+    right after their own name; the error is placed at that key (with an index such as
+    `hidden_sizes[1]` when the message gives one), or at `path` when it names none of `keys`.
+    """
+    message = str(error)
+    rest = message.partition(": ")[2]
+    for key in sorted(map(str, keys), key=len, reverse=True):
+        match = re.match(rf"{re.escape(key)}(\[\d+\])*(?![\w])", rest)
+        if match:
+            return ConfigError(f"{path}.{match.group(0)}", message)
+    return ConfigError(path, message)
+
+
+# -- typed values for workload options -----------------------------------------------------------
+
+
+def _typed(path: str, value: Any, annotation: Any) -> Any:
+    """Converts `value` to the annotated type of an Options field (or raises)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _typed(path, value, option)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(path, f"expected {_describe(annotation)}, got {value!r}.")
+    if origin is tuple:
+        if not isinstance(value, Sequence) or isinstance(value, str):
+            raise ConfigError(path, f"expected a list, got {value!r}.")
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(f"{path}[{i}]", v, args[0]) for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise ConfigError(path, f"expected a list of {len(args)} values, got {value!r}.")
+        return tuple(
+            _typed(f"{path}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {value!r}.")
+        return value
+    if annotation is int:
+        return _number(path, value, int)
+    if annotation is float:
+        return float(_number(path, value, float))
+    if annotation is str:
+        return _string(path, value)
+    raise ConfigError(path, f"unsupported option type {annotation!r}.")
+
+
+def _describe(annotation: Any) -> str:
+    names = [getattr(a, "__name__", str(a)) for a in typing.get_args(annotation)]
+    return " or ".join("null" if n == "NoneType" else n for n in names)
+
+
+# -- sections --------------------------------------------------------------------------------------
+
+
+def _workload(raw: Any) -> WorkloadConfig:
+    raw = dict(_mapping("workload", raw))
+    name = _string("workload.name", raw.pop("name", None))
+    if name not in WORKLOADS:
+        raise ConfigError(
+            "workload.name",
+            f"unknown workload {name!r}{registry.closest(name, WORKLOADS)}; "
+            f"known: {', '.join(sorted(WORKLOADS))}.",
+        )
+    options_type = WORKLOADS[name].Options
+    hints = typing.get_type_hints(options_type)
+    fields = {f.name for f in dataclasses.fields(options_type)}
+    _reject_unknown("workload", raw, fields | {"name"})
+    values = {key: _typed(f"workload.{key}", value, hints[key]) for key, value in raw.items()}
+    try:
+        options = options_type(**values)
+    except (TypeError, ValueError) as e:
+        raise _blame("workload", e, fields) from e
+    return WorkloadConfig(name, options)
+
+
+def _schedule(path: str, raw: Mapping[str, Any]) -> ScheduleConfig:
+    raw = dict(raw)
+    name = _string(f"{path}.schedule", raw.pop("schedule"))
+    if name not in registry.SCHEDULES:
+        raise ConfigError(
+            f"{path}.schedule",
+            f"unknown schedule {name!r}{registry.closest(name, registry.SCHEDULES)}.",
+        )
+    # `owner` only renames the function in error messages: not a config key.
+    parameters = set(inspect.signature(registry.SCHEDULES[name]).parameters) - {"owner"}
+    _reject_unknown(path, raw, parameters)
+    config = ScheduleConfig(name, {k: _hparam(f"{path}.{k}", v) for k, v in raw.items()})
+    try:
+        build_schedule(config)
+    except (TypeError, ValueError) as e:
+        raise _blame(path, e, parameters) from e
+    return config
+
+
+def _hparam(path: str, value: Any) -> Any:
+    """A hyperparameter value: a number (numeric strings converted), bool, string, list, None,
+    or a schedule mapping `{schedule: NAME, ...}`."""
+    if isinstance(value, Mapping):
+        if "schedule" not in value:
+            raise ConfigError(path, "a mapping here must name a schedule: {schedule: NAME, ...}.")
+        return _schedule(path, value)
+    if isinstance(value, str):
+        try:
+            return _number(path, value)
+        except ConfigError:
+            return value  # a choice such as momentum_form: lr_inside
+    if isinstance(value, (list, tuple)):
+        return tuple(_hparam(f"{path}[{i}]", v) for i, v in enumerate(value))
+    return value
+
+
+def _optimizer(path: str, raw: Any) -> OptimizerConfig:
+    raw = dict(_mapping(path, raw))
+    name = _string(f"{path}.name", raw.pop("name", None))
+    if name not in registry.OPTIMIZERS:
+        raise ConfigError(
+            f"{path}.name",
+            f"unknown optimizer {name!r}{registry.closest(name, registry.OPTIMIZERS)}.",
+        )
+    label = _string(f"{path}.label", raw.pop("label", name))
+    parameters = inspect.signature(registry.OPTIMIZERS[name]).parameters
+    _reject_unknown(path, raw, parameters)
+    hparams = {key: _hparam(f"{path}.{key}", value) for key, value in raw.items()}
+    config = OptimizerConfig(name, label, hparams)
+    try:
+        build_optimizer(config)
+    except (TypeError, ValueError) as e:
+        raise _blame(path, e, parameters) from e
+    return config
+
+
+def metric_names(workload: WorkloadConfig) -> tuple[str, ...]:
+    """The metrics a target may name: `train_loss`, and `eval_M` for each metric M of the
+    workload (the keys of the metrics.jsonl rows)."""
+    names = WORKLOADS[workload.name].metric_names(workload.options)
+    return ("train_loss", *(f"eval_{name}" for name in names))
+
+
+def _target(raw: Any, workload: WorkloadConfig) -> TargetConfig | None:
+    if raw is None:
+        return None
+    raw = dict(_mapping("target", raw))
+    _reject_unknown("target", raw, {"metric", "value", "mode"})
+    metric = _string("target.metric", raw.get("metric"))
+    known = metric_names(workload)
+    if metric not in known:
+        raise ConfigError(
+            "target.metric",
+            f"unknown metric {metric!r}{registry.closest(metric, known)} for workload "
+            f"{workload.name!r}; known: {', '.join(known)}.",
+        )
+    value = float(_number("target.value", raw.get("value")))
+    if not math.isfinite(value):
+        raise ConfigError("target.value", f"must be a finite number, got {value!r}.")
+    default_mode = "max" if "accuracy" in metric else "min"
+    mode = _string("target.mode", raw.get("mode", default_mode))
+    if mode not in ("min", "max"):
+        raise ConfigError("target.mode", f"must be 'min' or 'max', got {mode!r}.")
+    return TargetConfig(metric, value, mode)
+
+
+def _name(raw: Any) -> str:
+    """The experiment's name, which names its run directory: one non-empty path component."""
+    name = _string("name", raw)
+    if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
+        raise ConfigError(
+            "name", f"must be a non-empty folder name without '/' or '\\', got {name!r}."
+        )
+    return name
+
+
+def from_dict(raw: Any) -> ExperimentConfig:
+    """Validates a parsed YAML document into an ExperimentConfig."""
+    raw = dict(_mapping("", raw))
+    _reject_unknown("", raw, _TOP_KEYS)
+    for required in ("name", "workload", "optimizers"):
+        if required not in raw:
+            raise ConfigError(required, "is required.")
+    optimizers = raw["optimizers"]
+    if not isinstance(optimizers, list) or not optimizers:
+        raise ConfigError("optimizers", "must be a non-empty list.")
+    optimizer_configs = tuple(_optimizer(f"optimizers[{i}]", o) for i, o in enumerate(optimizers))
+    names = [outputs.safe_name(o.label) for o in optimizer_configs]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            first = optimizer_configs[names.index(name)].label
+            raise ConfigError(
+                f"optimizers[{i}].label",
+                f"label {optimizer_configs[i].label!r} names the same trial folder ({name!r}) as "
+                f"{first!r}; give each optimizer a distinct label.",
+            )
+    seeds = raw.get("seeds", [0])
+    if not isinstance(seeds, list) or not seeds:
+        raise ConfigError("seeds", f"must be a non-empty list of integers, got {seeds!r}.")
+    seeds = tuple(_int(f"seeds[{i}]", s, 0, MAX_SEED) for i, s in enumerate(seeds))
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("seeds", f"must be distinct, got {list(seeds)}.")
+    steps = _int("steps", raw.get("steps", 100), 1)
+    workload = _workload(raw["workload"])
+    config = ExperimentConfig(
+        name=_name(raw["name"]),
+        workload=workload,
+        optimizers=optimizer_configs,
+        seeds=seeds,
+        steps=steps,
+        eval_every=_int("eval_every", raw.get("eval_every", 10), 1),
+        log_every=_int("log_every", raw.get("log_every", 1), 1),
+        checkpoint_every=_int("checkpoint_every", raw.get("checkpoint_every", 0), 0),
+        target=_target(raw.get("target"), workload),
+        output_dir=_string("output_dir", raw.get("output_dir", "runs")),
+        description=_string("description", raw.get("description", "")),
+    )
+    return config
+
+
+# -- overrides and files ---------------------------------------------------------------------------
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Applies `a.b.c=value` (list items by index: `optimizers.0.learning_rate=0.1`) in place.
+
+    The value is parsed as YAML, so `seeds=[0,1]` gives a list and `steps=50` an integer.
+    """
+    key, equals, text = override.partition("=")
+    parts = key.strip().split(".")
+    if not equals or not all(parts):
+        raise ConfigError(
+            key.strip(), f"an override must look like key.sub=value, got {override!r}."
+        )
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(where, f"no list item {part!r} (the list has {len(node)}).")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if node.get(part) is None and depth == 0 and part in _TOP_KEYS:
+                node[part] = {}  # e.g. `target.value=0.9` on a config without a target
+            if part not in node:
+                known = set(node) | (_TOP_KEYS if depth == 0 else set())
+                raise ConfigError(where, f"unknown key {part!r}{registry.closest(part, known)}.")
+            node = node[part]
+        else:
+            raise ConfigError(where, "cannot descend into a value.")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(key, f"the value {text!r} is not valid YAML: {e}") from None
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(key, f"no list item {last!r} (the list has {len(node)}).")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(key, "cannot set a key inside a value.")
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Reads, overrides and validates a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("", f"no config file at {path}.")
+    with path.open() as f:
+        try:
+            raw = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError("", f"{path} is not valid YAML: {e}") from e
+    raw = dict(_mapping("", raw))
+    for override in overrides:
+        apply_override(raw, override)
+    return from_dict(raw)
+
+
+def to_dict(config: ExperimentConfig) -> dict[str, Any]:
+    """The resolved config as plain data (what `from_dict` reads back), for saving with results."""
+
+    def hparam(value: Any) -> Any:
+        if isinstance(value, ScheduleConfig):
+            return {"schedule": value.name, **{k: hparam(v) for k, v in value.args.items()}}
+        if isinstance(value, tuple):
+            return [hparam(v) for v in value]
+        return value
+
+    workload = {"name": config.workload.name, **dataclasses.asdict(config.workload.options)}
+    workload = {k: list(v) if isinstance(v, tuple) else v for k, v in workload.items()}
+    return {
+        "name": config.name,
+        "description": config.description,
+        "workload": workload,
+        "optimizers": [
+            {"name": o.name, "label": o.label, **{k: hparam(v) for k, v in o.hparams.items()}}
+            for o in config.optimizers
+        ],
+        "seeds": list(config.seeds),
+        "steps": config.steps,
+        "eval_every": config.eval_every,
+        "log_every": config.log_every,
+        "checkpoint_every": config.checkpoint_every,
+        "target": dataclasses.asdict(config.target) if config.target else None,
+        "output_dir": config.output_dir,
+    }
+
+
+# -- building --------------------------------------------------------------------------------------
+
+
+def build_schedule(config: ScheduleConfig) -> Any:
+    args = {k: build_value(v) for k, v in config.args.items()}
+    return registry.SCHEDULES[config.name](**args)
+
+
+def build_value(value: Any) -> Any:
+    if isinstance(value, ScheduleConfig):
+        return build_schedule(value)
+    if isinstance(value, tuple):
+        return tuple(build_value(v) for v in value)
+    return value
+
+
+def build_optimizer(config: OptimizerConfig) -> Any:
+    """The optax transform an OptimizerConfig describes (validated by its constructor)."""
+    kwargs = {k: build_value(v) for k, v in config.hparams.items()}
+    return registry.OPTIMIZERS[config.name](**kwargs)

@@ -1,0 +1,485 @@
+"""The train/eval loop: every seed of one optimizer in one jitted program, resumable exactly.
+
+For each optimizer of a config, the seeds are stacked and `jax.vmap`ped: one compiled program
+trains them all, one step per call. After every `eval_every` steps the runner evaluates, logs,
+and (every `checkpoint_every` steps) checkpoints. Nothing random is kept between steps: the
+batch of step t is drawn from a permutation keyed by (seed, epoch), so the checkpoint needs only
+params, optimizer state, the step and the divergence flags, and a resumed run is bitwise
+identical to an uninterrupted one.
+
+A seed whose loss is NaN or infinite stops at that step (its parameters and state are frozen,
+status `diverged`); the others go on. Ctrl-C finishes the current chunk, checkpoints and marks
+the unfinished trials `interrupted`; `jopt run --resume RUN_DIR` continues them.
+
+Within one process, runs of the same workload options share its data and compiled init and
+evaluation, and runs of the same optimizer config on it share the compiled step (a few recent
+workloads are kept), so that repeated runs from Python (a notebook, the tests) compile once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import jopt
+from jopt.lab import config as config_lib
+from jopt.lab import outputs
+from jopt.lab.workloads import WORKLOADS
+from jopt.lab.workloads.base import Workload
+
+
+class Interrupted(Exception):
+    """Raised by `run` after Ctrl-C, once everything is checkpointed and flushed."""
+
+
+@dataclasses.dataclass
+class _StopFlag:
+    requested: bool = False
+
+
+@dataclasses.dataclass
+class Carry:
+    """What one training chunk carries, stacked over seeds."""
+
+    params: Any
+    opt_state: Any
+    diverged_at: jax.Array  # int32 per seed: the step whose loss was not finite, or -1
+    step: int  # steps completed (the same for every seed)
+
+
+# -- the compiled pieces ---------------------------------------------------------------------------
+
+
+def _batch(workload: Workload, key: jax.Array, step: jax.Array):
+    """The batch of `step`: a slice of a per-epoch permutation keyed by (seed key, epoch)."""
+    train = workload.train
+    if train is None:
+        return None, None
+    if workload.batch_size is None:
+        return train.x, train.y
+    per_epoch = train.size // workload.batch_size
+    epoch, position = step // per_epoch, step % per_epoch
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), train.size)
+    index = jax.lax.dynamic_slice(order, (position * workload.batch_size,), (workload.batch_size,))
+    return train.x[index], train.y[index]
+
+
+def _learning_rate(opt_state: Any) -> jax.Array:
+    try:
+        return jnp.asarray(jopt.current_lr(opt_state), jnp.float32)
+    except ValueError:  # a chain without one learning rate (or a foreign optimizer)
+        return jnp.asarray(jnp.nan, jnp.float32)
+
+
+def _make_step(workload: Workload, tx: optax.GradientTransformation):
+    """One jitted training step for every seed at once (vmapped), buffers donated.
+
+    Steps run from a Python loop rather than a `lax.scan`: XLA on the CPU runs convolutions
+    inside a loop several times slower than at the top level of a program, and one dispatch per
+    step costs far less than that. It also makes a resumed run trivially bitwise identical: every
+    step is the same compiled program whatever the chunking.
+    """
+
+    def one_seed(params, opt_state, diverged_at, data_key, step):
+        x, y = _batch(workload, data_key, step)
+        loss, grads = jax.value_and_grad(workload.loss)(params, x, y)
+        updates, new_state = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        stopped = diverged_at >= 0
+        bad = ~jnp.isfinite(loss)
+        diverged_at = jnp.where(~stopped & bad, step, diverged_at)
+        keep = stopped | bad
+        params = jax.tree.map(lambda old, new: jnp.where(keep, old, new), params, new_params)
+        opt_state = jax.tree.map(lambda old, new: jnp.where(keep, old, new), opt_state, new_state)
+        record = {
+            "train_loss": loss.astype(jnp.float32),
+            "grad_norm": optax.global_norm(grads).astype(jnp.float32),
+            "learning_rate": _learning_rate(new_state),
+        }
+        if workload.record_params:
+            record["params"] = params
+        return params, opt_state, diverged_at, record
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, 0, None)), donate_argnums=(0, 1, 2))
+
+
+def _make_eval(workload: Workload):
+    compiled = jax.jit(jax.vmap(workload.metrics, in_axes=(0, None, None)))
+
+    def evaluate(params, split):
+        if split is None:
+            return compiled(params, None, None)
+        return compiled(params, split.x, split.y)
+
+    return evaluate
+
+
+@dataclasses.dataclass(frozen=True)
+class _Programs:
+    """The compiled pieces of one optimizer on one workload."""
+
+    tx: optax.GradientTransformation
+    init_state: Callable  # stacked params -> stacked optimizer state
+    step: Callable  # see _make_step
+
+
+@dataclasses.dataclass(frozen=True)
+class _Compiled:
+    """What every optimizer of a run shares: the workload, its jitted init and evaluation, and
+    the programs of each optimizer config already run on it."""
+
+    workload: Workload
+    init_params: Callable  # stacked keys -> stacked params
+    evaluate: Callable  # (stacked params, split) -> {metric: per-seed values}
+    programs: dict[str, _Programs] = dataclasses.field(default_factory=dict, compare=False)
+
+    @classmethod
+    def build(cls, workload: Workload) -> _Compiled:
+        return cls(workload, jax.jit(jax.vmap(workload.init_params)), _make_eval(workload))
+
+    def programs_for(self, optimizer: config_lib.OptimizerConfig) -> _Programs:
+        key = repr((optimizer.name, sorted(optimizer.hparams.items())))  # the label aside
+        if key not in self.programs:
+            tx = config_lib.build_optimizer(optimizer)
+            self.programs[key] = _Programs(
+                tx, jax.jit(jax.vmap(tx.init)), _make_step(self.workload, tx)
+            )
+        return self.programs[key]
+
+
+@functools.lru_cache(maxsize=4)
+def _compiled(workload: config_lib.WorkloadConfig) -> _Compiled:
+    """The workload of a config, built and jitted once per process (options are hashable)."""
+    return _Compiled.build(WORKLOADS[workload.name].build(workload.options))
+
+
+# -- one optimizer ---------------------------------------------------------------------------------
+
+
+class _Group:
+    """One optimizer of the config with all its seeds: files, checkpoint, and the loop."""
+
+    def __init__(self, run_dir: Path, experiment, optimizer, compiled: _Compiled):
+        self.run_dir, self.experiment, self.optimizer = run_dir, experiment, optimizer
+        self.workload = compiled.workload
+        self.compiled = compiled
+        programs = compiled.programs_for(optimizer)
+        self.tx, self.init_state, self.step = programs.tx, programs.init_state, programs.step
+        self.seeds = experiment.seeds
+        self.trials = [
+            run_dir / "trials" / outputs.trial_name(optimizer.label, s) for s in self.seeds
+        ]
+        # NAME.npz and NAME.json, named by appending (`with_suffix` would turn the labels
+        # 'momentum 0.9' and 'momentum 0.6' into the same 'momentum-0.npz').
+        name = outputs.safe_name(optimizer.label)
+        self.checkpoint_npz = run_dir / "checkpoints" / f"{name}.npz"
+        self.checkpoint_json = run_dir / "checkpoints" / f"{name}.json"
+        keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in self.seeds])
+        self.init_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), 0))(
+            keys
+        )
+        self.data_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), 1))(
+            keys
+        )
+        self.evaluate = compiled.evaluate
+
+    # state ----------------------------------------------------------------------------------------
+    def _initial_arrays(self) -> tuple[Any, Any, jax.Array]:
+        params = self.compiled.init_params(self.init_keys)
+        opt_state = self.init_state(params)
+        return params, opt_state, jnp.full((len(self.seeds),), -1, jnp.int32)
+
+    def fresh(self) -> Carry:
+        return Carry(*self._initial_arrays(), 0)
+
+    def save(self, carry: Carry) -> None:
+        leaves = jax.tree.leaves((carry.params, carry.opt_state, carry.diverged_at))
+        buffer = _npz_bytes({f"leaf{i:05d}": np.asarray(x) for i, x in enumerate(leaves)})
+        outputs.write_atomic(self.checkpoint_npz, buffer)
+        outputs.write_json(
+            self.checkpoint_json,
+            {"step": carry.step, "leaves": len(leaves), "seeds": list(self.seeds)},
+        )
+
+    def restore(self) -> Carry | None:
+        meta_path = self.checkpoint_json
+        if not meta_path.exists():
+            return None
+        meta = outputs.read_json(meta_path)
+        # shapes and dtypes only: nothing is computed
+        leaves, treedef = jax.tree.flatten(jax.eval_shape(self._initial_arrays))
+        with np.load(self.checkpoint_npz) as data:
+            stored = [data[f"leaf{i:05d}"] for i in range(meta["leaves"])]
+        if len(stored) != len(leaves) or any(
+            s.shape != leaf.shape or s.dtype != leaf.dtype
+            for s, leaf in zip(stored, leaves, strict=True)
+        ):
+            raise ValueError(
+                f"checkpoint {self.checkpoint_npz} does not match the optimizer's state; it was "
+                "written by a different config or jopt version."
+            )
+        params, opt_state, diverged = jax.tree.unflatten(treedef, [jnp.asarray(s) for s in stored])
+        return Carry(params, opt_state, diverged, int(meta["step"]))
+
+    # files ----------------------------------------------------------------------------------------
+    def write_metadata(self, carry: Carry, status: str, extra: dict[str, Any]) -> None:
+        diverged = np.asarray(carry.diverged_at)
+        for i, (seed, trial) in enumerate(zip(self.seeds, self.trials, strict=True)):
+            seed_status = "diverged" if diverged[i] >= 0 else status
+            meta = {
+                **extra.get("common", {}),
+                "optimizer": self.optimizer.label,
+                "seed": seed,
+                "status": seed_status,
+                "steps_completed": carry.step,
+                # the metrics.jsonl step whose train_loss was not finite (the update of step
+                # index d is logged as step d + 1)
+                "diverged_at_step": int(diverged[i]) + 1 if diverged[i] >= 0 else None,
+                **{k: v[i] for k, v in extra.get("per_seed", {}).items()},
+            }
+            outputs.write_json(trial / "metadata.json", meta)
+
+    def log_rows(
+        self,
+        start: int,
+        records: dict[str, Any],
+        evals: dict[str, Any] | None,
+        elapsed: float,
+        diverged: np.ndarray,
+    ) -> None:
+        records = jax.tree.map(np.asarray, records)
+        length = records["train_loss"].shape[1]
+        end = start + length
+        for i, trial in enumerate(self.trials):
+            rows = []
+            for j in range(length):
+                step = start + j + 1
+                if diverged[i] >= 0 and step > diverged[i] + 1:
+                    break
+                if step % self.experiment.log_every and step != end:
+                    continue
+                row = {
+                    "step": step,
+                    "train_loss": float(records["train_loss"][i, j]),
+                    "grad_norm": float(records["grad_norm"][i, j]),
+                    "learning_rate": float(records["learning_rate"][i, j]),
+                    "elapsed": elapsed,
+                }
+                if "params" in records:
+                    row["params"] = [float(v) for v in np.ravel(records["params"][i, j])]
+                rows.append(row)
+            if evals is not None and rows and rows[-1]["step"] == end:
+                rows[-1].update({f"eval_{k}": float(v[i]) for k, v in evals.items()})
+            outputs.append_metrics(trial / "metrics.jsonl", rows)
+
+    # the loop -------------------------------------------------------------------------------------
+    def initial_rows(self, carry: Carry) -> None:
+        evals = jax.tree.map(np.asarray, self.evaluate(carry.params, self.workload.valid))
+        for i, trial in enumerate(self.trials):
+            row = {
+                "step": 0,
+                "elapsed": 0.0,
+                **{f"eval_{k}": float(v[i]) for k, v in evals.items()},
+            }
+            if self.workload.record_params:
+                row["params"] = [float(v) for v in np.ravel(jax.tree.leaves(carry.params)[0][i])]
+            outputs.append_metrics(trial / "metrics.jsonl", [row])
+
+    def train(
+        self,
+        carry: Carry,
+        stop: _StopFlag,
+        progress: Any,
+        elapsed0: float,
+        on_chunk: Callable[[_StopFlag], None] | None = None,
+    ) -> tuple[Carry, str, float]:
+        experiment = self.experiment
+        last_checkpoint = carry.step
+        clock = time.perf_counter()
+        status = "done"
+        while carry.step < experiment.steps:
+            if stop.requested:
+                status = "interrupted"
+                break
+            length = min(
+                experiment.eval_every - carry.step % experiment.eval_every,
+                experiment.steps - carry.step,
+            )
+            params, opt_state, diverged = carry.params, carry.opt_state, carry.diverged_at
+            steps = []
+            for step in range(carry.step, carry.step + length):
+                params, opt_state, diverged, record = self.step(
+                    params, opt_state, diverged, self.data_keys, jnp.asarray(step, jnp.int32)
+                )
+                steps.append(record)
+                if progress is not None:
+                    progress.update(1)
+            records = jax.tree.map(lambda *r: np.stack(r, axis=1), *jax.device_get(steps))
+            evals = self.evaluate(params, self.workload.valid)
+            jax.block_until_ready(evals)
+            elapsed = elapsed0 + time.perf_counter() - clock
+            self.log_rows(carry.step, records, evals, elapsed, np.asarray(diverged))
+            carry = Carry(params, opt_state, diverged, carry.step + length)
+            if progress is not None:
+                losses = records["train_loss"][:, -1]
+                progress.set_postfix(
+                    loss=f"{np.nanmean(np.where(np.isfinite(losses), losses, np.nan)):.4g}"
+                )
+            every = experiment.checkpoint_every
+            if every and carry.step - last_checkpoint >= every:
+                self.save(carry)
+                last_checkpoint = carry.step
+            if on_chunk is not None:
+                on_chunk(stop)
+            if bool(np.all(np.asarray(diverged) >= 0)):
+                break
+        elapsed = elapsed0 + time.perf_counter() - clock
+        self.save(carry)
+        return carry, status, elapsed
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+# -- the whole experiment --------------------------------------------------------------------------
+
+
+def new_run_dir(experiment: config_lib.ExperimentConfig) -> Path:
+    """`OUTPUT_DIR/NAME`, or `NAME-2`, `NAME-3`... if taken."""
+    base = Path(experiment.output_dir) / experiment.name
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+def run(
+    experiment: config_lib.ExperimentConfig,
+    run_dir: Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_chunk: Callable[[_StopFlag], None] | None = None,
+) -> Path:
+    """Runs (or resumes) every optimizer of `experiment`; returns the run directory.
+
+    Raises `Interrupted` after Ctrl-C (in the main thread), once the checkpoints and statuses
+    are written. `on_chunk` is called with the stop flag after every chunk of steps (setting
+    `flag.requested` there interrupts the run as Ctrl-C does; the tests use it).
+    """
+    if resume:
+        if run_dir is None or not (Path(run_dir) / "config.yaml").is_file():
+            raise FileNotFoundError(f"no run to resume at {run_dir} (no config.yaml).")
+        run_dir = Path(run_dir)
+    else:
+        run_dir = Path(run_dir) if run_dir is not None else new_run_dir(experiment)
+        run_dir.mkdir(parents=True, exist_ok=False)
+        outputs.write_yaml(run_dir / "config.yaml", config_lib.to_dict(experiment))
+    compiled = _compiled(experiment.workload)
+    workload = compiled.workload
+    env = outputs.environment()
+    stop = _StopFlag()
+    interrupted = False
+
+    def request_stop(signum, frame):
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.requested = True
+
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, request_stop) if in_main_thread else None
+    try:
+        for optimizer in experiment.optimizers:
+            group = _Group(run_dir, experiment, optimizer, compiled)
+            carry = group.restore() if resume else None
+            if carry is not None and (
+                carry.step >= experiment.steps or bool(np.all(np.asarray(carry.diverged_at) >= 0))
+            ):
+                continue
+            elapsed0 = 0.0
+            if carry is None:
+                for trial, seed in zip(group.trials, group.seeds, strict=True):
+                    trial.mkdir(parents=True, exist_ok=True)
+                    (trial / "metrics.jsonl").unlink(missing_ok=True)
+                    outputs.write_yaml(
+                        trial / "trial.yaml",
+                        {
+                            "seed": seed,
+                            "optimizer": config_lib.to_dict(experiment)["optimizers"][
+                                experiment.optimizers.index(optimizer)
+                            ],
+                        },
+                    )
+                carry = group.fresh()
+                group.initial_rows(carry)
+            else:
+                for trial in group.trials:
+                    outputs.truncate_metrics(trial / "metrics.jsonl", carry.step)
+                    meta = outputs.read_json(trial / "metadata.json")
+                    elapsed0 = max(elapsed0, meta.get("wall_seconds", 0.0))
+            group.write_metadata(
+                carry, "running", {"common": {"environment": env, "wall_seconds": elapsed0}}
+            )
+            bar = _progress_bar(progress, optimizer.label, experiment.steps, carry.step)
+            try:
+                carry, status, elapsed = group.train(carry, stop, bar, elapsed0, on_chunk)
+            finally:
+                if bar is not None:
+                    bar.close()
+            test = (
+                jax.tree.map(np.asarray, group.evaluate(carry.params, workload.test))
+                if status == "done"
+                else {}
+            )
+            group.write_metadata(
+                carry,
+                status,
+                {
+                    "common": {"environment": env, "wall_seconds": elapsed},
+                    "per_seed": {
+                        "test": [
+                            {f"test_{k}": float(v[i]) for k, v in test.items()}
+                            for i in range(len(group.seeds))
+                        ]
+                    }
+                    if test
+                    else {},
+                },
+            )
+            if status == "interrupted":
+                interrupted = True
+                break
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted:
+        raise Interrupted(f"interrupted; resume with: jopt run --resume {run_dir}")
+    outputs.write_summary(run_dir)
+    return run_dir
+
+
+def _progress_bar(enabled: bool, label: str, total: int, initial: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total, initial=initial, desc=label, unit="step", dynamic_ncols=True, leave=True
+    )

@@ -1,0 +1,154 @@
+"""A multilayer perceptron (flax.nnx) classifying images: digits, MNIST or Fashion-MNIST.
+
+Dense layers of `hidden_sizes` units with ReLU, then a dense layer to the 10 classes; trained with
+softmax cross-entropy. The parameters are the plain nested dict of the model's arrays
+(`nnx.split(model)` then `.to_pure_dict()`); `loss` and `metrics` rebuild the model from them with
+`nnx.merge`. `classifier` below is shared with the `cnn` workload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from jopt import validation
+from jopt.lab.workloads import datasets
+from jopt.lab.workloads.base import Split, Workload
+
+NAME = "mlp"
+EVAL_CHUNK = 2048  # examples per forward pass when evaluating a whole split (bounds memory)
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Options of the `mlp` workload.
+
+    Attributes:
+      dataset: 'digits' (scikit-learn's bundled 8x8 digits), 'mnist' or 'fashion_mnist' (read
+        from `data_dir`; see `jopt.lab.workloads.datasets`).
+      data_dir: the folder holding the MNIST / Fashion-MNIST files (or the .npz itself); unused
+        for 'digits'. Nothing is ever downloaded.
+      batch_size: examples per step, at most the training split's size; null: full batch.
+      hidden_sizes: units of each hidden layer (each >= 1); () makes a linear softmax model.
+      n_valid: size of the validation split; null: 300 for digits, 5000 for MNIST.
+      max_train: keep only the first `max_train` training examples (for speed); null: all.
+    """
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    batch_size: int | None = 64
+    hidden_sizes: tuple[int, ...] = (64,)
+    n_valid: int | None = None
+    max_train: int | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        for i, size in enumerate(self.hidden_sizes):
+            validation.check_int(NAME, f"hidden_sizes[{i}]", size, minimum=1)
+        check_data_options(NAME, self)
+
+
+def metric_names(options: Options) -> tuple[str, ...]:
+    """The keys of `metrics` (known from the options alone, before loading any data)."""
+    return ("loss", "accuracy")
+
+
+def check_data_options(owner: str, options: Any) -> None:
+    """The data options shared by `mlp` and `cnn`, checked without touching any file."""
+    validation.check_choice(owner, "dataset", options.dataset, datasets.DATASETS)
+    if options.data_dir is not None and not isinstance(options.data_dir, str):
+        raise TypeError(
+            f"{owner}: data_dir must be a path string or null, got {options.data_dir!r}."
+        )
+    for name in ("batch_size", "n_valid", "max_train"):
+        value = getattr(options, name)
+        if value is not None:
+            validation.check_int(owner, name, value, minimum=1)
+
+
+class MLP(nnx.Module):
+    """Flatten, then dense + ReLU for each hidden size, then dense to `num_classes` logits."""
+
+    def __init__(self, in_features: int, hidden_sizes: tuple[int, ...], num_classes: int, rngs):
+        sizes = (in_features, *hidden_sizes)
+        self.hidden = nnx.List(
+            [nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        )
+        self.output = nnx.Linear(sizes[-1], num_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x.reshape(x.shape[0], -1)
+        for layer in self.hidden:
+            x = nnx.relu(layer(x))
+        return self.output(x)
+
+
+def classifier(
+    name: str,
+    make_model: Callable[[nnx.Rngs], nnx.Module],
+    data: datasets.ImageData,
+    batch_size: int | None,
+    info: dict[str, Any],
+) -> Workload:
+    """A softmax cross-entropy workload for `make_model` on `data` (metrics: loss, accuracy)."""
+    datasets.check_batch_size(name, batch_size, len(data.train_y))
+    graphdef, abstract = nnx.split(nnx.eval_shape(lambda: make_model(nnx.Rngs(0))))
+
+    def init_params(key: jax.Array) -> dict:
+        return nnx.to_pure_dict(nnx.state(make_model(nnx.Rngs(key))))
+
+    def logits(params, x):
+        return nnx.merge(graphdef, params)(x)
+
+    def loss(params, x, y):
+        return optax.softmax_cross_entropy_with_integer_labels(logits(params, x), y).mean()
+
+    def sums(params, x, y):
+        z = logits(params, x)
+        losses = optax.softmax_cross_entropy_with_integer_labels(z, y)
+        return jnp.stack([losses.sum(), (jnp.argmax(z, axis=-1) == y).sum().astype(z.dtype)])
+
+    def metrics(params, x, y):
+        n = x.shape[0]
+        full = (n // EVAL_CHUNK) * EVAL_CHUNK
+        total = sums(params, x[full:], y[full:])
+        if full:
+            chunks_x = x[:full].reshape(-1, EVAL_CHUNK, *x.shape[1:])
+            chunks_y = y[:full].reshape(-1, EVAL_CHUNK)
+            per_chunk = jax.lax.map(lambda xy: sums(params, *xy), (chunks_x, chunks_y))
+            total = total + per_chunk.sum(axis=0)
+        return {"loss": total[0] / n, "accuracy": total[1] / n}
+
+    n_params = sum(leaf.size for leaf in jax.tree.leaves(abstract))
+    return Workload(
+        name=name,
+        init_params=init_params,
+        loss=loss,
+        metrics=metrics,
+        train=Split(jnp.asarray(data.train_x), jnp.asarray(data.train_y)),
+        valid=Split(jnp.asarray(data.valid_x), jnp.asarray(data.valid_y)),
+        test=Split(jnp.asarray(data.test_x), jnp.asarray(data.test_y)),
+        batch_size=batch_size,
+        info={**info, "num_params": int(n_params), "split_sizes": data.sizes()},
+    )
+
+
+def build(options: Options) -> Workload:
+    data = datasets.load(
+        NAME, options.dataset, options.data_dir, options.n_valid, options.max_train
+    )
+    in_features = math.prod(data.image_shape)
+    return classifier(
+        NAME,
+        lambda rngs: MLP(in_features, options.hidden_sizes, datasets.NUM_CLASSES, rngs),
+        data,
+        options.batch_size,
+        {"dataset": options.dataset, "image_shape": list(data.image_shape)},
+    )
