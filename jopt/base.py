@@ -6,6 +6,8 @@ to a negative number, which would flip bias corrections and schedules after two 
 Transforms check, at trace time (no run-time cost), that the gradient tree matches the state they
 keep for it: same structure and shapes, with the key path of the first mismatch in the error.
 Without this check, a (3,) moment and (3, 1) gradients broadcast silently to a (3, 3) update.
+Transforms that keep no per-parameter state (the learning-rate scaling, clipping) check the
+gradients against `params` instead, structure, shapes and dtypes, whenever `update` is given them.
 """
 
 from __future__ import annotations
@@ -95,13 +97,14 @@ def check_tree(fn: str, updates: Any, reference: Any, what: str, *, dtypes: bool
             detail.append(f"gradients {u_def} vs {what} {r_def}")
         raise ValueError(f"{fn}: the gradient tree does not match the {what}: {'; '.join(detail)}.")
     for (path, u), (_, r) in zip(u_leaves, r_leaves, strict=True):
+        where = jax.tree_util.keystr(path) or "<root>"
         if jnp.shape(u) != jnp.shape(r):
             raise ValueError(
-                f"{fn}: gradient at {jax.tree_util.keystr(path) or '<root>'} has shape "
-                f"{jnp.shape(u)}, but the {what} has shape {jnp.shape(r)} there."
+                f"{fn}: gradient at {where} has shape {jnp.shape(u)}, expected {jnp.shape(r)} "
+                f"(the shape of the {what} there)."
             )
         if dtypes and jnp.result_type(u) != jnp.result_type(r):
             raise TypeError(
-                f"{fn}: gradient at {jax.tree_util.keystr(path) or '<root>'} has dtype "
-                f"{jnp.result_type(u)}, but the {what} has dtype {jnp.result_type(r)} there."
+                f"{fn}: gradient at {where} has dtype {jnp.result_type(u)}, expected "
+                f"{jnp.result_type(r)} (the dtype of the {what} there)."
             )

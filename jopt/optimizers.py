@@ -39,6 +39,7 @@ def _coupled_decay(owner: str, weight_decay: Any, mask: Any) -> list[GradientTra
     validation.check_number_or_schedule(
         owner, "weight_decay", weight_decay, validation.NON_NEGATIVE
     )
+    validation.check_mask(owner, "weight_decay_mask", mask)
     if not callable(weight_decay) and weight_decay == 0.0:
         return []
     return [add_decayed_weights(weight_decay, mask, owner=owner)]
@@ -52,10 +53,15 @@ def _momentum_then_lr(
     form: str,
     dampening: float = 0.0,
     accumulator_dtype: Any = None,
+    forms: tuple[str, ...] = MOMENTUM_FORMS,
 ) -> list[GradientTransformation]:
-    """The momentum block in the chosen form, followed by the learning rate where it is outside."""
-    form = validation.check_choice(owner, "momentum_form", form, MOMENTUM_FORMS)
+    """The momentum block in the chosen form, followed by the learning rate where it is outside.
+
+    `forms` are the momentum forms the calling optimizer offers, listed in its error messages.
+    """
+    form = validation.check_choice(owner, "momentum_form", form, forms)
     nesterov = validation.check_bool(owner, "nesterov", nesterov)
+    dampening = validation.check_number(owner, "dampening", dampening, validation.UNIT)
     validation.require(
         owner, not (nesterov and momentum is None), "nesterov=True needs a momentum value."
     )
@@ -64,12 +70,13 @@ def _momentum_then_lr(
             owner, dampening == 0.0, f"dampening={dampening} needs a momentum value."
         )
         return [_descend(owner, learning_rate)]
+    validation.require(
+        owner,
+        form == "classic" or dampening == 0.0,
+        f"dampening={dampening} applies to momentum_form='classic' only, got "
+        f"momentum_form={form!r}.",
+    )
     if form == "lr_inside":
-        validation.require(
-            owner,
-            dampening == 0.0,
-            "dampening applies to the classic momentum form only.",
-        )
         return [
             momentum_lr_inside(
                 learning_rate,
@@ -178,15 +185,14 @@ def rmsprop(
       weight_decay_mask: which params to decay.
     """
     owner = "jopt.rmsprop"
-    validation.require(
-        owner, momentum_form != "ema", "momentum_form must be 'lr_inside' or 'classic'."
-    )
     return optax.chain(
         *_coupled_decay(owner, weight_decay, weight_decay_mask),
         scale_by_rms(
             decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered, owner=owner
         ),
-        *_momentum_then_lr(owner, learning_rate, momentum, nesterov, momentum_form),
+        *_momentum_then_lr(
+            owner, learning_rate, momentum, nesterov, momentum_form, forms=("lr_inside", "classic")
+        ),
     )
 
 

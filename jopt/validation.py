@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 Schedule = Callable[[Any], Any]
@@ -39,8 +40,13 @@ class Range:
         return bool(above and below) and math.isfinite(value)
 
     def describe(self) -> str:
+        """The range in words, as error messages print it: "> 0", "in [0, 1)", "a finite number"."""
+        if self.lo == -math.inf and self.hi == math.inf:
+            return "a finite number"
         if self.hi == math.inf:
-            return "> 0" if (self.lo == 0 and self.lo_open) else f">= {_fmt(self.lo)}"
+            return f"{'>' if self.lo_open else '>='} {_fmt(self.lo)}"
+        if self.lo == -math.inf:
+            return f"{'<' if self.hi_open else '<='} {_fmt(self.hi)}"
         left = "(" if self.lo_open else "["
         right = ")" if self.hi_open else "]"
         return f"in {left}{_fmt(self.lo)}, {_fmt(self.hi)}{right}"
@@ -120,14 +126,18 @@ def check_choice(fn: str, name: str, value: Any, choices: tuple[str, ...]) -> st
 
 
 def check_dtype(fn: str, name: str, value: Any) -> np.dtype | None:
-    """Checks an optional floating dtype (`None` means: follow the parameters)."""
+    """Checks an optional floating dtype (`None` means: follow the parameters).
+
+    JAX's notion of floating is used: bfloat16 (an ml_dtypes extension type, kind 'V' to NumPy,
+    for which `np.issubdtype(bfloat16, np.inexact)` is False) is a floating dtype.
+    """
     if value is None:
         return None
     try:
         dtype = np.dtype(jax.dtypes.canonicalize_dtype(value))
     except TypeError as e:
         raise TypeError(f"{fn}: {name} must be a floating dtype or None, got {value!r}.") from e
-    if not np.issubdtype(dtype, np.inexact):
+    if not jnp.issubdtype(dtype, jnp.inexact):
         raise TypeError(f"{fn}: {name} must be a floating dtype or None, got {value!r}.")
     return dtype
 

@@ -3,6 +3,7 @@
     clip:                 g = clip(g, -max_delta, max_delta)
     clip_by_global_norm:  g = g * min(1, max_norm / ||g||),   ||g|| over all leaves together
 
+Given `params`, `update` checks that the gradients have their structure, shapes and dtypes.
 `clip_by_global_norm` stores the norm it measured (before clipping) in its state, so a training
 loop can log it: `jopt.clipped_norm(state)` (optax keeps none; torch's clip_grad_norm_ returns it).
 """
@@ -43,7 +44,8 @@ def clip(max_delta: float | validation.Schedule) -> optax.GradientTransformation
         return ClipState(base.zero_count(), spec.init())
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
+        base.check_tree(owner, updates, params, "params", dtypes=True)
         hp = spec.resolve(state.hparams, state.count)
 
         def leaf(g):
@@ -74,7 +76,8 @@ def clip_by_global_norm(
         return ClipByGlobalNormState(base.zero_count(), jnp.zeros([], jnp.float32), spec.init())
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
+        base.check_tree(owner, updates, params, "params", dtypes=True)
         hp = spec.resolve(state.hparams, state.count)
         norm = tree_math.global_norm(updates)
         limit = hp["max_norm"].astype(norm.dtype)
@@ -107,7 +110,8 @@ def clip_by_leaf_norm(
         return ClipState(base.zero_count(), spec.init())
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
+        base.check_tree(owner, updates, params, "params", dtypes=True)
         hp = spec.resolve(state.hparams, state.count)
 
         def leaf(g):

@@ -5,6 +5,9 @@
 `learning_rate` may be a number or a schedule `count -> value` evaluated at the number of steps
 taken before this one (the first step uses `schedule(0)`, as optax and torch do). The value used
 is stored in the state, where `jopt.current_lr` reads it and `jopt.set_hparams` changes it.
+
+Given `params`, `update` checks at trace time that the gradients have their structure, shapes and
+dtypes: this block ends every optimizer's chain, and is the only check plain SGD gets.
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def scale_by_learning_rate(
         return ScaleByLearningRateState(count=base.zero_count(), hparams=spec.init())
 
     def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
+        del extra_args
+        base.check_tree(owner, updates, params, "params", dtypes=True)
         hp = spec.resolve(state.hparams, state.count)
         lr = -hp["learning_rate"] if flip_sign else hp["learning_rate"]
         updates = jax.tree.map(lambda g: lr.astype(g.dtype) * g, updates)

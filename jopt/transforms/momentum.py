@@ -120,13 +120,15 @@ def trace(
     The decay is kept in the state under the name `momentum`. `dampening` (torch) scales the new
     gradient by `1 - dampening`.
     """
+    owner = "jopt.trace"
+    decay = validation.check_number_or_schedule(owner, "decay", decay, validation.DECAY)
     return scale_by_momentum(
         decay,
         form="classic",
         dampening=dampening,
         nesterov=nesterov,
         accumulator_dtype=accumulator_dtype,
-        owner="jopt.trace",
+        owner=owner,
     )
 
 
@@ -188,6 +190,8 @@ def momentum_lr_inside(
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
         base.check_tree(owner, updates, state.momentum, "momentum buffer")
+        # It ends its chain, as the learning-rate scaling does: it checks the params the same way.
+        base.check_tree(owner, updates, params, "params", dtypes=True)
         hp = spec.resolve(state.hparams, state.count)
         step = -hp["learning_rate"]
         new_v = jax.tree.map(
@@ -200,7 +204,6 @@ def momentum_lr_inside(
         if weight_decay is not None:
             if params is None:
                 raise ValueError(f"{owner}: weight decay needs the params in update.")
-            base.check_tree(owner, updates, params, "params", dtypes=True)
             decay = step * hp["weight_decay"]
             out = jax.tree.map(lambda u, p: u + decay.astype(u.dtype) * p, out, params)
         out = base.cast_like(out, updates)
