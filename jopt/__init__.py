@@ -26,6 +26,7 @@ from jopt.transforms.learning_rate import scale_by_learning_rate
 from jopt.transforms.lion import scale_by_lion
 from jopt.transforms.momentum import ema, momentum_lr_inside, scale_by_momentum, trace
 from jopt.transforms.nadam import scale_by_nadam
+from jopt.transforms.nonfinite import skip_nonfinite, skipped_steps
 from jopt.transforms.radam import scale_by_radam
 from jopt.transforms.regularization import add_decayed_weights, add_l1_penalty
 from jopt.transforms.rms import scale_by_rms, scale_by_stddev
@@ -74,5 +75,7 @@ __all__ = [
     "scale_by_stddev",
     "set_hparams",
     "sgd",
+    "skip_nonfinite",
+    "skipped_steps",
     "trace",
 ]
