@@ -16,13 +16,16 @@ holds fixtures made by the real torch). Conventions followed, each a named jopt 
 - Adagrad: accumulator starts at 0, eps=1e-10 outside the root, `lr / (1 + t * lr_decay)`.
 - `maximize=True` ascends (the gradient is negated first).
 
-Unlike torch, arguments are validated more strictly: `lr=nan`, momentum >= 1, betas >= 1 raise.
+Arguments are validated at construction with torch's names (`lr`, `betas[0]`), ValueError for
+every entry of torch's own list of bad inputs, and more strictly: `lr=inf`, and `lr=nan` or a nan
+weight decay in SGD (which torch accepts), raise too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import optax
 
 from jopt import validation
@@ -43,11 +46,25 @@ Transform = optax.GradientTransformationExtraArgs
 
 
 def _betas(fn: str, betas: Sequence[float]) -> tuple[float, float]:
+    """torch's `betas` pair, each in [0, 1) (reported as betas[0], betas[1] as torch does)."""
     try:
         b1, b2 = betas
     except (TypeError, ValueError) as e:
         raise ValueError(f"{fn}: betas must be a pair (beta1, beta2), got {betas!r}.") from e
+    for i, beta in enumerate((b1, b2)):
+        validation.check_number(fn, f"betas[{i}]", beta, validation.DECAY)
     return b1, b2
+
+
+def _lr(fn: str, lr: LearningRate) -> LearningRate:
+    """torch's `lr`: a number >= 0 (nan rejected, unlike torch), a 1-element array, or a
+    schedule."""
+    if not callable(lr) and np.ndim(lr) > 0:
+        validation.require(
+            fn, np.size(lr) == 1, f"lr must be a 1-element array, got shape {np.shape(lr)}."
+        )
+        lr = np.reshape(lr, ())
+    return validation.check_number_or_schedule(fn, "lr", lr, validation.NON_NEGATIVE)
 
 
 def _chain(
@@ -60,6 +77,7 @@ def _chain(
     decoupled: bool = False,
 ) -> Transform:
     """maximize -> [coupled L2] -> scaling -> [decoupled decay] -> -lr."""
+    lr = _lr(fn, lr)
     maximize = validation.check_bool(fn, "maximize", maximize)
     weight_decay = validation.check_number(
         fn, "weight_decay", weight_decay, validation.NON_NEGATIVE
@@ -223,6 +241,7 @@ def Adagrad(  # noqa: N802
 ) -> Transform:
     """torch.optim.Adagrad: `lr / (1 + t * lr_decay) * g / (sqrt(acc) + eps)`, acc from 0."""
     fn = "jopt.torch.Adagrad"
+    lr = _lr(fn, lr)
     lr_decay = validation.check_number(fn, "lr_decay", lr_decay, validation.NON_NEGATIVE)
     if lr_decay != 0:
         decay = inverse_time_decay(1.0, 1, lr_decay)

@@ -1,0 +1,1 @@
+"""Golden fixtures made by the real torch.optim and Keras, and the scripts that make them."""
