@@ -12,8 +12,9 @@ status `diverged`); the others go on. Ctrl-C finishes the current chunk, checkpo
 the unfinished trials `interrupted`; `jopt run --resume RUN_DIR` continues them.
 
 Within one process, runs of the same workload options share its data and compiled init and
-evaluation, and runs of the same optimizer config on it share the compiled step (a few recent
-workloads are kept), so that repeated runs from Python (a notebook, the tests) compile once.
+evaluation, and runs of the same optimizer config on it share the compiled step (the two most
+recently used workloads are kept, data included), so that repeated runs from Python (a notebook,
+the tests) compile once.
 """
 
 from __future__ import annotations
@@ -61,16 +62,36 @@ class Carry:
 # -- the compiled pieces ---------------------------------------------------------------------------
 
 
-def _batch(workload: Workload, key: jax.Array, step: jax.Array):
-    """The batch of `step`: a slice of a per-epoch permutation keyed by (seed key, epoch)."""
+def _steps_per_epoch(workload: Workload) -> int | None:
+    """Minibatches per epoch, or None for full-batch (or data-free) workloads."""
+    if workload.train is None or workload.batch_size is None:
+        return None
+    return workload.train.size // workload.batch_size
+
+
+def _make_order(workload: Workload) -> Callable | None:
+    """(stacked data keys, epoch) -> each seed's order of the training examples in that epoch:
+    a permutation keyed by (seed's data key, epoch). Jitted apart from the step, so that the
+    random draws (slow to compile on the CPU) are compiled once per workload, not per optimizer.
+    """
+    if _steps_per_epoch(workload) is None:
+        return None
+    n = workload.train.size
+
+    def order(key, epoch):
+        return jax.random.permutation(jax.random.fold_in(key, epoch), n)
+
+    return jax.jit(jax.vmap(order, in_axes=(0, None)))
+
+
+def _batch(workload: Workload, order: jax.Array | None, step: jax.Array):
+    """The batch of `step`: its slice of the epoch's `order` of the examples."""
     train = workload.train
     if train is None:
         return None, None
     if workload.batch_size is None:
         return train.x, train.y
-    per_epoch = train.size // workload.batch_size
-    epoch, position = step // per_epoch, step % per_epoch
-    order = jax.random.permutation(jax.random.fold_in(key, epoch), train.size)
+    position = step % _steps_per_epoch(workload)
     index = jax.lax.dynamic_slice(order, (position * workload.batch_size,), (workload.batch_size,))
     return train.x[index], train.y[index]
 
@@ -91,8 +112,8 @@ def _make_step(workload: Workload, tx: optax.GradientTransformation):
     step is the same compiled program whatever the chunking.
     """
 
-    def one_seed(params, opt_state, diverged_at, data_key, step):
-        x, y = _batch(workload, data_key, step)
+    def one_seed(params, opt_state, diverged_at, order, step):
+        x, y = _batch(workload, order, step)
         loss, grads = jax.value_and_grad(workload.loss)(params, x, y)
         updates, new_state = tx.update(grads, opt_state, params)
         new_params = optax.apply_updates(params, updates)
@@ -104,7 +125,7 @@ def _make_step(workload: Workload, tx: optax.GradientTransformation):
         opt_state = jax.tree.map(lambda old, new: jnp.where(keep, old, new), opt_state, new_state)
         record = {
             "train_loss": loss.astype(jnp.float32),
-            "grad_norm": optax.global_norm(grads).astype(jnp.float32),
+            "grad_norm": optax.tree.norm(grads).astype(jnp.float32),
             "learning_rate": _learning_rate(new_state),
         }
         if workload.record_params:
@@ -142,11 +163,17 @@ class _Compiled:
     workload: Workload
     init_params: Callable  # stacked keys -> stacked params
     evaluate: Callable  # (stacked params, split) -> {metric: per-seed values}
+    order: Callable | None  # see _make_order
     programs: dict[str, _Programs] = dataclasses.field(default_factory=dict, compare=False)
 
     @classmethod
     def build(cls, workload: Workload) -> _Compiled:
-        return cls(workload, jax.jit(jax.vmap(workload.init_params)), _make_eval(workload))
+        return cls(
+            workload,
+            jax.jit(jax.vmap(workload.init_params)),
+            _make_eval(workload),
+            _make_order(workload),
+        )
 
     def programs_for(self, optimizer: config_lib.OptimizerConfig) -> _Programs:
         key = repr((optimizer.name, sorted(optimizer.hparams.items())))  # the label aside
@@ -158,7 +185,7 @@ class _Compiled:
         return self.programs[key]
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _compiled(workload: config_lib.WorkloadConfig) -> _Compiled:
     """The workload of a config, built and jitted once per process (options are hashable)."""
     return _Compiled.build(WORKLOADS[workload.name].build(workload.options))
@@ -193,6 +220,7 @@ class _Group:
             keys
         )
         self.evaluate = compiled.evaluate
+        self._epoch_order: tuple[int, jax.Array] | None = None
 
     # state ----------------------------------------------------------------------------------------
     def _initial_arrays(self) -> tuple[Any, Any, jax.Array]:
@@ -296,6 +324,17 @@ class _Group:
                 row["params"] = [float(v) for v in np.ravel(jax.tree.leaves(carry.params)[0][i])]
             outputs.append_metrics(trial / "metrics.jsonl", [row])
 
+    def _order(self, step: int) -> jax.Array | None:
+        """The example order of every seed in the epoch of `step` (computed once an epoch)."""
+        per_epoch = _steps_per_epoch(self.workload)
+        if per_epoch is None:
+            return None
+        epoch = step // per_epoch
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            order = self.compiled.order(self.data_keys, jnp.asarray(epoch, jnp.int32))
+            self._epoch_order = (epoch, order)
+        return self._epoch_order[1]
+
     def train(
         self,
         carry: Carry,
@@ -320,7 +359,7 @@ class _Group:
             steps = []
             for step in range(carry.step, carry.step + length):
                 params, opt_state, diverged, record = self.step(
-                    params, opt_state, diverged, self.data_keys, jnp.asarray(step, jnp.int32)
+                    params, opt_state, diverged, self._order(step), jnp.asarray(step, jnp.int32)
                 )
                 steps.append(record)
                 if progress is not None:

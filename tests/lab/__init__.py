@@ -1,0 +1,2 @@
+"""Tests of jopt.lab: configs, run files and summaries, the runner, the `jopt` command, and
+the workloads."""

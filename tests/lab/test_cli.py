@@ -1,0 +1,247 @@
+"""The `jopt` command end to end on a tiny 2-D config: run, plot, resume, exit statuses, and one
+real process stopped with Ctrl-C (SIGINT).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jopt.lab import cli, outputs, runner
+from jopt.lab import config as config_lib
+
+CONFIG = """\
+# jopt run CONFIG
+name: cli
+workload: {name: functions2d, function: canyon}
+optimizers:
+  - {name: sgd, label: GD, learning_rate: 0.02}
+  - {name: sgd, label: momentum 0.9, learning_rate: 0.02, momentum: 0.9}
+seeds: [0]
+steps: 10
+eval_every: 5
+target: {metric: eval_distance, value: 3.5}
+output_dir: runs
+"""
+FIGURES = ["curves.png", "learning_rate.png", "paths.png"]
+
+
+@pytest.fixture
+def config_file(tmp_path) -> Path:
+    path = tmp_path / "cli.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+def _run(capsys, *argv) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(run_dir)): p.read_bytes()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.suffix != ".png"
+    }
+
+
+def test_run_prints_the_summary_and_draws_the_figures_that_plot_redraws(
+    capsys, tmp_path, config_file
+):
+    code, out, err = _run(
+        capsys, "run", config_file, "--output-dir", tmp_path / "o", "--no-progress"
+    )
+    assert code == 0, err
+    run_dir = tmp_path / "o" / "cli"
+    assert out == (run_dir / "summary.md").read_text() + f"\nResults in {run_dir}\n"
+    assert out.startswith("# cli\n") and "| momentum 0.9 |" in out and "| GD |" in out
+    for name in FIGURES:
+        assert (run_dir / name).read_bytes().startswith(b"\x89PNG"), name
+        (run_dir / name).unlink()
+
+    code, out, err = _run(capsys, "plot", run_dir)
+    assert code == 0, err
+    assert out.split() == [str(run_dir / name) for name in FIGURES]
+    assert all((run_dir / name).stat().st_size > 1000 for name in FIGURES)
+
+    # A second run of the same config gets a new directory.
+    code, out, err = _run(
+        capsys, "run", config_file, "--output-dir", tmp_path / "o", "--no-plots", "--no-progress"
+    )
+    assert code == 0, err
+    assert out.endswith(f"Results in {tmp_path / 'o' / 'cli-2'}\n")
+    assert not (tmp_path / "o" / "cli-2" / "curves.png").exists()
+
+
+def test_resuming_a_finished_run_changes_nothing(capsys, tmp_path, config_file):
+    out_dir = tmp_path / "o"
+    assert (
+        _run(capsys, "run", config_file, "--output-dir", out_dir, "--no-plots", "--no-progress")[0]
+        == 0
+    )
+    run_dir = out_dir / "cli"
+    before = _files(run_dir)
+    code, out, err = _run(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
+    assert code == 0, err
+    assert _files(run_dir) == before
+    assert out.startswith("# cli\n")
+
+
+def test_overrides_go_before_or_after_the_options(capsys, tmp_path, config_file):
+    out_dir = tmp_path / "out #1"  # a path YAML would cut at '#': taken as it is
+    code, _, err = _run(
+        capsys,
+        "run",
+        config_file,
+        "steps=4",
+        "--no-progress",
+        "--output-dir",
+        out_dir,
+        "optimizers.0.label=plain GD",
+        "--no-plots",
+        "seeds=[3]",
+    )
+    assert code == 0, err
+    saved = config_lib.from_dict(yaml.safe_load((out_dir / "cli" / "config.yaml").read_text()))
+    assert (saved.steps, saved.seeds) == (4, (3,))
+    assert saved.optimizers[0].label == "plain GD"
+    assert saved.output_dir == str(out_dir)
+    meta = outputs.read_json(out_dir / "cli" / "trials" / "plain-GD-seed3" / "metadata.json")
+    assert (meta["status"], meta["steps_completed"]) == ("done", 4)
+
+
+BAD_ARGUMENTS = [  # argv after `run CONFIG` (CONFIG: None for none), fragment of stderr
+    (["optimizers.0.momentum=1.5"], "config error at optimizers[0].momentum: jopt.sgd: momentum"),
+    (["optimizers.0.nme=sgd"], "config error at optimizers[0].nme: unknown key 'nme'"),
+    (["steps"], "an override must look like key.sub=value, got 'steps'"),
+    (["workload.function=himmelblau"], "config error at workload.function: functions2d:"),
+    (["seeds=[0,"], "is not valid YAML"),
+    (["target.metric=eval_accuracy"], "unknown metric 'eval_accuracy'"),
+]
+
+
+@pytest.mark.parametrize(("extra", "fragment"), BAD_ARGUMENTS, ids=[a[0][0] for a in BAD_ARGUMENTS])
+def test_a_bad_config_or_override_exits_2_with_the_message(
+    capsys, tmp_path, config_file, extra, fragment
+):
+    code, out, err = _run(capsys, "run", config_file, *extra, "--output-dir", tmp_path / "o")
+    assert code == 2
+    assert err.startswith("jopt: ") and fragment in err, err
+    assert out == "" and not (tmp_path / "o").exists()  # nothing ran
+
+
+def test_bad_arguments_exit_2(capsys, tmp_path, config_file):
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text(CONFIG.replace("steps: 10", "steps: ten"))
+    cases = [
+        (["run", bad_yaml], "config error at steps: expected a number, got the string 'ten'"),
+        (["run", tmp_path / "absent.yaml"], "no config file at"),
+        (["run"], "give a config file, or --resume RUN_DIR"),
+        (["run", "--resume", tmp_path], "no run to resume"),
+        (["run", "--resume", tmp_path, config_file], "--resume takes only the run directory"),
+        (["run", "--resume", tmp_path, "--output-dir", tmp_path], "takes only the run directory"),
+        (["plot", tmp_path], "no run at"),
+    ]
+    for argv, fragment in cases:
+        code, _, err = _run(capsys, *argv)
+        assert code == 2, argv
+        assert fragment in err, (argv, err)
+    for argv in (["run", config_file, "--bogus"], ["plot", tmp_path, "steps=3"], ["walk"]):
+        with pytest.raises(SystemExit) as info:
+            cli.main([str(a) for a in argv])
+        assert info.value.code == 2, argv
+        capsys.readouterr()
+
+
+def test_a_second_ctrl_c_exits_130_at_once(capsys, tmp_path, config_file, monkeypatch):
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run", stopped)
+    code, _, err = _run(capsys, "run", config_file, "--output-dir", tmp_path)
+    assert code == 130 and "continues from the last checkpoint" in err
+
+
+def test_plot_loads_no_data_for_a_workload_without_paths(capsys, tmp_path):
+    # An MNIST run from files this machine lacks: drawing its curves must not load the data.
+    config = yaml.safe_load(CONFIG)
+    config["workload"] = {"name": "mlp", "dataset": "mnist", "data_dir": str(tmp_path / "none")}
+    config["target"] = {"metric": "eval_accuracy", "value": 0.9}
+    run_dir = tmp_path / "run"
+    outputs.write_yaml(run_dir / "config.yaml", config)
+    for label in ("GD", "momentum-0.9"):
+        rows = [{"step": 0, "eval_accuracy": 0.1, "eval_loss": 2.3, "elapsed": 0.0}]
+        rows += [
+            {"step": s, "train_loss": 2.0 / s, "learning_rate": 0.02, "elapsed": 0.1 * s}
+            for s in range(1, 11)
+        ]
+        rows[-1].update(eval_accuracy=0.8, eval_loss=0.5)
+        trial = run_dir / "trials" / f"{label}-seed0"
+        trial.mkdir(parents=True)
+        outputs.append_metrics(trial / "metrics.jsonl", rows)
+    code, out, err = _run(capsys, "plot", run_dir)
+    assert code == 0, err
+    assert out.split() == [str(run_dir / "curves.png"), str(run_dir / "learning_rate.png")]
+    assert not (run_dir / "paths.png").exists()
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            pytest.fail(f"jopt exited with {process.returncode}: {process.communicate()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"{path} did not appear within {timeout} s")
+        time.sleep(0.1)
+
+
+def test_ctrl_c_stops_a_real_process_with_status_130_and_a_resumable_run(tmp_path, config_file):
+    out_dir = tmp_path / "o"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jopt.lab.cli", "run", str(config_file), "steps=100000"]
+        + ["--output-dir", str(out_dir), "--no-progress", "--no-plots"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    run_dir = out_dir / "cli"
+    _wait_for(run_dir / "trials" / "GD-seed0" / "metrics.jsonl", process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, (out, err)
+    assert f"resume with: jopt run --resume {run_dir}" in err
+    assert out == ""
+
+    meta = outputs.read_json(run_dir / "trials" / "GD-seed0" / "metadata.json")
+    assert meta["status"] == "interrupted"
+    stopped_at = meta["steps_completed"]
+    assert 0 <= stopped_at < 100000 and stopped_at % 5 == 0
+    checkpoint = outputs.read_json(run_dir / "checkpoints" / "GD.json")
+    assert checkpoint["step"] == stopped_at
+    rows = outputs.read_metrics(run_dir / "trials" / "GD-seed0" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == list(range(stopped_at + 1))
+    assert not (run_dir / "trials" / "momentum-0.9-seed0").exists()
+
+    # It resumes from there: one more chunk, then stop again.
+    experiment = config_lib.load(run_dir / "config.yaml")
+
+    def stop(flag):
+        flag.requested = True
+
+    with pytest.raises(runner.Interrupted):
+        runner.run(experiment, run_dir, resume=True, progress=False, on_chunk=stop)
+    rows = outputs.read_metrics(run_dir / "trials" / "GD-seed0" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == list(range(stopped_at + 6))
+    assert outputs.read_json(run_dir / "checkpoints" / "GD.json")["step"] == stopped_at + 5
