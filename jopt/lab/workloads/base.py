@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
+
+from jopt import validation
+from jopt.lab.workloads import datasets
 
 Params = Any
 Metrics = dict[str, jax.Array]
@@ -60,3 +63,32 @@ class Workload:
     batch_size: int | None = None
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
     record_params: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratedDataOptions:
+    """The options every workload on generated data has (see its own `Options` for the rest).
+
+    Attributes:
+      n_train, n_valid, n_test: examples in each split (each >= 1).
+      dim: number of input features (>= 1).
+      data_seed: seed of the generated data (teacher and splits), the same for every trial seed.
+      batch_size: examples per step, in [1, n_train]; null: full batch.
+    """
+
+    NAME: ClassVar[str]  # the workload's registry name, for error messages
+
+    n_train: int = 512
+    n_valid: int = 256
+    n_test: int = 256
+    dim: int = 8
+    data_seed: int = 0
+    batch_size: int | None = 32
+
+    def __post_init__(self):
+        for name in ("n_train", "n_valid", "n_test", "dim"):
+            validation.check_int(self.NAME, name, getattr(self, name), minimum=1)
+        validation.check_int(self.NAME, "data_seed", self.data_seed, minimum=0)
+        if self.batch_size is not None:
+            validation.check_int(self.NAME, "batch_size", self.batch_size, minimum=1)
+        datasets.check_batch_size(self.NAME, self.batch_size, self.n_train)

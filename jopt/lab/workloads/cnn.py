@@ -9,6 +9,7 @@ with softmax cross-entropy; parameters, loss and metrics as in `mlp` (a plain di
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 from flax import nnx
@@ -21,36 +22,26 @@ NAME = "cnn"
 
 
 @dataclasses.dataclass(frozen=True)
-class Options:
-    """Options of the `cnn` workload.
+class Options(datasets.ImageDataOptions):
+    """Options of the `cnn` workload: the data options of `datasets.ImageDataOptions`
+    (dataset, data_dir, batch_size, n_valid, max_train), and
 
     Attributes:
-      dataset: 'digits' (scikit-learn's bundled 8x8 digits), 'mnist' or 'fashion_mnist' (read
-        from `data_dir`; see `jopt.lab.workloads.datasets`).
-      data_dir: the folder holding the MNIST / Fashion-MNIST files (or the .npz itself); unused
-        for 'digits'. Nothing is ever downloaded.
-      batch_size: examples per step, at most the training split's size; null: full batch.
       channels: output channels of each conv layer (each >= 1, at least one layer); every layer
         halves the image, so 8x8 digits allow at most 3 layers.
-      n_valid: size of the validation split; null: 300 for digits, 5000 for MNIST.
-      max_train: keep only the first `max_train` training examples (for speed); null: all.
     """
 
-    dataset: str = "digits"
-    data_dir: str | None = None
-    batch_size: int | None = 64
+    NAME: ClassVar[str] = NAME
     channels: tuple[int, ...] = (16, 32)
-    n_valid: int | None = None
-    max_train: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))
+        super().__post_init__()
         validation.require(
             NAME, len(self.channels) >= 1, "channels must list at least one conv layer, got ()."
         )
         for i, size in enumerate(self.channels):
             validation.check_int(NAME, f"channels[{i}]", size, minimum=1)
-        mlp.check_data_options(NAME, self)
 
 
 def metric_names(options: Options) -> tuple[str, ...]:

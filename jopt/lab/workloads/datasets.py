@@ -26,6 +26,7 @@ import gzip
 import math
 import struct
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -46,6 +47,40 @@ NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/, "THE IDX FILE FORMAT"); data is big-endian.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDataOptions:
+    """The data options of the image workloads (`mlp`, `cnn`), checked without touching a file.
+
+    Attributes:
+      dataset: 'digits' (scikit-learn's bundled 8x8 digits), 'mnist' or 'fashion_mnist' (read
+        from `data_dir`).
+      data_dir: the folder holding the MNIST / Fashion-MNIST files (or the .npz itself); unused
+        for 'digits'. Nothing is ever downloaded.
+      batch_size: examples per step, at most the training split's size; null: full batch.
+      n_valid: size of the validation split; null: 300 for digits, 5000 for MNIST.
+      max_train: keep only the first `max_train` training examples (for speed); null: all.
+    """
+
+    NAME: ClassVar[str]  # the workload's registry name, for error messages
+
+    dataset: str = "digits"
+    data_dir: str | None = None
+    batch_size: int | None = 64
+    n_valid: int | None = None
+    max_train: int | None = None
+
+    def __post_init__(self):
+        validation.check_choice(self.NAME, "dataset", self.dataset, DATASETS)
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise TypeError(
+                f"{self.NAME}: data_dir must be a path string or null, got {self.data_dir!r}."
+            )
+        for name in ("batch_size", "n_valid", "max_train"):
+            value = getattr(self, name)
+            if value is not None:
+                validation.check_int(self.NAME, name, value, minimum=1)
 
 
 @dataclasses.dataclass(frozen=True)

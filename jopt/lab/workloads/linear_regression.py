@@ -19,57 +19,42 @@ float32 down to ~1e-12. The least-squares optimum of each split (NumPy float64 `
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jopt import validation
-from jopt.lab.workloads import datasets
-from jopt.lab.workloads.base import Split, Workload
+from jopt.lab.workloads.base import GeneratedDataOptions, Split, Workload
 
 NAME = "linear_regression"
 INIT_SCALE = 0.01  # std of the initial weights and bias
 
 
 @dataclasses.dataclass(frozen=True)
-class Options:
+class Options(GeneratedDataOptions):
     """Options of the `linear_regression` workload.
 
     Attributes:
       n_train, n_valid, n_test: examples in each split (each >= 1).
       dim: number of input features (>= 1).
-      noise: std of the Gaussian label noise (>= 0); the optimal loss is about noise**2 / 2.
       data_seed: seed of the generated data (teacher and splits), the same for every trial seed.
       batch_size: examples per step, in [1, n_train]; null: full batch.
+      noise: std of the Gaussian label noise (>= 0); the optimal loss is about noise**2 / 2.
     """
 
-    n_train: int = 512
-    n_valid: int = 256
-    n_test: int = 256
-    dim: int = 8
+    NAME: ClassVar[str] = NAME
     noise: float = 0.1
-    data_seed: int = 0
-    batch_size: int | None = 32
 
     def __post_init__(self):
-        check_generated_data_options(NAME, self)
+        super().__post_init__()
         validation.check_number(NAME, "noise", self.noise, validation.NON_NEGATIVE)
 
 
 def metric_names(options: Options) -> tuple[str, ...]:
     """The keys of `metrics` (known from the options alone, before building anything)."""
     return ("loss", "excess_loss")
-
-
-def check_generated_data_options(owner: str, options) -> None:
-    """Sizes, dim, data_seed and batch_size: the options shared with `logistic_regression`."""
-    for name in ("n_train", "n_valid", "n_test", "dim"):
-        validation.check_int(owner, name, getattr(options, name), minimum=1)
-    validation.check_int(owner, "data_seed", options.data_seed, minimum=0)
-    if options.batch_size is not None:
-        validation.check_int(owner, "batch_size", options.batch_size, minimum=1)
-    datasets.check_batch_size(owner, options.batch_size, options.n_train)
 
 
 def init_linear(key: jax.Array, dim: int) -> dict[str, jax.Array]:

@@ -13,41 +13,37 @@ on each split). Metrics: `loss`, `accuracy`.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from jopt import validation
-from jopt.lab.workloads.base import Split, Workload
-from jopt.lab.workloads.linear_regression import check_generated_data_options, init_linear
+from jopt.lab.workloads.base import GeneratedDataOptions, Split, Workload
+from jopt.lab.workloads.linear_regression import init_linear
 
 NAME = "logistic_regression"
 
 
 @dataclasses.dataclass(frozen=True)
-class Options:
+class Options(GeneratedDataOptions):
     """Options of the `logistic_regression` workload.
 
     Attributes:
       n_train, n_valid, n_test: examples in each split (each >= 1).
       dim: number of input features (>= 1).
-      label_noise: probability that a label is flipped, in [0, 0.5); 0 makes the training data
-        separable, so the loss has no minimizer and the weights grow without bound.
       data_seed: seed of the generated data (teacher and splits), the same for every trial seed.
       batch_size: examples per step, in [1, n_train]; null: full batch.
+      label_noise: probability that a label is flipped, in [0, 0.5); 0 makes the training data
+        separable, so the loss has no minimizer and the weights grow without bound.
     """
 
-    n_train: int = 512
-    n_valid: int = 256
-    n_test: int = 256
-    dim: int = 8
+    NAME: ClassVar[str] = NAME
     label_noise: float = 0.1
-    data_seed: int = 0
-    batch_size: int | None = 32
 
     def __post_init__(self):
-        check_generated_data_options(NAME, self)
+        super().__post_init__()
         validation.check_number(
             NAME, "label_noise", self.label_noise, validation.Range(0.0, 0.5, hi_open=True)
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -27,50 +27,27 @@ EVAL_CHUNK = 2048  # examples per forward pass when evaluating a whole split (bo
 
 
 @dataclasses.dataclass(frozen=True)
-class Options:
-    """Options of the `mlp` workload.
+class Options(datasets.ImageDataOptions):
+    """Options of the `mlp` workload: the data options of `datasets.ImageDataOptions`
+    (dataset, data_dir, batch_size, n_valid, max_train), and
 
     Attributes:
-      dataset: 'digits' (scikit-learn's bundled 8x8 digits), 'mnist' or 'fashion_mnist' (read
-        from `data_dir`; see `jopt.lab.workloads.datasets`).
-      data_dir: the folder holding the MNIST / Fashion-MNIST files (or the .npz itself); unused
-        for 'digits'. Nothing is ever downloaded.
-      batch_size: examples per step, at most the training split's size; null: full batch.
       hidden_sizes: units of each hidden layer (each >= 1); () makes a linear softmax model.
-      n_valid: size of the validation split; null: 300 for digits, 5000 for MNIST.
-      max_train: keep only the first `max_train` training examples (for speed); null: all.
     """
 
-    dataset: str = "digits"
-    data_dir: str | None = None
-    batch_size: int | None = 64
+    NAME: ClassVar[str] = NAME
     hidden_sizes: tuple[int, ...] = (64,)
-    n_valid: int | None = None
-    max_train: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        super().__post_init__()
         for i, size in enumerate(self.hidden_sizes):
             validation.check_int(NAME, f"hidden_sizes[{i}]", size, minimum=1)
-        check_data_options(NAME, self)
 
 
 def metric_names(options: Options) -> tuple[str, ...]:
     """The keys of `metrics` (known from the options alone, before loading any data)."""
     return ("loss", "accuracy")
-
-
-def check_data_options(owner: str, options: Any) -> None:
-    """The data options shared by `mlp` and `cnn`, checked without touching any file."""
-    validation.check_choice(owner, "dataset", options.dataset, datasets.DATASETS)
-    if options.data_dir is not None and not isinstance(options.data_dir, str):
-        raise TypeError(
-            f"{owner}: data_dir must be a path string or null, got {options.data_dir!r}."
-        )
-    for name in ("batch_size", "n_valid", "max_train"):
-        value = getattr(options, name)
-        if value is not None:
-            validation.check_int(owner, name, value, minimum=1)
 
 
 class MLP(nnx.Module):
