@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 
 from jopt import validation
-from jopt.schedules._base import Schedule, as_float, constant, cosine_anneal
+from jopt.schedules._base import Schedule, as_float, constant, cosine_anneal, divmod_steps
 
 _FINITE = validation.ANY_FINITE
 
@@ -31,6 +31,8 @@ def exponential_decay(
     transition_begin: int = 0,
     staircase: bool = False,
     end_value: float | None = None,
+    *,
+    owner: str = "jopt.exponential_decay",
 ) -> Schedule:
     """Exponential decay; a drop-in for `optax.exponential_decay` (and Keras' ExponentialDecay).
 
@@ -39,8 +41,9 @@ def exponential_decay(
     held at `init_value` before `transition_begin`; the exponent is floored with `staircase`;
     `end_value` bounds the result (a floor when decay_rate < 1, a ceiling when > 1). torch's
     ExponentialLR(gamma) is `exponential_decay(lr, 1, gamma)`, StepLR is `step_decay`.
+    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = "jopt.exponential_decay"
+    fn = owner
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     transition_steps = validation.check_int(fn, "transition_steps", transition_steps, 1)
     decay_rate = validation.check_number(fn, "decay_rate", decay_rate, validation.POSITIVE)
@@ -56,10 +59,11 @@ def exponential_decay(
         )
 
     def schedule(step):
-        elapsed = jnp.maximum(as_float(step) - transition_begin, 0)
-        exponent = elapsed / transition_steps
+        elapsed = jnp.maximum(jnp.asarray(step) - transition_begin, 0)
         if staircase:
-            exponent = jnp.floor(exponent)
+            exponent, _ = divmod_steps(elapsed, transition_steps)
+        else:
+            exponent = as_float(elapsed) / transition_steps
         value = init_value * constant(decay_rate) ** exponent
         if end_value is not None:
             bound = jnp.maximum if decay_rate < 1 else jnp.minimum
@@ -74,7 +78,7 @@ def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedul
     fn = "jopt.step_decay"
     validation.check_number(fn, "gamma", gamma, validation.POSITIVE)
     step_size = validation.check_int(fn, "step_size", step_size, 1)
-    return exponential_decay(init_value, step_size, gamma, staircase=True)
+    return exponential_decay(init_value, step_size, gamma, staircase=True, owner=fn)
 
 
 def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
@@ -109,9 +113,10 @@ def inverse_time_decay(
     staircase = validation.check_bool(fn, "staircase", staircase)
 
     def schedule(step):
-        ratio = as_float(step) / decay_steps
         if staircase:
-            ratio = jnp.floor(ratio)
+            ratio, _ = divmod_steps(step, decay_steps)
+        else:
+            ratio = as_float(step) / decay_steps
         return init_value / (1 + decay_rate * ratio)
 
     return schedule
@@ -125,6 +130,7 @@ def polynomial_schedule(
     transition_begin: int = 0,
     *,
     cycle: bool = False,
+    owner: str = "jopt.polynomial_schedule",
 ) -> Schedule:
     """Polynomial decay; a drop-in for `optax.polynomial_schedule`, with Keras' `cycle`.
 
@@ -134,8 +140,9 @@ def polynomial_schedule(
     With `cycle` (Keras' PolynomialDecay), T grows to the next multiple of transition_steps
     instead of holding at end_value: T = transition_steps * ceil(t / transition_steps).
     torch's PolynomialLR(total_iters, power) is `polynomial_schedule(lr, 0, power, total_iters)`.
+    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = "jopt.polynomial_schedule"
+    fn = owner
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     end_value = validation.check_number(fn, "end_value", end_value, _FINITE)
     power = validation.check_number(fn, "power", power, validation.POSITIVE)
@@ -144,13 +151,19 @@ def polynomial_schedule(
     cycle = validation.check_bool(fn, "cycle", cycle)
 
     def schedule(step):
-        t = jnp.maximum(as_float(step) - transition_begin, 0)
+        elapsed = jnp.maximum(jnp.asarray(step) - transition_begin, 0)
+        t = as_float(elapsed)
         if cycle:
-            horizon = transition_steps * jnp.maximum(jnp.ceil(t / transition_steps), 1)
+            done, since = divmod_steps(elapsed, transition_steps)
+            cycles = jnp.where(since > 0, done + 1, done)  # ceil(t / transition_steps)
+            horizon = transition_steps * jnp.maximum(cycles, 1)
         else:
             horizon = constant(transition_steps)
             t = jnp.minimum(t, horizon)
-        return (init_value - end_value) * (1 - t / horizon) ** power + end_value
+        # Not `1 - t / horizon`: XLA divides as `t * (1 / horizon)`, which exceeds 1 at
+        # t = horizon, and a negative base to a fractional power is NaN.
+        remaining = jnp.clip((horizon - t) / horizon, 0, 1)
+        return (init_value - end_value) * remaining**power + end_value
 
     return schedule
 
@@ -163,7 +176,14 @@ def linear_schedule(
     torch's LinearLR(start_factor, end_factor, total_iters) on a base lr is
     `linear_schedule(lr * start_factor, lr * end_factor, total_iters)`.
     """
-    return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
+    return polynomial_schedule(
+        init_value,
+        end_value,
+        1.0,
+        transition_steps,
+        transition_begin,
+        owner="jopt.linear_schedule",
+    )
 
 
 def cosine_decay_schedule(
@@ -173,6 +193,7 @@ def cosine_decay_schedule(
     exponent: float = 1.0,
     *,
     periodic: bool = False,
+    owner: str = "jopt.cosine_decay_schedule",
 ) -> Schedule:
     """Cosine annealing (Loshchilov & Hutter 2017); a drop-in for `optax.cosine_decay_schedule`.
 
@@ -182,8 +203,9 @@ def cosine_decay_schedule(
     Past `decay_steps` the value stays at the floor `alpha * init_value` (optax, Keras). With
     `periodic=True` the step is not clipped and the value rises again, as torch's
     CosineAnnealingLR(T_max, eta_min) does past T_max (alpha = eta_min / lr).
+    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = "jopt.cosine_decay_schedule"
+    fn = owner
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
     alpha = validation.check_number(fn, "alpha", alpha, _FINITE)

@@ -15,6 +15,10 @@ The reduced learning rate is written into the wrapped optimizer's state, so `jop
 shows it, and it applies from the update that received the metric on. Unlike optax 0.2.8's
 contrib.reduce_on_plateau, it lowers the learning rate itself (min_lr is in learning-rate units),
 supports mode "max" and absolute thresholds, and works with negative metrics.
+
+Metrics are compared in the default float dtype. With `jax_enable_x64` (float64, as torch's
+Python floats) every decision is torch's; in float32 a metric within rounding of the threshold
+(`best - threshold` for decimal metrics and thresholds, say) may be judged the other way.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import optax
 
 from jopt import hparams, validation
 from jopt.hparams import HParams, Spec
+from jopt.schedules._base import float_dtype
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
@@ -34,7 +39,7 @@ THRESHOLD_MODES = ("rel", "abs")
 
 class ReduceOnPlateauState(NamedTuple):
     inner_state: Any  # the wrapped optimizer's state, holding the learning rate
-    best: jax.Array  # the best metric so far (+inf or -inf before the first)
+    best: jax.Array  # the best metric so far (+inf or -inf before the first), default float
     num_bad_evaluations: jax.Array  # metrics since the last improvement, int32
     cooldown_counter: jax.Array  # evaluations left before bad ones count again, int32
     num_reductions: jax.Array  # how often the learning rate was lowered, int32
@@ -108,13 +113,13 @@ def reduce_on_plateau(
                 f"(not a schedule): {e}"
             ) from e
         zero = jnp.zeros([], jnp.int32)
-        best = jnp.asarray(sign * jnp.inf, jnp.float32)
+        best = jnp.asarray(sign * jnp.inf, float_dtype())
         return ReduceOnPlateauState(inner, best, zero, zero, zero, spec.init())
 
     def control(state, metric):
         hp = state.hparams
-        metric = jnp.asarray(metric, jnp.float32)
-        better = improved(metric, state.best, hp["threshold"].astype(jnp.float32))
+        metric = jnp.asarray(metric, state.best.dtype)
+        better = improved(metric, state.best, hp["threshold"].astype(state.best.dtype))
         best = jnp.where(better, metric, state.best)
         bad = jnp.where(better, 0, state.num_bad_evaluations + 1)
         in_cooldown = state.cooldown_counter > 0

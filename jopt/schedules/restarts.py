@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jopt import validation
-from jopt.schedules._base import Schedule, as_float, cosine_anneal
+from jopt.schedules._base import Schedule, as_float, cosine_anneal, divmod_steps
 
 
 def cosine_decay_restarts(
@@ -41,22 +41,22 @@ def cosine_decay_restarts(
     m_mul = validation.check_number(fn, "m_mul", m_mul, validation.NON_NEGATIVE)
     alpha = validation.check_number(fn, "alpha", alpha, validation.ANY_FINITE)
 
-    def start_of(cycle):
-        """The fraction of the first cycle at which cycle `cycle` starts."""
-        if t_mul == 1.0:
-            return cycle
-        return (t_mul**cycle - 1) / (t_mul - 1)
-
     def schedule(step):
-        progress = as_float(step) / first  # in units of the first cycle
+        t = as_float(step)
         if t_mul == 1.0:
-            cycle = jnp.floor(progress)
+            cycle, since = divmod_steps(step, first)
+            fraction = since / first
         else:
-            cycle = jnp.floor(jnp.log1p(progress * (t_mul - 1)) / jnp.log(t_mul))
-            # The logarithm can land one cycle off at a boundary: step back or forward.
-            cycle = jnp.where(start_of(cycle) > progress, cycle - 1, cycle)
-            cycle = jnp.where(start_of(cycle + 1) <= progress, cycle + 1, cycle)
-        fraction = (progress - start_of(cycle)) / t_mul**cycle
+            # Cycle c starts at step first * (t_mul**c - 1) / (t_mul - 1). The logarithm finds
+            # c to within one; the check that fixes it multiplies instead of dividing, exact for
+            # integer or dyadic t_mul (2, 3, 1.5...), so a restart lands on its step under jit.
+            d = t_mul - 1
+            cycle = jnp.floor(jnp.log1p(t * d / first) / jnp.log(t_mul))
+            scaled = t * d  # compared with first * (t_mul**c - 1) = d * (start of cycle c)
+            cycle = jnp.where(first * (t_mul**cycle - 1) > scaled, cycle - 1, cycle)
+            cycle = jnp.where(first * (t_mul ** (cycle + 1) - 1) <= scaled, cycle + 1, cycle)
+            fraction = (scaled - first * (t_mul**cycle - 1)) / (d * first * t_mul**cycle)
+            fraction = jnp.clip(fraction, 0, 1)  # beyond 2**24 in float32, t is not exact
         peak = m_mul**cycle
         return init_value * (alpha + (1 - alpha) * peak * cosine_anneal(1.0, 0.0, fraction))
 

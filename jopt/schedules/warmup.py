@@ -22,7 +22,12 @@ SHAPES = ("linear", "cosine")
 
 
 def with_warmup(
-    schedule: Schedule, warmup_steps: int, init_value: float = 0.0, *, shape: str = "linear"
+    schedule: Schedule,
+    warmup_steps: int,
+    init_value: float = 0.0,
+    *,
+    shape: str = "linear",
+    owner: str = "jopt.with_warmup",
 ) -> Schedule:
     """Prepends a warmup from `init_value` to `schedule(0)`, then runs `schedule` from step 0.
 
@@ -31,8 +36,9 @@ def with_warmup(
       warmup_steps: the length of the warmup (0: no warmup).
       init_value: the value at step 0.
       shape: "linear", or "cosine" (a half cosine from init_value up to the target).
+      owner: the public name reported in errors (set by the schedules built on this one).
     """
-    fn = "jopt.with_warmup"
+    fn = owner
     if not callable(schedule):
         raise TypeError(f"{fn}: schedule must be callable, got {schedule!r}.")
     warmup_steps = validation.check_int(fn, "warmup_steps", warmup_steps)
@@ -60,7 +66,7 @@ def warmup_constant_schedule(init_value: float, peak_value: float, warmup_steps:
     fn = "jopt.warmup_constant_schedule"
     peak_value = validation.check_number(fn, "peak_value", peak_value, validation.ANY_FINITE)
     return with_warmup(
-        lambda step: jnp.full_like(as_float(step), peak_value), warmup_steps, init_value
+        lambda step: jnp.full_like(as_float(step), peak_value), warmup_steps, init_value, owner=fn
     )
 
 
@@ -87,6 +93,7 @@ def warmup_cosine_decay_schedule(
     warmup_steps = validation.check_int(fn, "warmup_steps", warmup_steps)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
     include = validation.check_bool(fn, "decay_steps_include_warmup", decay_steps_include_warmup)
+    warmup_shape = validation.check_choice(fn, "warmup_shape", warmup_shape, SHAPES)
     cosine_steps = decay_steps - warmup_steps if include else decay_steps
     validation.require(
         fn,
@@ -95,8 +102,8 @@ def warmup_cosine_decay_schedule(
         "the warmup (decay_steps_include_warmup=True).",
     )
     alpha = 0.0 if peak_value == 0 else end_value / peak_value
-    decay = cosine_decay_schedule(peak_value, cosine_steps, alpha, exponent)
-    return with_warmup(decay, warmup_steps, init_value, shape=warmup_shape)
+    decay = cosine_decay_schedule(peak_value, cosine_steps, alpha, exponent, owner=fn)
+    return with_warmup(decay, warmup_steps, init_value, shape=warmup_shape, owner=fn)
 
 
 def warmup_exponential_decay_schedule(
@@ -110,7 +117,19 @@ def warmup_exponential_decay_schedule(
     end_value: float | None = None,
 ) -> Schedule:
     """Linear warmup to `peak_value`, then `exponential_decay`; a drop-in for optax's."""
+    fn = "jopt.warmup_exponential_decay_schedule"
+    # exponential_decay calls peak_value its init_value: the checks that involve it come first.
+    peak_value = validation.check_number(fn, "peak_value", peak_value, validation.ANY_FINITE)
+    decay_rate = validation.check_number(fn, "decay_rate", decay_rate, validation.POSITIVE)
+    end_value = validation.check_optional_number(fn, "end_value", end_value, validation.ANY_FINITE)
+    if end_value is not None:
+        validation.require(
+            fn,
+            (end_value <= peak_value) if decay_rate < 1 else (end_value >= peak_value),
+            f"end_value={end_value} is never reached from peak_value={peak_value} with "
+            f"decay_rate={decay_rate}.",
+        )
     decay = exponential_decay(
-        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
+        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value, owner=fn
     )
-    return with_warmup(decay, warmup_steps, init_value)
+    return with_warmup(decay, warmup_steps, init_value, owner=fn)

@@ -1,0 +1,821 @@
+"""Arguments are validated at construction, with messages that say what to change.
+
+- One table of bad constructor calls, covering every public constructor in `jopt` that takes
+  numbers (optimizers, building blocks, schedules, `reduce_on_plateau`): negative, NaN and
+  infinite learning rates, learning rates given as strings (as PyYAML reads `1e-3`), decay rates
+  outside [0, 1), negative eps / eps_root / weight decay / clipping bounds / initial accumulators,
+  impossible combinations (nesterov without momentum, dampening in a form that has none), unknown
+  choices, non-floating dtypes, masks that are not bools, non-bools for flags and bools for
+  numbers. Each row calls the constructor alone (no `init`, no update): the error is raised at
+  construction. Each message names the public function, the argument, the value it got and what
+  is allowed.
+- Values at the closed ends of the allowed ranges are accepted.
+- `jopt.set_hparams` applies the constructor's rules to the values it writes into a state.
+- A schedule (any callable of the step count) is accepted wherever a learning rate is.
+- Every public optimizer and building block accepts its documented defaults, given explicitly:
+  it builds, and one update on a small params tree gives finite updates shaped like the params.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+import jopt
+from jopt import validation
+
+NAN = math.nan
+INF = math.inf
+
+
+def _fmt(value: Any) -> str:
+    """A short, deterministic rendering of an argument for test ids (no memory addresses)."""
+    if isinstance(value, optax.GradientTransformation):
+        return "tx"
+    if callable(value):
+        return getattr(value, "__name__", "fn")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_fmt, value)) + "]"
+    return repr(value)
+
+
+def _row(error, match: str, fn: Callable[..., Any], *args, **kwargs):
+    """A table row: `fn(*args, **kwargs)` raises `error` with message `jopt.<fn name>: <match>`."""
+    shown = [_fmt(a) for a in args] + [f"{k}={_fmt(v)}" for k, v in kwargs.items()]
+    pattern = re.escape(f"jopt.{fn.__name__}: ") + match
+    test_id = f"{fn.__name__}({','.join(shown)})"
+    return pytest.param(fn, args, kwargs, error, pattern, id=test_id)
+
+
+def _constant(step):
+    return 0.1 * jnp.ones_like(step, jnp.float32)
+
+
+V, T = ValueError, TypeError
+
+ROWS = [
+    # -- learning rates: negative, NaN, infinite, strings, bools, non-scalars ---------------------
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.sgd, -0.1),
+    _row(V, r"learning_rate must be >= 0, got nan", jopt.adam, NAN),
+    _row(V, r"learning_rate must be >= 0, got inf", jopt.adamw, INF),
+    _row(V, r"learning_rate must be >= 0, got -inf", jopt.nadam, -INF),
+    _row(V, r"learning_rate must be >= 0, got -0\.001", jopt.nadamw, -1e-3),
+    _row(V, r"learning_rate must be >= 0, got nan", jopt.amsgrad, NAN),
+    _row(V, r"learning_rate must be >= 0, got -1\.0", jopt.adamax, -1.0),
+    _row(V, r"learning_rate must be >= 0, got inf", jopt.radam, INF),
+    _row(V, r"learning_rate must be >= 0, got -0\.01", jopt.rmsprop, -0.01),
+    _row(V, r"learning_rate must be >= 0, got nan", jopt.adagrad, NAN),
+    _row(V, r"learning_rate must be >= 0, got -1\.0", jopt.adadelta, -1.0),
+    _row(V, r"learning_rate must be >= 0, got -0\.0001", jopt.lion, -1e-4),
+    _row(V, r"learning_rate must be >= 0, got nan", jopt.scale_by_learning_rate, NAN),
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.momentum_lr_inside, -0.1),
+    _row(
+        T,
+        r"learning_rate must be a number or a schedule .*got the string '1e-3'",
+        jopt.adam,
+        "1e-3",
+    ),
+    _row(
+        T,
+        r"learning_rate must be a number or a schedule .*got the string '0\.1'",
+        jopt.sgd,
+        "0.1",
+    ),
+    _row(T, r"learning_rate must be a real number, got the bool True", jopt.sgd, True),
+    _row(T, r"learning_rate must be a real scalar, got None", jopt.adam, None),
+    _row(T, r"learning_rate must be a real scalar, got \[0\.001\]", jopt.adam, [1e-3]),
+    # -- decay rates: b1, b2, momentum, decay, rho must be in [0, 1) ------------------------------
+    _row(V, r"b1 must be in \[0, 1\), got 1\.5", jopt.adam, 1e-3, b1=1.5),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.adam, 1e-3, b2=1.0),
+    _row(T, r"b1 must be a real number, got the bool True", jopt.adam, 1e-3, b1=True),
+    _row(
+        T, r"b1 must be a number or a schedule .*got the string '0\.9'", jopt.adamw, 1e-3, b1="0.9"
+    ),
+    _row(V, r"b2 must be in \[0, 1\), got nan", jopt.adamw, 1e-3, b2=NAN),
+    _row(V, r"b1 must be in \[0, 1\), got -0\.1", jopt.nadam, 1e-3, b1=-0.1),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.5", jopt.nadamw, 1e-3, b2=1.5),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.0", jopt.amsgrad, 1e-3, b1=1.0),
+    _row(V, r"b2 must be in \[0, 1\), got -0\.1", jopt.adamax, 1e-3, b2=-0.1),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.radam, 1e-3, b2=1.0),
+    _row(V, r"b1 must be in \[0, 1\), got nan", jopt.lion, 1e-3, b1=NAN),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.lion, 1e-3, b2=1.0),
+    _row(V, r"momentum must be in \[0, 1\), got 1\.0", jopt.sgd, 1e-3, momentum=1.0),
+    _row(V, r"momentum must be in \[0, 1\), got -0\.1", jopt.sgd, 1e-3, momentum=-0.1),
+    _row(
+        V,
+        r"momentum must be in \[0, 1\), got 1\.5",
+        jopt.sgd,
+        1e-3,
+        momentum=1.5,
+        momentum_form="lr_inside",
+    ),
+    _row(V, r"decay must be in \[0, 1\), got 1\.0", jopt.rmsprop, 1e-3, decay=1.0),
+    _row(V, r"momentum must be in \[0, 1\), got nan", jopt.rmsprop, 1e-3, momentum=NAN),
+    _row(V, r"rho must be in \[0, 1\), got 1\.0", jopt.adadelta, rho=1.0),
+    _row(V, r"rho must be in \[0, 1\), got nan", jopt.adadelta, rho=NAN),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.0", jopt.scale_by_adam, b1=1.0),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.5", jopt.scale_by_amsgrad, b2=1.5),
+    _row(V, r"b1 must be in \[0, 1\), got nan", jopt.scale_by_adamax, b1=NAN),
+    _row(V, r"b1 must be in \[0, 1\), got -0\.1", jopt.scale_by_radam, b1=-0.1),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.scale_by_nadam, b2=1.0),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.5", jopt.scale_by_lion, b2=1.5),
+    _row(V, r"decay must be in \[0, 1\), got 1\.0", jopt.scale_by_rms, decay=1.0),
+    _row(V, r"decay must be in \[0, 1\), got -0\.1", jopt.scale_by_stddev, decay=-0.1),
+    _row(V, r"rho must be in \[0, 1\), got 1\.5", jopt.scale_by_adadelta, rho=1.5),
+    _row(V, r"momentum must be in \[0, 1\), got 1\.0", jopt.scale_by_momentum, momentum=1.0),
+    _row(
+        V,
+        r"momentum must be in \[0, 1\), got 1\.0",
+        jopt.momentum_lr_inside,
+        0.1,
+        momentum=1.0,
+    ),
+    _row(V, r"decay must be in \[0, 1\), got 1\.0", jopt.ema, decay=1.0),
+    _row(V, r"decay must be in \[0, 1\), got 1\.0", jopt.trace, decay=1.0),
+    _row(
+        T, r"decay must be a number or a schedule .*got the string '0\.9'", jopt.trace, decay="0.9"
+    ),
+    # -- eps and eps_root must be >= 0 ---------------------------------------------------------
+    _row(V, r"eps must be >= 0, got -1e-08", jopt.adam, 1e-3, eps=-1e-8),
+    _row(V, r"eps_root must be >= 0, got -1e-08", jopt.adam, 1e-3, eps_root=-1e-8),
+    _row(V, r"eps_root must be >= 0, got nan", jopt.amsgrad, 1e-3, eps_root=NAN),
+    _row(V, r"eps_root must be >= 0, got -1\.0", jopt.radam, 1e-3, eps_root=-1.0),
+    _row(V, r"eps must be >= 0, got inf", jopt.adamax, 1e-3, eps=INF),
+    _row(V, r"eps must be >= 0, got -0\.1", jopt.rmsprop, 1e-3, eps=-0.1),
+    _row(V, r"eps must be >= 0, got -1e-07", jopt.adagrad, 1e-3, eps=-1e-7),
+    _row(T, r"eps must be a real number, got the bool False", jopt.adagrad, 1e-3, eps=False),
+    _row(V, r"eps must be >= 0, got -1e-06", jopt.adadelta, eps=-1e-6),
+    _row(T, r"eps must be a real scalar, got <function", jopt.adam, 1e-3, eps=_constant),
+    # -- dampening: in [0, 1], classic form only, with a momentum ---------------------------------
+    _row(
+        V, r"dampening must be in \[0, 1\], got 1\.5", jopt.sgd, 1e-3, momentum=0.9, dampening=1.5
+    ),
+    _row(
+        V, r"dampening must be in \[0, 1\], got -0\.1", jopt.sgd, 1e-3, momentum=0.9, dampening=-0.1
+    ),
+    _row(V, r"dampening must be in \[0, 1\], got nan", jopt.sgd, 1e-3, momentum=0.9, dampening=NAN),
+    _row(V, r"dampening=0\.3 needs a momentum value", jopt.sgd, 1e-3, dampening=0.3),
+    _row(
+        V,
+        r"dampening must be in \[0, 1\], got 1\.5",
+        jopt.sgd,
+        1e-3,
+        momentum=0.9,
+        dampening=1.5,
+        momentum_form="lr_inside",
+    ),
+    _row(
+        V,
+        r"dampening.*0\.3.*momentum_form='lr_inside'",
+        jopt.sgd,
+        1e-3,
+        momentum=0.9,
+        dampening=0.3,
+        momentum_form="lr_inside",
+    ),
+    _row(
+        V,
+        r"dampening.*0\.3.*momentum_form='ema'",
+        jopt.sgd,
+        1e-3,
+        momentum=0.9,
+        dampening=0.3,
+        momentum_form="ema",
+    ),
+    _row(V, r"dampening must be in \[0, 1\], got 1\.5", jopt.trace, decay=0.9, dampening=1.5),
+    _row(
+        V,
+        r"dampening applies to the classic form only, got dampening=0\.5 with form='ema'",
+        jopt.scale_by_momentum,
+        dampening=0.5,
+        form="ema",
+    ),
+    # -- nesterov: a bool, and only with a momentum -----------------------------------------------
+    _row(V, r"nesterov=True needs a momentum value", jopt.sgd, 1e-3, nesterov=True),
+    _row(V, r"nesterov=True needs a momentum value", jopt.rmsprop, 1e-3, nesterov=True),
+    _row(
+        T,
+        r"nesterov must be True or False, got 'yes'",
+        jopt.sgd,
+        1e-3,
+        momentum=0.9,
+        nesterov="yes",
+    ),
+    _row(T, r"nesterov must be True or False, got 'yes'", jopt.adam, 1e-3, nesterov="yes"),
+    _row(T, r"nesterov must be True or False, got 1", jopt.radam, 1e-3, nesterov=1),
+    # -- other flags must be bools ----------------------------------------------------------------
+    _row(T, r"centered must be True or False, got 'no'", jopt.rmsprop, 1e-3, centered="no"),
+    _row(
+        T,
+        r"bias_correction_mu must be True or False, got 1",
+        jopt.amsgrad,
+        1e-3,
+        bias_correction_mu=1,
+    ),
+    _row(T, r"eps_in_sqrt must be True or False, got None", jopt.adagrad, 1e-3, eps_in_sqrt=None),
+    _row(T, r"debias must be True or False, got 'yes'", jopt.ema, decay=0.9, debias="yes"),
+    _row(
+        T,
+        r"flip_sign must be True or False, got 1",
+        jopt.scale_by_learning_rate,
+        0.1,
+        flip_sign=1,
+    ),
+    # -- choices: unknown names list the valid ones -----------------------------------------------
+    _row(
+        V,
+        r"momentum_form must be one of 'classic', 'ema', 'lr_inside', got 'heavy_ball'",
+        jopt.sgd,
+        1e-3,
+        momentum=0.9,
+        momentum_form="heavy_ball",
+    ),
+    _row(
+        V,
+        r"momentum_form must be .*'lr_inside'.*'classic'.*got 'ema'",
+        jopt.rmsprop,
+        1e-3,
+        momentum_form="ema",
+    ),
+    # rmsprop offers two forms; its message must not list the third, which it rejects.
+    _row(
+        V,
+        r"momentum_form must be (?!.*'ema').*got 'heavy_ball'",
+        jopt.rmsprop,
+        1e-3,
+        momentum_form="heavy_ball",
+    ),
+    _row(
+        V, r"max_of must be one of 'raw', 'corrected', got 'max'", jopt.amsgrad, 1e-3, max_of="max"
+    ),
+    _row(
+        V,
+        r"max_of must be one of 'raw', 'corrected', got 'v_hat'",
+        jopt.scale_by_amsgrad,
+        max_of="v_hat",
+    ),
+    _row(
+        V,
+        r"form must be one of 'classic', 'ema', got 'nesterov'",
+        jopt.scale_by_momentum,
+        form="nesterov",
+    ),
+    # -- weight decay and L1 must be >= 0 ---------------------------------------------------------
+    _row(V, r"weight_decay must be >= 0, got -0\.0001", jopt.sgd, 1e-3, weight_decay=-1e-4),
+    _row(V, r"weight_decay must be >= 0, got nan", jopt.sgd, 1e-3, weight_decay=NAN),
+    _row(V, r"weight_decay must be >= 0, got -0\.01", jopt.adamw, 1e-3, weight_decay=-0.01),
+    _row(V, r"weight_decay must be >= 0, got inf", jopt.nadamw, 1e-3, weight_decay=INF),
+    _row(V, r"weight_decay must be >= 0, got -0\.001", jopt.lion, 1e-3, weight_decay=-1e-3),
+    _row(V, r"weight_decay must be >= 0, got -0\.0001", jopt.adadelta, weight_decay=-1e-4),
+    _row(V, r"weight_decay must be >= 0, got -1\.0", jopt.rmsprop, 1e-3, weight_decay=-1.0),
+    _row(V, r"weight_decay must be >= 0, got -1\.0", jopt.add_decayed_weights, weight_decay=-1.0),
+    _row(V, r"l1 must be >= 0, got -1\.0", jopt.add_l1_penalty, l1=-1.0),
+    _row(
+        V,
+        r"weight_decay must be >= 0, got -1\.0",
+        jopt.momentum_lr_inside,
+        0.1,
+        weight_decay=-1.0,
+    ),
+    # -- masks must be trees of bools (or callables) ----------------------------------------------
+    _row(
+        T,
+        r"mask must be None, a callable .* or a tree of bools .*got \{'w': 1\}",
+        jopt.adamw,
+        1e-3,
+        mask={"w": 1},
+    ),
+    _row(T, r"mask must be None, a callable .*got 'yes'", jopt.lion, 1e-3, mask="yes"),
+    _row(
+        T,
+        r"mask must be None, a callable .*got \(1\.0, 0\.0\)",
+        jopt.add_decayed_weights,
+        weight_decay=0.1,
+        mask=(1.0, 0.0),
+    ),
+    _row(
+        T,
+        r"weight_decay_mask must be None, a callable .*got \[0\.5\]",
+        jopt.sgd,
+        1e-3,
+        weight_decay=0.1,
+        weight_decay_mask=[0.5],
+    ),
+    # Checked even while weight decay is off (weight_decay=0.0, the default).
+    _row(
+        T,
+        r"weight_decay_mask must be None, a callable .*got 'yes'",
+        jopt.rmsprop,
+        1e-3,
+        weight_decay_mask="yes",
+    ),
+    # -- clipping bounds --------------------------------------------------------------------------
+    _row(V, r"max_delta must be >= 0, got -1\.0", jopt.clip, max_delta=-1.0),
+    _row(
+        T,
+        r"max_delta must be a number or a schedule .*got the string '1\.0'",
+        jopt.clip,
+        max_delta="1.0",
+    ),
+    _row(V, r"max_norm must be >= 0, got -1\.0", jopt.clip_by_global_norm, max_norm=-1.0),
+    _row(V, r"max_norm must be >= 0, got nan", jopt.clip_by_global_norm, max_norm=NAN),
+    _row(V, r"max_norm must be > 0, got 0\.0", jopt.clip_by_leaf_norm, max_norm=0.0),
+    # -- initial accumulators ---------------------------------------------------------------------
+    _row(
+        V,
+        r"initial_accumulator_value must be >= 0, got -0\.1",
+        jopt.adagrad,
+        1e-3,
+        initial_accumulator_value=-0.1,
+    ),
+    _row(
+        V,
+        r"initial_accumulator_value must be >= 0, got nan",
+        jopt.scale_by_rss,
+        initial_accumulator_value=NAN,
+    ),
+    _row(V, r"initial_scale must be >= 0, got -1\.0", jopt.rmsprop, 1e-3, initial_scale=-1.0),
+    _row(V, r"initial_scale must be >= 0, got inf", jopt.scale_by_stddev, initial_scale=INF),
+    # -- other numbers ----------------------------------------------------------------------------
+    _row(
+        V,
+        r"threshold must be [^,]*finite[^,]*, got nan",
+        jopt.radam,
+        1e-3,
+        threshold=NAN,
+    ),
+    _row(
+        T, r"threshold must be a real number, got the bool True", jopt.radam, 1e-3, threshold=True
+    ),
+    _row(V, r"momentum_decay must be >= 0, got -1\.0", jopt.scale_by_nadam, momentum_decay=-1.0),
+    # -- dtypes must be floating ------------------------------------------------------------------
+    _row(
+        T,
+        r"mu_dtype must be a floating dtype or None, got .*int32",
+        jopt.adam,
+        1e-3,
+        mu_dtype=jnp.int32,
+    ),
+    _row(
+        T,
+        r"nu_dtype must be a floating dtype or None, got 'int8'",
+        jopt.adam,
+        1e-3,
+        nu_dtype="int8",
+    ),
+    _row(
+        T,
+        r"mu_dtype must be a floating dtype or None, got 'not a dtype'",
+        jopt.adamw,
+        1e-3,
+        mu_dtype="not a dtype",
+    ),
+    _row(
+        T,
+        r"mu_dtype must be a floating dtype or None, got .*bool",
+        jopt.lion,
+        1e-3,
+        mu_dtype=jnp.bool_,
+    ),
+    _row(
+        T,
+        r"accumulator_dtype must be a floating dtype or None, got .*int32",
+        jopt.sgd,
+        1e-3,
+        momentum=0.9,
+        accumulator_dtype=jnp.int32,
+    ),
+    # -- reduce_on_plateau ------------------------------------------------------------------------
+    _row(
+        V,
+        r"factor must be in \(0, 1\), got 1\.0",
+        jopt.reduce_on_plateau,
+        tx=jopt.sgd(0.1),
+        factor=1.0,
+    ),
+    _row(
+        V,
+        r"patience must be an integer >= 0, got -1",
+        jopt.reduce_on_plateau,
+        tx=jopt.sgd(0.1),
+        patience=-1,
+    ),
+    _row(
+        T,
+        r"patience must be an integer >= 0, got 2\.5",
+        jopt.reduce_on_plateau,
+        tx=jopt.sgd(0.1),
+        patience=2.5,
+    ),
+    _row(
+        V,
+        r"min_lr must be >= 0, got -1e-06",
+        jopt.reduce_on_plateau,
+        tx=jopt.sgd(0.1),
+        min_lr=-1e-6,
+    ),
+    # -- skip_nonfinite ---------------------------------------------------------------------------
+    _row(
+        V,
+        r"max_consecutive must be an integer >= 0, got -1",
+        jopt.skip_nonfinite,
+        jopt.sgd(0.1),
+        max_consecutive=-1,
+    ),
+    _row(T, r"tx must be an optax.GradientTransformation", jopt.skip_nonfinite, "adam"),
+    # -- schedules --------------------------------------------------------------------------------
+    _row(T, r"value must be a real number, got the bool True", jopt.constant_schedule, True),
+    _row(
+        V,
+        r"value must be [^,]*finite[^,]*, got nan",
+        jopt.constant_schedule,
+        NAN,
+    ),
+    _row(V, r"decay_rate must be > 0, got -0\.5", jopt.exponential_decay, 0.1, 10, -0.5),
+    _row(
+        T,
+        r"transition_steps must be an integer >= 1, got 2\.5",
+        jopt.exponential_decay,
+        0.1,
+        2.5,
+        0.5,
+    ),
+    _row(V, r"decay_rate must be >= 0, got -1\.0", jopt.inverse_time_decay, 0.1, 10, -1.0),
+    _row(V, r"step_size must be an integer >= 1, got 0", jopt.step_decay, 0.1, 0),
+    _row(V, r"init_value must be a finite number, got nan", jopt.step_decay, NAN, 10),
+    _row(
+        V, r"milestones must be non-decreasing, got \[30, 10\]", jopt.multistep_decay, 0.1, [30, 10]
+    ),
+    _row(V, r"power must be > 0, got -1\.0", jopt.polynomial_schedule, 0.1, 0.0, -1.0, 10),
+    _row(
+        V,
+        r"transition_steps must be an integer >= 1, got 0",
+        jopt.linear_schedule,
+        0.1,
+        0.0,
+        0,
+    ),
+    _row(V, r"end_value must be a finite number, got inf", jopt.linear_schedule, 0.1, INF, 10),
+    _row(V, r"decay_steps must be an integer >= 1, got -1", jopt.cosine_decay_schedule, 0.1, -1),
+    _row(V, r"t_mul must be >= 1, got 0\.5", jopt.cosine_decay_restarts, 0.1, 10, 0.5),
+    _row(V, r"pct_start must be in \(0, 1\), got 1\.5", jopt.one_cycle_schedule, 100, 0.1, 1.5),
+    _row(
+        V,
+        r"base_momentum=0\.95 must not exceed max_momentum=0\.85",
+        jopt.one_cycle_momentum,
+        100,
+        0.95,
+        0.85,
+    ),
+    _row(
+        V,
+        r"pct_start must be in \(0, 1\), got 1\.5",
+        jopt.cosine_onecycle_schedule,
+        100,
+        0.1,
+        1.5,
+    ),
+    _row(
+        V,
+        r"div_factor must be > 0, got 0\.0",
+        jopt.cosine_onecycle_schedule,
+        100,
+        0.1,
+        div_factor=0.0,
+    ),
+    _row(
+        V,
+        r"final_div_factor must be > 0, got -1\.0",
+        jopt.cosine_onecycle_schedule,
+        100,
+        0.1,
+        final_div_factor=-1.0,
+    ),
+    _row(V, r"peak_value must be >= 0, got nan", jopt.cosine_onecycle_schedule, 100, NAN),
+    _row(
+        V, r"pct_start must be in \(0, 1\), got 0\.0", jopt.cosine_onecycle_schedule, 100, 0.1, 0.0
+    ),
+    _row(V, r"base_value must be >= 0, got -0\.1", jopt.cyclic_schedule, -0.1, 0.1),
+    _row(V, r"base_momentum must be in \[0, 1\), got 1\.0", jopt.cyclic_momentum, 1.0),
+    _row(
+        V,
+        r"boundaries must be strictly increasing, got \[10, 5\]",
+        jopt.piecewise_constant,
+        [10, 5],
+        [1.0, 2.0, 3.0],
+    ),
+    _row(
+        V, r"scale\[0\] must be >= 0, got -0\.5", jopt.piecewise_constant_schedule, 0.1, {10: -0.5}
+    ),
+    _row(
+        V,
+        r"interpolate_type must be one of 'linear', 'cosine', got 'cubic'",
+        jopt.piecewise_interpolate_schedule,
+        "cubic",
+        0.1,
+    ),
+    _row(
+        V,
+        r"boundaries must be strictly increasing, got \[10, 5\]",
+        jopt.piecewise_linear,
+        [10, 5],
+        [1.0, 2.0],
+    ),
+    _row(
+        V,
+        r"boundaries\[0\] must be an integer >= 0, got -5",
+        jopt.join_schedules,
+        [_constant, _constant],
+        [-5],
+    ),
+    _row(T, r"schedules\[0\] must be callable, got 0\.5", jopt.multiply_schedules, 0.5),
+    _row(V, r"steps_per_epoch must be an integer >= 1, got 0", jopt.per_epoch, _constant, 0),
+    _row(V, r"warmup_steps must be an integer >= 0, got -1", jopt.with_warmup, _constant, -1),
+    _row(
+        V,
+        r"warmup_steps must be an integer >= 0, got -1",
+        jopt.warmup_constant_schedule,
+        0.0,
+        0.1,
+        -1,
+    ),
+    _row(
+        V,
+        r"decay_steps=50 must exceed warmup_steps=100",
+        jopt.warmup_cosine_decay_schedule,
+        0.0,
+        0.1,
+        100,
+        50,
+    ),
+    _row(
+        V,
+        r"exponent must be > 0, got 0\.0",
+        jopt.warmup_cosine_decay_schedule,
+        0.0,
+        0.1,
+        10,
+        100,
+        exponent=0.0,
+    ),
+    _row(
+        V,
+        r"warmup_shape must be one of 'linear', 'cosine', got 'cubic'",
+        jopt.warmup_cosine_decay_schedule,
+        0.0,
+        0.1,
+        10,
+        100,
+        warmup_shape="cubic",
+    ),
+    _row(
+        V,
+        r"decay_rate must be > 0, got -0\.5",
+        jopt.warmup_exponential_decay_schedule,
+        0.0,
+        0.1,
+        10,
+        10,
+        -0.5,
+    ),
+    _row(
+        V,
+        r"peak_value must be a finite number, got inf",
+        jopt.warmup_exponential_decay_schedule,
+        0.0,
+        INF,
+        10,
+        10,
+        0.5,
+    ),
+    _row(
+        V,
+        r"end_value=0\.5 is never reached from peak_value=0\.1 with decay_rate=0\.5",
+        jopt.warmup_exponential_decay_schedule,
+        0.0,
+        0.1,
+        10,
+        10,
+        0.5,
+        end_value=0.5,
+    ),
+    _row(
+        V,
+        r"transition_steps must be an integer >= 1, got 0",
+        jopt.warmup_exponential_decay_schedule,
+        0.0,
+        0.1,
+        10,
+        0,
+        0.5,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("allowed", "words"),
+    [
+        (validation.ANY_FINITE, "a finite number"),
+        (validation.NON_NEGATIVE, ">= 0"),
+        (validation.POSITIVE, "> 0"),
+        (validation.Range(1.0, lo_open=True), "> 1"),
+        (validation.Range(hi=0.0, hi_open=True), "< 0"),
+        (validation.Range(hi=2.5), "<= 2.5"),
+        (validation.DECAY, "in [0, 1)"),
+        (validation.UNIT, "in [0, 1]"),
+        (validation.Range(0.0, 1.0, lo_open=True, hi_open=True), "in (0, 1)"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_range_describes_itself_as_it_tests_membership(allowed, words):
+    assert allowed.describe() == words
+    # The words match membership at the finite bounds, and no range holds inf or nan.
+    for bound, is_open in ((allowed.lo, allowed.lo_open), (allowed.hi, allowed.hi_open)):
+        if math.isfinite(bound):
+            assert (bound in allowed) is not is_open
+    assert all(x not in allowed for x in (INF, -INF, NAN))
+
+
+# Public names that are not constructors taking numbers.
+_NOT_CONSTRUCTORS = {
+    "HParams",
+    "current_lr",
+    "get_hparams",
+    "set_hparams",
+    "clipped_norm",
+    "skipped_steps",
+}
+_MODULES = {"keras", "schedules", "torch"}
+
+
+def test_every_public_constructor_has_a_row():
+    covered = {row.values[0].__name__ for row in ROWS}
+    public = set(jopt.__all__) - _NOT_CONSTRUCTORS - _MODULES
+    assert public - covered == set()
+
+
+@pytest.mark.parametrize(("fn", "args", "kwargs", "error", "match"), ROWS)
+def test_bad_argument_raises_at_construction_naming_function_argument_value_and_range(
+    fn, args, kwargs, error, match
+):
+    # Only the constructor runs: no init, no update. The error must come from construction.
+    with pytest.raises(error, match=match):
+        fn(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: jopt.adam(0.0, b1=0.0, b2=0.0, eps=0.0, eps_root=0.0),
+        lambda: jopt.sgd(0.0, momentum=0.0, dampening=1.0, weight_decay=0.0),
+        lambda: jopt.rmsprop(0.0, decay=0.0, eps=0.0, initial_scale=0.0, momentum=0.0),
+        lambda: jopt.adadelta(0.0, rho=0.0, eps=0.0),
+        lambda: jopt.adagrad(0.0, initial_accumulator_value=0.0, eps=0.0),
+        lambda: jopt.lion(0.0, b1=0.0, b2=0.0, weight_decay=0.0),
+        lambda: jopt.radam(0.0, threshold=-1e30),
+        lambda: jopt.clip(0.0),
+        lambda: jopt.clip_by_global_norm(0.0),
+    ],
+    ids=["adam", "sgd", "rmsprop", "adadelta", "adagrad", "lion", "radam", "clip", "global_norm"],
+)
+def test_closed_ends_of_the_allowed_ranges_are_accepted(build):
+    assert isinstance(build(), optax.GradientTransformation)
+
+
+# -- set_hparams applies the constructor's rules -------------------------------------------------
+
+_PARAMS = {"w": jnp.array([0.5, -1.0]), "b": jnp.array(0.25)}
+
+
+def _set_row(error, match: str, name: str, value: Any, make: Callable[..., Any], *args, **kwargs):
+    """`set_hparams(make(*args, **kwargs).init(params), name=value)` raises `error`, `match`."""
+    owner = f"jopt.{make.__name__}"
+    pattern = re.escape(f"jopt.set_hparams ({owner}): ") + match
+    test_id = f"{make.__name__}-{name}={_fmt(value)}"
+    return pytest.param(make(*args, **kwargs), name, value, error, pattern, id=test_id)
+
+
+SET_ROWS = [
+    _set_row(V, r"b1 must be in \[0, 1\), got 1\.5", "b1", 1.5, jopt.adam, 1e-3),
+    _set_row(V, r"b2 must be in \[0, 1\), got nan", "b2", NAN, jopt.adam, 1e-3),
+    _set_row(V, r"eps must be >= 0, got -1e-08", "eps", -1e-8, jopt.adam, 1e-3),
+    _set_row(V, r"learning_rate must be >= 0, got -0\.1", "learning_rate", -0.1, jopt.adam, 1e-3),
+    _set_row(V, r"learning_rate must be >= 0, got inf", "learning_rate", INF, jopt.adam, 1e-3),
+    _set_row(
+        T,
+        r"learning_rate must be a real scalar, got '1e-3'",
+        "learning_rate",
+        "1e-3",
+        jopt.adam,
+        1e-3,
+    ),
+    _set_row(T, r"b1 must be a real number, got the bool True", "b1", True, jopt.adam, 1e-3),
+    _set_row(V, r"eps_root must be >= 0, got -1\.0", "eps_root", -1.0, jopt.radam, 1e-3),
+    _set_row(V, r"momentum must be in \[0, 1\), got 1\.0", "momentum", 1.0, jopt.sgd, 1e-3, 0.9),
+    _set_row(V, r"dampening must be in \[0, 1\], got 1\.5", "dampening", 1.5, jopt.sgd, 1e-3, 0.9),
+    _set_row(V, r"decay must be in \[0, 1\), got 1\.0", "decay", 1.0, jopt.rmsprop, 1e-3),
+    _set_row(V, r"rho must be in \[0, 1\), got nan", "rho", NAN, jopt.adadelta),
+    _set_row(V, r"weight_decay must be >= 0, got -0\.01", "weight_decay", -0.01, jopt.adamw, 1e-3),
+    _set_row(V, r"b2 must be in \[0, 1\), got 1\.0", "b2", 1.0, jopt.lion, 1e-3),
+    _set_row(V, r"eps must be >= 0, got -1\.0", "eps", -1.0, jopt.adagrad, 1e-3),
+    _set_row(
+        V, r"max_norm must be >= 0, got -1\.0", "max_norm", -1.0, jopt.clip_by_global_norm, 1.0
+    ),
+    _set_row(V, r"max_norm must be > 0, got 0\.0", "max_norm", 0.0, jopt.clip_by_leaf_norm, 1.0),
+    _set_row(
+        V,
+        r"factor must be in \(0, 1\), got 1\.0",
+        "factor",
+        1.0,
+        jopt.reduce_on_plateau,
+        jopt.sgd(0.1),
+    ),
+]
+
+
+@pytest.mark.parametrize(("tx", "name", "value", "error", "match"), SET_ROWS)
+def test_set_hparams_applies_the_constructor_rules(tx, name, value, error, match):
+    state = tx.init(_PARAMS)
+    with pytest.raises(error, match=match):
+        jopt.set_hparams(state, **{name: value})
+
+
+def test_set_hparams_accepts_the_closed_ends_of_the_ranges():
+    state = jopt.sgd(0.1, momentum=0.9, dampening=0.3).init(_PARAMS)
+    state = jopt.set_hparams(state, learning_rate=0.0, momentum=0.0, dampening=1.0)
+    chex.assert_trees_all_equal(
+        jopt.get_hparams(state),
+        {"learning_rate": 0.0, "momentum": 0.0, "dampening": 1.0},
+        strict=False,
+    )
+
+
+# -- schedules where learning rates go, and the documented defaults ------------------------------
+
+OPTIMIZERS = ["sgd", "rmsprop", "adam", "adamw", "nadam", "nadamw", "amsgrad", "adamax"]
+OPTIMIZERS += ["radam", "adagrad", "adadelta", "lion"]
+
+
+def _halving(count):
+    return 0.1 * 0.5 ** count.astype(jnp.float32)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_schedule_is_accepted_as_learning_rate_and_evaluated_each_step(name):
+    # A plain function of the step count: jopt's own schedules are such functions too.
+    tx = getattr(jopt, name)(learning_rate=_halving)
+    state = tx.init(_PARAMS)
+    grads = jax.tree.map(jnp.ones_like, _PARAMS)
+    updates, state = tx.update(grads, state, _PARAMS)
+    chex.assert_tree_all_finite(updates)
+    chex.assert_trees_all_close(jopt.current_lr(state), 0.1)
+    _, state = tx.update(grads, state, _PARAMS)
+    chex.assert_trees_all_close(jopt.current_lr(state), 0.05)
+
+
+# Arguments without a default that the constructors need; everything else is left at (and
+# passed explicitly as) its documented default.
+REQUIRED: dict[str, dict[str, Any]] = {name: {"learning_rate": 0.1} for name in OPTIMIZERS}
+REQUIRED.pop("adadelta")  # learning_rate=1.0 by default
+REQUIRED |= {
+    "scale_by_learning_rate": {"learning_rate": 0.1},
+    "momentum_lr_inside": {"learning_rate": 0.1},
+    "trace": {"decay": 0.9},
+    "ema": {"decay": 0.9},
+    "clip": {"max_delta": 1.0},
+    "clip_by_global_norm": {"max_norm": 1.0},
+    "clip_by_leaf_norm": {"max_norm": 1.0},
+    "reduce_on_plateau": {"tx": jopt.sgd(0.1)},
+    "skip_nonfinite": {"tx": jopt.sgd(0.1)},
+}
+TRANSFORMS = sorted(set(jopt.__all__) - _NOT_CONSTRUCTORS - _MODULES - set(jopt.schedules.__all__))
+
+
+def test_required_arguments_table_names_public_transforms():
+    assert set(REQUIRED) - set(TRANSFORMS) == set()
+
+
+@pytest.mark.parametrize("name", TRANSFORMS)
+def test_documented_defaults_build_and_take_one_finite_step(name):
+    make = getattr(jopt, name)
+    defaults = {
+        arg: p.default
+        for arg, p in inspect.signature(make).parameters.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    tx = make(**{**defaults, **REQUIRED.get(name, {})})
+    state = tx.init(_PARAMS)
+    grads = {"w": jnp.array([0.3, -2.0]), "b": jnp.array(1.5)}
+    # value= is what reduce_on_plateau reads; every other transform ignores extra arguments.
+    updates, _ = tx.update(grads, state, _PARAMS, value=jnp.asarray(1.0))
+    chex.assert_trees_all_equal_shapes_and_dtypes(updates, _PARAMS)
+    chex.assert_tree_all_finite(updates)
