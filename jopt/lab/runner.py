@@ -5,7 +5,7 @@ trains them all, one step per call. After every `eval_every` steps the runner ev
 and (every `checkpoint_every` steps) checkpoints. Nothing random is kept between steps: the
 batch of step t is drawn from a permutation keyed by (seed, epoch), so the checkpoint needs only
 params, optimizer state, the step and the divergence flags, and a resumed run is bitwise
-identical to an uninterrupted one.
+identical to an uninterrupted one. `jopt.lab.checkpoints` writes them (orbax when installed).
 
 A seed whose loss is NaN or infinite stops at that step (its parameters and state are frozen,
 status `diverged`); the others go on. Ctrl-C finishes the current chunk, checkpoints and marks
@@ -34,8 +34,8 @@ import numpy as np
 import optax
 
 import jopt
+from jopt.lab import checkpoints, outputs
 from jopt.lab import config as config_lib
-from jopt.lab import outputs
 from jopt.lab.workloads import WORKLOADS
 from jopt.lab.workloads.base import Workload
 
@@ -207,11 +207,10 @@ class _Group:
         self.trials = [
             run_dir / "trials" / outputs.trial_name(optimizer.label, s) for s in self.seeds
         ]
-        # NAME.npz and NAME.json, named by appending (`with_suffix` would turn the labels
-        # 'momentum 0.9' and 'momentum 0.6' into the same 'momentum-0.npz').
-        name = outputs.safe_name(optimizer.label)
-        self.checkpoint_npz = run_dir / "checkpoints" / f"{name}.npz"
-        self.checkpoint_json = run_dir / "checkpoints" / f"{name}.json"
+        # The checkpoint files append their suffixes to this stem (`with_suffix` would turn the
+        # labels 'momentum 0.9' and 'momentum 0.6' into the same 'momentum-0.npz').
+        self.checkpoint = run_dir / "checkpoints" / outputs.safe_name(optimizer.label)
+        self.format = checkpoints.default_format()
         keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in self.seeds])
         self.init_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), 0))(
             keys
@@ -233,32 +232,19 @@ class _Group:
 
     def save(self, carry: Carry) -> None:
         leaves = jax.tree.leaves((carry.params, carry.opt_state, carry.diverged_at))
-        buffer = _npz_bytes({f"leaf{i:05d}": np.asarray(x) for i, x in enumerate(leaves)})
-        outputs.write_atomic(self.checkpoint_npz, buffer)
-        outputs.write_json(
-            self.checkpoint_json,
-            {"step": carry.step, "leaves": len(leaves), "seeds": list(self.seeds)},
+        checkpoints.save(
+            self.checkpoint, leaves, carry.step, {"seeds": list(self.seeds)}, self.format
         )
 
     def restore(self) -> Carry | None:
-        meta_path = self.checkpoint_json
-        if not meta_path.exists():
-            return None
-        meta = outputs.read_json(meta_path)
         # shapes and dtypes only: nothing is computed
-        leaves, treedef = jax.tree.flatten(jax.eval_shape(self._initial_arrays))
-        with np.load(self.checkpoint_npz) as data:
-            stored = [data[f"leaf{i:05d}"] for i in range(meta["leaves"])]
-        if len(stored) != len(leaves) or any(
-            s.shape != leaf.shape or s.dtype != leaf.dtype
-            for s, leaf in zip(stored, leaves, strict=True)
-        ):
-            raise ValueError(
-                f"checkpoint {self.checkpoint_npz} does not match the optimizer's state; it was "
-                "written by a different config or jopt version."
-            )
-        params, opt_state, diverged = jax.tree.unflatten(treedef, [jnp.asarray(s) for s in stored])
-        return Carry(params, opt_state, diverged, int(meta["step"]))
+        templates, treedef = jax.tree.flatten(jax.eval_shape(self._initial_arrays))
+        stored = checkpoints.load(self.checkpoint, templates)
+        if stored is None:
+            return None
+        leaves, step = stored
+        params, opt_state, diverged = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves])
+        return Carry(params, opt_state, diverged, step)
 
     # files ----------------------------------------------------------------------------------------
     def write_metadata(self, carry: Carry, status: str, extra: dict[str, Any]) -> None:
@@ -386,14 +372,6 @@ class _Group:
         elapsed = elapsed0 + time.perf_counter() - clock
         self.save(carry)
         return carry, status, elapsed
-
-
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
 
 
 # -- the whole experiment --------------------------------------------------------------------------

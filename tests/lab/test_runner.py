@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 import jopt
+from jopt.lab import checkpoints, outputs, runner
 from jopt.lab import config as config_lib
-from jopt.lab import outputs, runner
 from jopt.lab.workloads import linear_regression
 
 RAW = {
@@ -76,8 +76,17 @@ def _summary(run_dir) -> dict[str, dict[str, str]]:
 
 
 def _checkpoint(run_dir, label):
-    with np.load(run_dir / "checkpoints" / f"{outputs.safe_name(label)}.npz") as data:
-        return {k: data[k] for k in data.files}
+    """{'leaf00000': ..., 'step': ...} of a trial group's checkpoint, in either format."""
+    stem = run_dir / "checkpoints" / outputs.safe_name(label)
+    leaves, step = checkpoints.load(stem)
+    return {**{f"leaf{i:05d}": leaf for i, leaf in enumerate(leaves)}, "step": np.asarray(step)}
+
+
+@pytest.fixture(params=checkpoints.FORMATS)
+def checkpoint_format(request, monkeypatch):
+    """Runs a test with each checkpoint format (orbax is a dependency of flax: always there)."""
+    monkeypatch.setattr(checkpoints, "default_format", lambda: request.param)
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +104,12 @@ def test_the_run_writes_its_config_trials_checkpoints_and_summary(reference):
     assert config_lib.from_dict(saved) == experiment
     assert sorted(p.name for p in (reference / "trials").iterdir()) == sorted(TRIALS)
     assert TRIALS[0] == "lr-0.2-momentum-cosine-seed0" and TRIALS[2] == "lr-0.05-Adam-seed0"
+    store = checkpoints.default_format()
     assert sorted(p.name for p in (reference / "checkpoints").iterdir()) == [
         "lr-0.05-Adam.json",
-        "lr-0.05-Adam.npz",
+        f"lr-0.05-Adam.{store}",
         "lr-0.2-momentum-cosine.json",
-        "lr-0.2-momentum-cosine.npz",
+        f"lr-0.2-momentum-cosine.{store}",
     ]
     for i, optimizer in enumerate(saved["optimizers"]):
         for seed in (0, 1):
@@ -204,7 +214,7 @@ def _assert_same_results(run_dir, reference):
             assert resumed[key].tobytes() == straight[key].tobytes()
 
 
-def test_an_interrupted_run_resumes_bitwise(tmp_path, reference):
+def test_an_interrupted_run_resumes_bitwise(tmp_path, reference, checkpoint_format):
     experiment = _experiment()
     run_dir = tmp_path / "run"
     calls: list = []
@@ -232,7 +242,9 @@ def test_an_interrupted_run_resumes_bitwise(tmp_path, reference):
     assert (run_dir / "summary.csv").read_text().count("\n") == 3
 
 
-def test_a_crashed_run_resumes_from_its_last_checkpoint_bitwise(tmp_path, reference):
+def test_a_crashed_run_resumes_from_its_last_checkpoint_bitwise(
+    tmp_path, reference, checkpoint_format
+):
     experiment = _experiment(checkpoint_every=8)
     run_dir = tmp_path / "run"
 
@@ -258,7 +270,7 @@ def test_resuming_needs_a_run_directory(tmp_path):
         runner.run(_experiment(), None, resume=True, progress=False)
 
 
-def test_a_checkpoint_of_another_config_is_refused(tmp_path, reference):
+def test_a_checkpoint_of_another_config_is_refused(tmp_path, reference, checkpoint_format):
     run_dir = tmp_path / "run"
     with pytest.raises(runner.Interrupted):
         runner.run(_experiment(), run_dir, progress=False, on_chunk=_stop_after(1, []))
