@@ -8,6 +8,10 @@ optimizer (or any jopt optimizer). `schedule(k)` is the learning rate torch uses
 
 Closed forms replace torch's recursive updates (same values to rounding). OneCycleLR and
 CyclicLR also carry, as `.momentum`, the momentum (or beta1) schedule of `cycle_momentum=True`.
+
+Arguments are checked here, under torch's names, before the jopt schedule is built; the ranges
+are torch's, narrowed where torch takes nonsense silently: NaN or infinite numbers, step counts
+or periods below 1, non-positive `gamma` or `power`.
 """
 
 from __future__ import annotations
@@ -37,6 +41,14 @@ def _tagged(schedule: Schedule, base_lr: float, momentum: Schedule | None = None
     return tagged
 
 
+def _steps(fn: str, name: str, value: int) -> int:
+    return validation.check_int(fn, name, value, 1)
+
+
+def _gamma(fn: str, gamma: float) -> float:
+    return validation.check_number(fn, "gamma", gamma, validation.POSITIVE)
+
+
 def _fraction(fn: str, lr: float, eta_min: float) -> float:
     eta_min = validation.check_number(fn, "eta_min", eta_min, validation.NON_NEGATIVE)
     validation.require(fn, lr > 0 or eta_min == 0, f"eta_min={eta_min} needs lr > 0.")
@@ -45,23 +57,36 @@ def _fraction(fn: str, lr: float, eta_min: float) -> float:
 
 def StepLR(lr: float, step_size: int, gamma: float = 0.1) -> Schedule:  # noqa: N802
     """`lr * gamma ** (t // step_size)`."""
-    return _tagged(decay.step_decay(_base("jopt.torch.StepLR", lr), step_size, gamma), lr)
+    fn = "jopt.torch.StepLR"
+    base = _base(fn, lr)
+    step_size = _steps(fn, "step_size", step_size)
+    return _tagged(decay.step_decay(base, step_size, _gamma(fn, gamma)), lr)
 
 
 def MultiStepLR(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:  # noqa: N802
     """`lr * gamma ** (number of milestones <= t)` (milestones in any order, as torch)."""
     fn = "jopt.torch.MultiStepLR"
-    return _tagged(decay.multistep_decay(_base(fn, lr), sorted(milestones), gamma), lr)
+    base = _base(fn, lr)
+    try:
+        marks = tuple(milestones)
+    except TypeError as e:
+        raise TypeError(
+            f"{fn}: milestones must be a sequence of integers, got {milestones!r}."
+        ) from e
+    marks = sorted(validation.check_int(fn, f"milestones[{i}]", m) for i, m in enumerate(marks))
+    return _tagged(decay.multistep_decay(base, marks, _gamma(fn, gamma)), lr)
 
 
 def ExponentialLR(lr: float, gamma: float) -> Schedule:  # noqa: N802
     """`lr * gamma ** t`."""
-    return _tagged(decay.exponential_decay(_base("jopt.torch.ExponentialLR", lr), 1, gamma), lr)
+    fn = "jopt.torch.ExponentialLR"
+    return _tagged(decay.exponential_decay(_base(fn, lr), 1, _gamma(fn, gamma), owner=fn), lr)
 
 
 def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:  # noqa: N802, N803
     """`eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2`, periodic past T_max as torch."""
     fn = "jopt.torch.CosineAnnealingLR"
+    T_max = _steps(fn, "T_max", T_max)  # noqa: N806
     alpha = _fraction(fn, _base(fn, lr), eta_min)
     return _tagged(decay.cosine_decay_schedule(lr, T_max, alpha, periodic=True), lr)
 
@@ -74,9 +99,19 @@ def CosineAnnealingWarmRestarts(  # noqa: N802
 ) -> Schedule:
     """SGDR: cosine from lr to eta_min over T_0 steps, restarting with periods times T_mult."""
     fn = "jopt.torch.CosineAnnealingWarmRestarts"
+    T_0 = _steps(fn, "T_0", T_0)  # noqa: N806
     T_mult = validation.check_int(fn, "T_mult", T_mult, 1)  # noqa: N806
     alpha = _fraction(fn, _base(fn, lr), eta_min)
     return _tagged(restarts.cosine_decay_restarts(lr, T_0, float(T_mult), 1.0, alpha), lr)
+
+
+def _momenta(fn: str, base_momentum: float, max_momentum: float, *, ordered: bool) -> None:
+    base = validation.check_number(fn, "base_momentum", base_momentum, validation.DECAY)
+    peak = validation.check_number(fn, "max_momentum", max_momentum, validation.DECAY)
+    if ordered:
+        validation.require(
+            fn, base <= peak, f"base_momentum={base} must not exceed max_momentum={peak}."
+        )
 
 
 def OneCycleLR(  # noqa: N802
@@ -104,11 +139,19 @@ def OneCycleLR(  # noqa: N802
         total_steps = validation.check_int(fn, "epochs", epochs, 1) * validation.check_int(
             fn, "steps_per_epoch", steps_per_epoch, 1
         )
+    validation.check_number(fn, "max_lr", max_lr, validation.NON_NEGATIVE)
+    total_steps, _ = cyclic._one_cycle_phases(fn, total_steps, pct_start, three_phase)
+    validation.check_choice(fn, "anneal_strategy", anneal_strategy, tuple(cyclic.ANNEAL))
+    div_factor = validation.check_number(fn, "div_factor", div_factor, validation.POSITIVE)
+    final_div_factor = validation.check_number(
+        fn, "final_div_factor", final_div_factor, validation.POSITIVE
+    )
     lr = cyclic.one_cycle_schedule(
         total_steps, max_lr, pct_start, anneal_strategy, div_factor, final_div_factor, three_phase
     )
     momentum = None
     if validation.check_bool(fn, "cycle_momentum", cycle_momentum):
+        _momenta(fn, base_momentum, max_momentum, ordered=True)
         momentum = cyclic.one_cycle_momentum(
             total_steps, base_momentum, max_momentum, pct_start, anneal_strategy, three_phase
         )
@@ -128,9 +171,17 @@ def CyclicLR(  # noqa: N802
 ) -> Schedule:
     """A triangular cycle between base_lr and max_lr; `.momentum` the inverse cycle."""
     fn = "jopt.torch.CyclicLR"
+    validation.check_number(fn, "base_lr", base_lr, validation.NON_NEGATIVE)
+    max_lr = validation.check_number(fn, "max_lr", max_lr, validation.NON_NEGATIVE)
+    step_size_up = _steps(fn, "step_size_up", step_size_up)
+    if step_size_down is not None:
+        step_size_down = _steps(fn, "step_size_down", step_size_down)
+    mode = validation.check_choice(fn, "mode", mode, cyclic.CYCLIC_MODES)
+    gamma = _gamma(fn, gamma)
     lr = cyclic.cyclic_schedule(base_lr, max_lr, step_size_up, step_size_down, mode, gamma)
     momentum = None
     if validation.check_bool(fn, "cycle_momentum", cycle_momentum):
+        _momenta(fn, base_momentum, max_momentum, ordered=False)
         momentum = cyclic.cyclic_momentum(
             base_momentum, max_momentum, step_size_up, step_size_down, mode, gamma
         )
@@ -145,13 +196,17 @@ def LinearLR(  # noqa: N802
     unit = validation.Range(0.0, 1.0, lo_open=True)
     start = validation.check_number(fn, "start_factor", start_factor, unit)
     end = validation.check_number(fn, "end_factor", end_factor, validation.UNIT)
+    total_iters = _steps(fn, "total_iters", total_iters)
     return _tagged(decay.linear_schedule(_base(fn, lr) * start, lr * end, total_iters), lr)
 
 
 def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> Schedule:  # noqa: N802
     """`lr * (1 - min(t, total_iters) / total_iters) ** power`."""
     fn = "jopt.torch.PolynomialLR"
-    return _tagged(decay.polynomial_schedule(_base(fn, lr), 0.0, power, total_iters), lr)
+    base = _base(fn, lr)
+    total_iters = _steps(fn, "total_iters", total_iters)
+    power = validation.check_number(fn, "power", power, validation.POSITIVE)
+    return _tagged(decay.polynomial_schedule(base, 0.0, power, total_iters, owner=fn), lr)
 
 
 def ConstantLR(lr: float, factor: float = 1 / 3, total_iters: int = 5) -> Schedule:  # noqa: N802
@@ -162,8 +217,31 @@ def ConstantLR(lr: float, factor: float = 1 / 3, total_iters: int = 5) -> Schedu
     return _tagged(compose.piecewise_constant([total_iters], [_base(fn, lr) * factor, lr]), lr)
 
 
+def _schedulers(fn: str, schedulers: Sequence[Schedule]) -> tuple[Schedule, ...]:
+    try:
+        schedulers = tuple(schedulers)
+    except TypeError as e:
+        raise TypeError(
+            f"{fn}: schedulers must be a sequence of schedules, got {schedulers!r}."
+        ) from e
+    validation.require(fn, len(schedulers) >= 1, "needs at least one scheduler.")
+    for i, s in enumerate(schedulers):
+        if not callable(s):
+            raise TypeError(f"{fn}: schedulers[{i}] must be callable, got {s!r}.")
+    return schedulers
+
+
 def SequentialLR(schedulers: Sequence[Schedule], milestones: Sequence[int]) -> Schedule:  # noqa: N802
     """Scheduler i from milestone i-1 on, counting its steps from there."""
+    fn = "jopt.torch.SequentialLR"
+    schedulers = _schedulers(fn, schedulers)
+    milestones = validation.check_increasing(fn, "milestones", milestones)
+    validation.require(
+        fn,
+        len(schedulers) == len(milestones) + 1,
+        f"needs one scheduler more than milestones, got {len(schedulers)} schedulers and "
+        f"{len(milestones)} milestones.",
+    )
     joined = compose.join_schedules(schedulers, milestones)
     return _tagged(joined, getattr(schedulers[0], "base_lr", None))
 
@@ -176,8 +254,7 @@ def ChainedScheduler(schedulers: Sequence[Schedule]) -> Schedule:  # noqa: N802
     LinearLR and PolynomialLR, whose torch updates are multiplicative.
     """
     fn = "jopt.torch.ChainedScheduler"
-    schedulers = tuple(schedulers)
-    validation.require(fn, len(schedulers) >= 1, "needs at least one scheduler.")
+    schedulers = _schedulers(fn, schedulers)
     bases = {getattr(s, "base_lr", None) for s in schedulers}
     validation.require(
         fn,
