@@ -281,7 +281,9 @@ def set_hparams(state: Any, **values: Any) -> Any:
         available = sorted({n for node in _nodes(state) for n in node.meta.names})
         raise ValueError(
             f"jopt.set_hparams: no hyperparameter named {', '.join(map(repr, unknown))} in this "
-            f"state; it holds: {', '.join(available) or 'none'}."
+            f"state; it holds: {', '.join(available) or 'none'}. A block switched off at "
+            "construction (momentum=None, weight_decay=None) has none: build the optimizer "
+            "with a value, 0.0 included, to set it later."
         )
     return new_state
 

@@ -5,8 +5,9 @@ and order) and only adds keyword options; float32 and float64 results are bitwis
 optax where the conventions agree. Where a default differs from optax, torch or Keras, the
 docstring says so. Every hyperparameter lives in the state (see `jopt.hparams`).
 
-A block that an argument switches off (`momentum=None`, `weight_decay=0`) is left out of the
-chain, as in optax: build with a value (even 0.0 for momentum) to be able to set it later.
+A block that an argument switches off (`momentum=None`, `weight_decay=None`) is left out of the
+chain, as in optax, and costs nothing; a value, 0.0 included, puts the block and its
+hyperparameter in the state, where `jopt.set_hparams` can change it later.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ def _descend(owner: str, learning_rate: ScalarOrSchedule) -> GradientTransformat
 
 
 def _coupled_decay(owner: str, weight_decay: Any, mask: Any) -> list[GradientTransformation]:
-    """L2 regularization folded into the gradient, or nothing when weight_decay is 0."""
+    """L2 regularization folded into the gradient, or nothing when weight_decay is None."""
+    validation.check_mask(owner, "weight_decay_mask", mask)
+    if weight_decay is None:
+        return []
     validation.check_number_or_schedule(
         owner, "weight_decay", weight_decay, validation.NON_NEGATIVE
     )
-    validation.check_mask(owner, "weight_decay_mask", mask)
-    if not callable(weight_decay) and weight_decay == 0.0:
-        return []
     return [add_decayed_weights(weight_decay, mask, owner=owner)]
 
 
@@ -105,7 +106,7 @@ def sgd(
     *,
     dampening: float = 0.0,
     momentum_form: str = "classic",
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     weight_decay_mask: Any = None,
 ) -> GradientTransformation:
     """Stochastic gradient descent with optional momentum and L2 weight decay.
@@ -126,7 +127,8 @@ def sgd(
       accumulator_dtype: dtype of the momentum buffer (default: the params' dtype).
       dampening: torch's dampening, classic form only.
       momentum_form: "classic" (default; optax, torch), "ema" or "lr_inside" (Keras).
-      weight_decay: coupled L2 coefficient >= 0 (torch's `weight_decay`). Needs params in update.
+      weight_decay: coupled L2 coefficient >= 0 (torch's `weight_decay`), a schedule, or None
+        (default: no decay block; 0.0 keeps one in the state to set later). Needs params.
       weight_decay_mask: which params to decay (tree of bools or a function of the params).
     """
     owner = "jopt.sgd"
@@ -157,7 +159,7 @@ def rmsprop(
     bias_correction: bool = False,
     *,
     momentum_form: str = "lr_inside",
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     weight_decay_mask: Any = None,
 ) -> GradientTransformation:
     """RMSProp (Tieleman & Hinton 2012), centered as Graves (2013); a drop-in for `optax.rmsprop`.
@@ -181,7 +183,8 @@ def rmsprop(
       nesterov: Nesterov momentum (needs a momentum value).
       bias_correction: divide the EMAs by `1 - decay**t`.
       momentum_form: "lr_inside" (default, optax and Keras) or "classic" (torch).
-      weight_decay: coupled L2 coefficient >= 0 (torch's `weight_decay`). Needs params in update.
+      weight_decay: coupled L2 coefficient >= 0 (torch's `weight_decay`), a schedule, or None
+        (default: no decay block; 0.0 keeps one in the state to set later). Needs params.
       weight_decay_mask: which params to decay.
     """
     owner = "jopt.rmsprop"
@@ -400,7 +403,7 @@ def adadelta(
     learning_rate: ScalarOrSchedule | None = 1.0,
     rho: ScalarOrSchedule = 0.9,
     eps: float = 1e-6,
-    weight_decay: ScalarOrSchedule = 0.0,
+    weight_decay: ScalarOrSchedule | None = None,
     weight_decay_mask: Any = None,
 ) -> GradientTransformation:
     """Adadelta (Zeiler 2012) with coupled weight decay; a drop-in for `optax.adadelta`.

@@ -177,6 +177,22 @@ def test_sgd_weight_decay_mask_state_holds_weight_decay():
     chex.assert_trees_all_equal(got, jax.tree.map(lambda x: x[1:], want))
 
 
+@pytest.mark.parametrize(
+    ("build", "learning_rate"),
+    [(jopt.sgd, 0.05), (jopt.rmsprop, 0.01), (jopt.adadelta, 1.0)],
+    ids=["sgd", "rmsprop", "adadelta"],
+)
+def test_a_weight_decay_built_as_zero_is_in_the_state_and_can_be_set_later(build, learning_rate):
+    grad, params = _problem(helpers.CASES_BY_ID["sgd_weight_decay"])
+    with pytest.raises(ValueError, match="weight_decay=None.*build the optimizer with a value"):
+        jopt.set_hparams(build(learning_rate).init(params), weight_decay=0.01)
+    zero = build(learning_rate, weight_decay=0.0)
+    state = jopt.set_hparams(zero.init(params), weight_decay=0.01)
+    got = jax.jit(lambda p, s: _scan(zero, grad, p, s, 5)[0])(params, state)
+    want, _ = helpers.run_jopt(build(learning_rate, weight_decay=0.01), grad, params, 5)
+    chex.assert_trees_all_equal(got, jax.tree.map(lambda x: x[1:], want))
+
+
 # -- schedules -----------------------------------------------------------------------------------
 
 
@@ -250,7 +266,7 @@ def test_set_hparams_rejects_unknown_names_and_lists_the_available_ones(case):
     _, params = _problem(case)
     state = case.build().init(params)
     available = ", ".join(sorted(_expected(case)))
-    with pytest.raises(ValueError, match=f"'lr' in this state; it holds: {available}\\.$"):
+    with pytest.raises(ValueError, match=f"'lr' in this state; it holds: {available}\\. A"):
         jopt.set_hparams(state, lr=0.1)
 
 
