@@ -1,7 +1,8 @@
 """Experiment configs: YAML in, frozen dataclasses out, every mistake caught before any compute.
 
 A config names a workload and its options, a list of optimizers with their hyperparameters (each a
-number or a schedule), the seeds, the number of steps and how often to evaluate, log and
+number or a schedule), the seeds, the training length (`steps`, or `epochs` of the workload's
+training split, turned into steps once the data is loaded) and how often to evaluate, log and
 checkpoint. Errors carry the dotted path of the offending key and, for names, the closest valid
 one:
 
@@ -76,7 +77,8 @@ class ExperimentConfig:
     workload: WorkloadConfig
     optimizers: tuple[OptimizerConfig, ...]
     seeds: tuple[int, ...] = (0,)
-    steps: int = 100
+    steps: int = 100  # with `epochs`: the steps of those epochs, set by `with_epochs_resolved`
+    epochs: int | None = None
     eval_every: int = 10
     log_every: int = 1
     checkpoint_every: int = 0  # 0: only at the end (and on Ctrl-C)
@@ -347,14 +349,15 @@ def from_dict(raw: Any) -> ExperimentConfig:
     seeds = tuple(_int(f"seeds[{i}]", s, 0, MAX_SEED) for i, s in enumerate(seeds))
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds", f"must be distinct, got {list(seeds)}.")
-    steps = _int("steps", raw.get("steps", 100), 1)
     workload = _workload(raw["workload"])
+    steps, epochs = _length(raw, workload)
     config = ExperimentConfig(
         name=_name(raw["name"]),
         workload=workload,
         optimizers=optimizer_configs,
         seeds=seeds,
         steps=steps,
+        epochs=epochs,
         eval_every=_int("eval_every", raw.get("eval_every", 10), 1),
         log_every=_int("log_every", raw.get("log_every", 1), 1),
         checkpoint_every=_int("checkpoint_every", raw.get("checkpoint_every", 0), 0),
@@ -363,6 +366,33 @@ def from_dict(raw: Any) -> ExperimentConfig:
         description=_string("description", raw.get("description", "")),
     )
     return config
+
+
+def _length(raw: Mapping[str, Any], workload: WorkloadConfig) -> tuple[int, int | None]:
+    """(steps, epochs): `steps` (default 100), or `epochs` of a workload with training data."""
+    steps, epochs = raw.get("steps"), raw.get("epochs")
+    if epochs is None:
+        return _int("steps", 100 if steps is None else steps, 1), None
+    if steps is not None:
+        raise ConfigError(
+            "epochs",
+            f"give either steps or epochs, not both (got steps={steps!r}, epochs={epochs!r}); "
+            "to override one with the other, set it to null: steps=null epochs=3.",
+        )
+    epochs = _int("epochs", epochs, 1)
+    if not hasattr(workload.options, "batch_size"):
+        raise ConfigError(
+            "epochs",
+            f"workload {workload.name!r} has no training data to count epochs of: use steps.",
+        )
+    return 0, epochs
+
+
+def with_epochs_resolved(config: ExperimentConfig, steps_per_epoch: int) -> ExperimentConfig:
+    """`config` with `steps` = epochs * steps_per_epoch (and epochs dropped); unchanged without."""
+    if config.epochs is None:
+        return config
+    return dataclasses.replace(config, steps=config.epochs * steps_per_epoch, epochs=None)
 
 
 # -- overrides and files ---------------------------------------------------------------------------
@@ -427,7 +457,11 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
 
 
 def to_dict(config: ExperimentConfig) -> dict[str, Any]:
-    """The resolved config as plain data (what `from_dict` reads back), for saving with results."""
+    """The config as plain data (what `from_dict` reads back), for saving with results.
+
+    Epochs are saved as given; the runner saves its config after `with_epochs_resolved`, so a run
+    directory records the steps that ran.
+    """
 
     def hparam(value: Any) -> Any:
         if isinstance(value, ScheduleConfig):
@@ -447,7 +481,7 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
             for o in config.optimizers
         ],
         "seeds": list(config.seeds),
-        "steps": config.steps,
+        **({"epochs": config.epochs} if config.epochs is not None else {"steps": config.steps}),
         "eval_every": config.eval_every,
         "log_every": config.log_every,
         "checkpoint_every": config.checkpoint_every,

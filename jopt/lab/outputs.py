@@ -1,7 +1,7 @@
 """The files a run writes, and the summary read back from them.
 
     RUN_DIR/config.yaml                    the resolved config (what `--resume` reads)
-    RUN_DIR/trials/LABEL-seedS/trial.yaml  the optimizer's config and the seed
+    RUN_DIR/trials/LABEL-seedS/config.yaml the trial's own config (one optimizer, one seed)
     RUN_DIR/trials/LABEL-seedS/metadata.json   versions, device, git hash, status, times
     RUN_DIR/trials/LABEL-seedS/metrics.jsonl   one line per logged step
     RUN_DIR/checkpoints/LABEL.npz + .json  every seed of one optimizer, to resume exactly

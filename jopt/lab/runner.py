@@ -401,16 +401,17 @@ def run(
     are written. `on_chunk` is called with the stop flag after every chunk of steps (setting
     `flag.requested` there interrupts the run as Ctrl-C does; the tests use it).
     """
+    if resume and (run_dir is None or not (Path(run_dir) / "config.yaml").is_file()):
+        raise FileNotFoundError(f"no run to resume at {run_dir} (no config.yaml).")
+    compiled = _compiled(experiment.workload)
+    workload = compiled.workload
+    experiment = config_lib.with_epochs_resolved(experiment, _steps_per_epoch(workload) or 1)
     if resume:
-        if run_dir is None or not (Path(run_dir) / "config.yaml").is_file():
-            raise FileNotFoundError(f"no run to resume at {run_dir} (no config.yaml).")
         run_dir = Path(run_dir)
     else:
         run_dir = Path(run_dir) if run_dir is not None else new_run_dir(experiment)
         run_dir.mkdir(parents=True, exist_ok=False)
         outputs.write_yaml(run_dir / "config.yaml", config_lib.to_dict(experiment))
-    compiled = _compiled(experiment.workload)
-    workload = compiled.workload
     env = outputs.environment()
     stop = _StopFlag()
     interrupted = False
@@ -435,15 +436,8 @@ def run(
                 for trial, seed in zip(group.trials, group.seeds, strict=True):
                     trial.mkdir(parents=True, exist_ok=True)
                     (trial / "metrics.jsonl").unlink(missing_ok=True)
-                    outputs.write_yaml(
-                        trial / "trial.yaml",
-                        {
-                            "seed": seed,
-                            "optimizer": config_lib.to_dict(experiment)["optimizers"][
-                                experiment.optimizers.index(optimizer)
-                            ],
-                        },
-                    )
+                    alone = dataclasses.replace(experiment, optimizers=(optimizer,), seeds=(seed,))
+                    outputs.write_yaml(trial / "config.yaml", config_lib.to_dict(alone))
                 carry = group.fresh()
                 group.initial_rows(carry)
             else:

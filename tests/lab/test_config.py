@@ -230,6 +230,14 @@ BAD = [  # id, changes to BASE, the error's dotted path, fragments of its messag
     ("name-path", {"name": "a/b"}, "name", ["without '/'"]),
     ("name-empty", {"name": ""}, "name", ["non-empty folder name"]),
     ("description-type", {"description": 3}, "description", ["expected a string, got 3"]),
+    ("steps-and-epochs", {"epochs": 2}, "epochs", ["either steps or epochs", "steps=null"]),
+    ("epochs-zero", {"epochs": 0, "steps": DELETE}, "epochs", ["integer >= 1, got 0"]),
+    (
+        "epochs-without-data",
+        {"epochs": 2, "steps": DELETE, "workload": {"name": "functions2d"}, "target": DELETE},
+        "epochs",
+        ["'functions2d' has no training data", "use steps"],
+    ),
 ]
 
 
@@ -287,6 +295,18 @@ def test_schedules_and_defaults_resolve():
     assert config.log_every == 1 and config.checkpoint_every == 0
     default_mode = config_lib.from_dict(_with({"target.metric": "eval_excess_loss"}))
     assert default_mode.target.mode == "min"
+
+
+def test_epochs_become_steps_of_the_training_split_once_the_data_is_known(tmp_path):
+    config = _load(tmp_path, _with({"steps": DELETE}), ["steps=null", "epochs=3"])
+    assert (config.epochs, config.steps) == (3, 0)
+    resolved = config_lib.with_epochs_resolved(config, steps_per_epoch=4)
+    assert (resolved.epochs, resolved.steps) == (None, 12)
+    assert config_lib.to_dict(resolved)["steps"] == 12 and "epochs" not in config_lib.to_dict(
+        resolved
+    )
+    assert config_lib.to_dict(config)["epochs"] == 3 and "steps" not in config_lib.to_dict(config)
+    assert config_lib.with_epochs_resolved(resolved, 100) == resolved
 
 
 # -- overrides -------------------------------------------------------------------------------------
@@ -392,6 +412,7 @@ ROUND_TRIP = [
         "optimizers": [{"name": "torch.SGD", "lr": 0.01, "momentum": 0.9, "nesterov": True}],
         "target": {"metric": "eval_distance", "value": 0.01},
     },
+    {**BASE, "name": "epochs", "steps": None, "epochs": 2},
     {
         "name": "mlp",
         "workload": {"name": "mlp", "hidden_sizes": [16, 8], "batch_size": None},

@@ -114,14 +114,21 @@ def test_the_run_writes_its_config_trials_checkpoints_and_summary(reference):
     for i, optimizer in enumerate(saved["optimizers"]):
         for seed in (0, 1):
             trial = outputs.trial_name(optimizer["label"], seed)
-            assert yaml.safe_load((reference / "trials" / trial / "trial.yaml").read_text()) == {
-                "seed": seed,
-                "optimizer": config_lib.to_dict(experiment)["optimizers"][i],
-            }
+            alone = yaml.safe_load((reference / "trials" / trial / "config.yaml").read_text())
+            assert alone == {**saved, "optimizers": [optimizer], "seeds": [seed]}
+            assert config_lib.from_dict(alone).optimizers == (experiment.optimizers[i],)
     summary = _summary(reference)
     assert list(summary) == LABELS
     assert all(r["diverged"] == "0" and r["unfinished"] == "0" for r in summary.values())
     assert f"| {LABELS[0]} |" in (reference / "summary.md").read_text()
+
+
+def test_epochs_run_as_the_steps_they_span_and_the_run_records_those_steps(tmp_path, reference):
+    run_dir = runner.run(_experiment(steps=None, epochs=3), tmp_path / "run", progress=False)
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["steps"] == 3 * 64 // 16 == STEPS and "epochs" not in saved
+    for trial in TRIALS:
+        assert _rows(run_dir, trial) == _rows(reference, trial)
 
 
 def test_metadata_records_versions_status_and_wall_time(reference):

@@ -1,0 +1,205 @@
+"""MNIST and Fashion-MNIST read from files already on disk, in every layout the docs promise.
+
+The files here are written by the tests themselves: small synthetic images in the real formats
+(IDX raw and gzipped, Keras' .npz), so nothing is downloaded and nothing large is needed. Class k
+has a bright band at rows 2k..2k+2, which an MLP learns in a few steps.
+"""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+import jopt
+from jopt.lab.workloads import WORKLOADS, datasets
+
+N_TRAIN, N_TEST = 60, 20
+IDX_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C}
+IDX_CODES.update({np.float32: 0x0D, np.float64: 0x0E})
+
+
+def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = rng.integers(0, 60, (n, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels, strict=True):
+        image[2 * label : 2 * label + 3] = 230
+    return images, labels
+
+
+def _write_idx(path, array: np.ndarray, gz: bool = False) -> None:
+    header = bytes([0, 0, IDX_CODES[array.dtype.type], array.ndim])
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    data = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        data = gzip.compress(data)
+    path.write_bytes(data)
+
+
+def _splits():
+    return (*_images(N_TRAIN, 0), *_images(N_TEST, 1))
+
+
+def _idx_folder(tmp_path, gzipped=(False, True, True, False)):
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    for name, array, gz in zip(datasets.IDX_FILES, _splits(), gzipped, strict=True):
+        _write_idx(folder / name, array, gz)
+    return folder
+
+
+def _npz(path):
+    np.savez(path, **dict(zip(datasets.NPZ_KEYS, _splits(), strict=True)))
+    return path
+
+
+def _check_splits(data: datasets.ImageData, n_valid: int) -> None:
+    x_train, y_train, x_test, y_test = _splits()
+    cut = N_TRAIN - n_valid
+    assert data.sizes() == {"train": cut, "valid": n_valid, "test": N_TEST}
+    assert data.image_shape == (28, 28, 1)
+    for x, y, want_x, want_y in [
+        (data.train_x, data.train_y, x_train[:cut], y_train[:cut]),
+        (data.valid_x, data.valid_y, x_train[cut:], y_train[cut:]),  # the last training images
+        (data.test_x, data.test_y, x_test, y_test),
+    ]:
+        assert x.dtype == np.float32 and y.dtype == np.int32
+        np.testing.assert_array_equal(x[..., 0], want_x / np.float32(255.0))
+        np.testing.assert_array_equal(y, want_y)
+
+
+@pytest.mark.parametrize("dtype", list(IDX_CODES), ids=lambda t: t.__name__)
+@pytest.mark.parametrize("gz", [False, True], ids=["raw", "gzip"])
+def test_read_idx_round_trips_every_type_code(tmp_path, dtype, gz):
+    array = (np.arange(24).reshape(2, 3, 4) - 5).astype(dtype)
+    if dtype == np.uint8:
+        array = np.arange(24, dtype=dtype).reshape(2, 3, 4)
+    _write_idx(tmp_path / "a", array, gz)
+    got = datasets.read_idx(tmp_path / ("a.gz" if gz else "a"))
+    assert got.dtype == np.dtype(dtype) and got.dtype.isnative
+    np.testing.assert_array_equal(got, array)
+
+
+def test_idx_files_raw_and_gzipped_load_into_fixed_splits(tmp_path):
+    folder = _idx_folder(tmp_path)
+    _check_splits(datasets.load("mlp", "mnist", str(folder), n_valid=12), 12)
+
+
+@pytest.mark.parametrize("where", ["folder", "file"])
+def test_a_keras_npz_loads_from_its_folder_or_by_its_own_path(tmp_path, where):
+    path = _npz(tmp_path / "fashion_mnist.npz")
+    data_dir = tmp_path if where == "folder" else path
+    data = datasets.load("cnn", "fashion_mnist", str(data_dir), n_valid=10, max_train=30)
+    assert data.sizes() == {"train": 30, "valid": 10, "test": N_TEST}
+    full = datasets.load("cnn", "fashion_mnist", str(data_dir), n_valid=10)
+    _check_splits(full, 10)
+    np.testing.assert_array_equal(data.train_x, full.train_x[:30])
+
+
+def test_images_with_a_channel_axis_and_float_pixels_are_accepted(tmp_path):
+    x_train, y_train, x_test, y_test = _splits()
+    arrays = [x_train[..., None] / np.float32(255.0), y_train, x_test / 255.0, y_test]
+    np.savez(tmp_path / "mnist.npz", **dict(zip(datasets.NPZ_KEYS, arrays, strict=True)))
+    _check_splits(datasets.load("mlp", "mnist", str(tmp_path), n_valid=5), 5)
+
+
+def _corrupt_header(path):
+    path.write_bytes(b"\x01\x02\x03\x04rest")
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-7])
+
+
+@pytest.mark.parametrize(
+    ("damage", "error", "words"),
+    [
+        (lambda f: f.rename(f.with_name("elsewhere")), FileNotFoundError, "is not a folder"),
+        (lambda f: [p.unlink() for p in f.iterdir()], FileNotFoundError, "no data in"),
+        (lambda f: _corrupt_header(f / datasets.IDX_FILES[0]), ValueError, "not an IDX file"),
+        (lambda f: _truncate(f / datasets.IDX_FILES[0]), ValueError, "but the file holds"),
+    ],
+    ids=["missing-folder", "empty-folder", "bad-header", "truncated"],
+)
+def test_missing_or_damaged_files_raise_naming_the_path(tmp_path, damage, error, words):
+    folder = _idx_folder(tmp_path, gzipped=(False,) * 4)
+    damage(folder)
+    with pytest.raises(error, match=words) as raised:
+        datasets.load("mlp", "mnist", str(folder))
+    assert str(folder) in str(raised.value)
+
+
+def test_a_partial_idx_set_names_the_missing_files_and_nothing_is_downloaded(tmp_path):
+    folder = _idx_folder(tmp_path)
+    (folder / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match="IDX files missing: t10k-labels-idx1-ubyte"):
+        datasets.load("mlp", "mnist", str(folder))
+    with pytest.raises(FileNotFoundError, match="Nothing is downloaded"):
+        datasets.load("mlp", "mnist", str(folder))
+
+
+@pytest.mark.parametrize(
+    ("arrays", "words"),
+    [
+        ({"x_train": np.zeros((4, 28, 28), np.uint8)}, "missing the arrays y_train, x_test"),
+        (
+            {
+                "x_train": np.zeros((4, 28, 28)),
+                "y_train": np.full(4, 10),
+                "x_test": np.zeros((2, 28, 28)),
+                "y_test": np.zeros(2),
+            },
+            r"train labels must be in \[0, 10\), got values from 10 to 10",
+        ),
+        (
+            {
+                "x_train": np.zeros((4, 28)),
+                "y_train": np.zeros(4),
+                "x_test": np.zeros((2, 28, 28)),
+                "y_test": np.zeros(2),
+            },
+            r"train images must have shape \(N, H, W\)",
+        ),
+    ],
+    ids=["missing-arrays", "label-out-of-range", "bad-image-shape"],
+)
+def test_a_bad_npz_is_refused_with_what_is_wrong(tmp_path, arrays, words):
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    with pytest.raises(ValueError, match=words):
+        datasets.load("mlp", "mnist", str(tmp_path / "mnist.npz"))
+
+
+def test_n_valid_must_leave_training_images(tmp_path):
+    _npz(tmp_path / "mnist.npz")
+    with pytest.raises(ValueError, match=f"n_valid must be smaller than the {N_TRAIN} training"):
+        datasets.load("mlp", "mnist", str(tmp_path), n_valid=N_TRAIN)
+
+
+def test_the_mlp_trains_on_mnist_files_from_disk(tmp_path):
+    folder = _idx_folder(tmp_path)
+    module = WORKLOADS["mlp"]
+    options = module.Options(dataset="mnist", data_dir=str(folder), n_valid=10, batch_size=None)
+    workload = module.build(options)
+    assert workload.train.size == N_TRAIN - 10
+    params = workload.init_params(jax.random.key(0))
+    tx = jopt.adam(0.01)
+
+    @jax.jit
+    def step(params, state):
+        grads = jax.grad(workload.loss)(params, workload.train.x, workload.train.y)
+        updates, state = tx.update(grads, state, params)
+        return optax.apply_updates(params, updates), state
+
+    before = workload.metrics(params, workload.valid.x, workload.valid.y)
+    state = tx.init(params)
+    for _ in range(20):
+        params, state = step(params, state)
+    after = workload.metrics(params, workload.valid.x, workload.valid.y)
+    assert after["loss"] < 0.5 * before["loss"], (before, after)
+    assert after["accuracy"] >= 0.9, after
