@@ -1,5 +1,9 @@
 """Experiment configs: YAML in, frozen dataclasses out, every mistake caught before any compute.
 
+Validation reads no data; the few options only the data can refute (a batch larger than the
+training split, MNIST files missing from `data_dir`) fail as `ConfigError`s at `workload` when the
+runner loads the data, still before anything is written or compiled.
+
 A config names a workload and its options, a list of optimizers with their hyperparameters (each a
 number or a schedule), the seeds, the training length (`steps`, or `epochs` of the workload's
 training split, turned into steps once the data is loaded) and how often to evaluate, log and

@@ -4,7 +4,8 @@
     RUN_DIR/trials/LABEL-seedS/config.yaml the trial's own config (one optimizer, one seed)
     RUN_DIR/trials/LABEL-seedS/metadata.json   versions, device, git hash, status, times
     RUN_DIR/trials/LABEL-seedS/metrics.jsonl   one line per logged step
-    RUN_DIR/checkpoints/LABEL.npz + .json  every seed of one optimizer, to resume exactly
+    RUN_DIR/checkpoints/LABEL.orbax/STEP/  every seed of one optimizer, to resume exactly
+                                           (LABEL.npz without orbax), with LABEL.json
     RUN_DIR/summary.csv, summary.md        per optimizer: mean ± std over seeds
 
 Every file but the append-only metrics is written to a temporary file and renamed, so a crash or

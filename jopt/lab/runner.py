@@ -281,7 +281,8 @@ class _Group:
                 step = start + j + 1
                 if diverged[i] >= 0 and step > diverged[i] + 1:
                     break
-                if step % self.experiment.log_every and step != end:
+                last = step == end or step == diverged[i] + 1  # the divergence is always logged
+                if step % self.experiment.log_every and not last:
                     continue
                 row = {
                     "step": step,
@@ -403,7 +404,10 @@ def run(
     """
     if resume and (run_dir is None or not (Path(run_dir) / "config.yaml").is_file()):
         raise FileNotFoundError(f"no run to resume at {run_dir} (no config.yaml).")
-    compiled = _compiled(experiment.workload)
+    try:
+        compiled = _compiled(experiment.workload)
+    except (ValueError, TypeError) as e:  # options that only the data can refute
+        raise config_lib.ConfigError("workload", str(e)) from e
     workload = compiled.workload
     experiment = config_lib.with_epochs_resolved(experiment, _steps_per_epoch(workload) or 1)
     if resume:

@@ -372,6 +372,24 @@ def test_a_diverging_optimizer_stops_at_its_first_non_finite_loss(tmp_path):
     # All its seeds diverged: a resume has nothing to do for it.
     runner.run(experiment, run_dir, resume=True, progress=False)
     assert _meta(run_dir, "too-fast-seed0")["status"] == "diverged"
+    # Logged every 5 steps, the step of the divergence is logged all the same.
+    sparse = runner.run(
+        _experiment(
+            optimizers=[{"name": "sgd", "label": "too fast", "learning_rate": 1e3}],
+            log_every=5,
+            eval_every=STEPS,
+        ),
+        tmp_path / "sparse",
+        progress=False,
+    )
+    off_grid = 0
+    for seed in (0, 1):
+        rows = _rows(sparse, f"too-fast-seed{seed}")
+        bad = _meta(sparse, f"too-fast-seed{seed}")["diverged_at_step"]
+        assert rows[-1]["step"] == bad and rows[-1]["train_loss"] is None
+        assert [r["step"] for r in rows[1:-1]] == list(range(5, bad, 5))
+        off_grid += bad % 5 != 0
+    assert off_grid  # the case the rule is for
 
 
 SADDLE = {
