@@ -2,8 +2,14 @@
 
 Each returns a pure function `step -> value` (see `jopt.schedules._base`). Where optax has the
 schedule, the signature is a drop-in for it; the numbers match optax, torch.optim.lr_scheduler and
-keras.optimizers.schedules (tests/golden holds fixtures made by the real packages). Unlike optax
-0.2.8, impossible arguments raise instead of silently giving a constant schedule.
+keras.optimizers.schedules (tests/golden holds fixtures made by the real packages).
+
+Arguments are checked at construction, more strictly than optax 0.2.8, torch and Keras do: step
+counts below 1 (optax silently gives a constant schedule), NaN or infinite numbers, and settings
+that cannot be meant raise a ValueError: a decay factor above 1 (exponential growth without a
+ceiling, a step or multi-step "decay" that rises), a cosine floor `alpha` outside [0, 1] (below
+0 the value ends negative, above 1 the "decay" rises), and an `end_value` the schedule never
+reaches.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from jopt import validation
 from jopt.schedules._base import Schedule, as_float, constant, cosine_anneal, divmod_steps
 
 _FINITE = validation.ANY_FINITE
+FACTOR = validation.Range(0.0, 1.0, lo_open=True)  # a factor that shrinks (or keeps) the value
 
 
 def constant_schedule(value: float) -> Schedule:
@@ -39,24 +46,25 @@ def exponential_decay(
         value = init_value * decay_rate ** ((step - transition_begin) / transition_steps)
 
     held at `init_value` before `transition_begin`; the exponent is floored with `staircase`;
-    `end_value` bounds the result (a floor when decay_rate < 1, a ceiling when > 1). torch's
+    `end_value` bounds the result (a floor when decay_rate < 1, a ceiling when >= 1). torch's
     ExponentialLR(gamma) is `exponential_decay(lr, 1, gamma)`, StepLR is `step_decay`.
+
+    Allowed: decay_rate > 0 and finite. With decay_rate < 1 the value shrinks towards 0 and
+    `end_value`, if given, is a floor in [0, init_value]. A decay_rate > 1 grows without bound
+    (to inf in float32 after a few thousand steps), so it needs `end_value` as a ceiling
+    >= init_value, and init_value >= 0 (a negative value would grow towards -inf past the
+    ceiling). optax, torch's ExponentialLR and Keras' ExponentialDecay accept growth without
+    a ceiling; jopt does not.
     `owner` is the public name reported in errors (set by the schedules built on this one).
     """
     fn = owner
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     transition_steps = validation.check_int(fn, "transition_steps", transition_steps, 1)
-    decay_rate = validation.check_number(fn, "decay_rate", decay_rate, validation.POSITIVE)
+    decay_rate, end_value = check_exponential_bounds(
+        fn, "init_value", init_value, decay_rate, end_value
+    )
     transition_begin = validation.check_int(fn, "transition_begin", transition_begin)
     staircase = validation.check_bool(fn, "staircase", staircase)
-    end_value = validation.check_optional_number(fn, "end_value", end_value, _FINITE)
-    if end_value is not None:
-        validation.require(
-            fn,
-            (end_value <= init_value) if decay_rate < 1 else (end_value >= init_value),
-            f"end_value={end_value} is never reached from init_value={init_value} with "
-            f"decay_rate={decay_rate}.",
-        )
 
     def schedule(step):
         elapsed = jnp.maximum(jnp.asarray(step) - transition_begin, 0)
@@ -64,7 +72,9 @@ def exponential_decay(
             exponent, _ = divmod_steps(elapsed, transition_steps)
         else:
             exponent = as_float(elapsed) / transition_steps
-        value = init_value * constant(decay_rate) ** exponent
+        scale = constant(decay_rate) ** exponent
+        # A growth overflows to inf, and 0 * inf is NaN: zero stays zero.
+        value = init_value * scale if init_value else jnp.zeros_like(scale)
         if end_value is not None:
             bound = jnp.maximum if decay_rate < 1 else jnp.minimum
             value = bound(value, end_value)
@@ -73,23 +83,81 @@ def exponential_decay(
     return schedule
 
 
-def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
-    """`init_value * gamma ** floor(step / step_size)`: torch's StepLR."""
-    fn = "jopt.step_decay"
-    validation.check_number(fn, "gamma", gamma, validation.POSITIVE)
+def check_exponential_bounds(
+    fn: str, start_name: str, start: float, decay_rate: float, end_value: float | None
+) -> tuple[float, float | None]:
+    """Checks the rate and the bound of an exponential starting at `start`; returns them.
+
+    decay_rate > 0 and finite; above 1 only with `end_value` as a ceiling, from start >= 0.
+    `end_value` is a floor in [0, start] when decay_rate < 1, a ceiling >= start otherwise.
+    `start_name` is the argument that holds `start` in `fn` (init_value, peak_value...).
+    """
+    decay_rate = validation.check_number(fn, "decay_rate", decay_rate, validation.POSITIVE)
+    end_value = validation.check_optional_number(fn, "end_value", end_value, _FINITE)
+    if end_value is None:
+        validation.require(
+            fn,
+            decay_rate <= 1,
+            f"decay_rate must be in (0, 1] without end_value, got {decay_rate!r}: a rate above "
+            "1 grows without bound; give end_value as a ceiling.",
+        )
+        return decay_rate, None
+    if decay_rate < 1:
+        reached = 0 <= end_value <= start
+        where = f"a floor in [0, {start_name}]"
+    else:
+        validation.require(
+            fn,
+            decay_rate == 1 or start >= 0,
+            f"{start_name} must be >= 0 with decay_rate={decay_rate!r} > 1, got {start!r}: "
+            "a negative value grows towards -inf past the ceiling end_value.",
+        )
+        reached = end_value >= start
+        where = f"a ceiling >= {start_name}"
+    validation.require(
+        fn,
+        reached,
+        f"end_value={end_value!r} is never reached from {start_name}={start!r} with "
+        f"decay_rate={decay_rate!r}: it must be {where}.",
+    )
+    return decay_rate, end_value
+
+
+def step_decay(
+    init_value: float, step_size: int, gamma: float = 0.1, *, owner: str = "jopt.step_decay"
+) -> Schedule:
+    """`init_value * gamma ** floor(step / step_size)`: torch's StepLR.
+
+    gamma must be in (0, 1]: a decay. torch's StepLR also takes gamma > 1, a value that grows
+    without bound; for a capped growth use `exponential_decay(init_value, step_size, gamma,
+    staircase=True, end_value=ceiling)`.
+    `owner` is the public name reported in errors (set by the schedules built on this one).
+    """
+    fn = owner
+    validation.check_number(fn, "init_value", init_value, _FINITE)
+    gamma = validation.check_number(fn, "gamma", gamma, FACTOR)
     step_size = validation.check_int(fn, "step_size", step_size, 1)
     return exponential_decay(init_value, step_size, gamma, staircase=True, owner=fn)
 
 
-def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
+def multistep_decay(
+    init_value: float,
+    milestones: Sequence[int],
+    gamma: float = 0.1,
+    *,
+    owner: str = "jopt.multistep_decay",
+) -> Schedule:
     """`init_value * gamma ** (number of milestones <= step)`: torch's MultiStepLR.
 
-    A milestone listed twice applies gamma twice, as in torch.
+    A milestone listed twice applies gamma twice, as in torch. gamma must be in (0, 1]: a
+    decay (torch's MultiStepLR also takes gamma > 1); for values that rise at given steps use
+    `piecewise_constant`.
+    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = "jopt.multistep_decay"
+    fn = owner
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     milestones = validation.check_increasing(fn, "milestones", milestones, strict=False)
-    gamma = validation.check_number(fn, "gamma", gamma, validation.POSITIVE)
+    gamma = validation.check_number(fn, "gamma", gamma, FACTOR)
     marks = jnp.asarray(milestones, jnp.int32)
 
     def schedule(step):
@@ -203,12 +271,16 @@ def cosine_decay_schedule(
     Past `decay_steps` the value stays at the floor `alpha * init_value` (optax, Keras). With
     `periodic=True` the step is not clipped and the value rises again, as torch's
     CosineAnnealingLR(T_max, eta_min) does past T_max (alpha = eta_min / lr).
+
+    alpha must be in [0, 1]: below 0 the value ends with the opposite sign of init_value (a
+    negative learning rate), above 1 the "decay" rises. optax, torch (eta_min > lr) and Keras
+    accept both; jopt does not. exponent must be > 0.
     `owner` is the public name reported in errors (set by the schedules built on this one).
     """
     fn = owner
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
-    alpha = validation.check_number(fn, "alpha", alpha, _FINITE)
+    alpha = validation.check_number(fn, "alpha", alpha, validation.UNIT)
     exponent = validation.check_number(fn, "exponent", exponent, validation.POSITIVE)
     periodic = validation.check_bool(fn, "periodic", periodic)
 

@@ -24,22 +24,32 @@ def cosine_decay_restarts(
     t_mul: float = 2.0,
     m_mul: float = 1.0,
     alpha: float = 0.0,
+    *,
+    owner: str = "jopt.cosine_decay_restarts",
 ) -> Schedule:
     """Cosine annealing restarted every cycle, cycles growing by t_mul and peaks by m_mul.
 
     Args:
       init_value: the value at step 0.
-      first_decay_steps: the length of the first cycle (torch's T_0).
-      t_mul: the factor by which each cycle is longer than the previous one (torch's T_mult).
-      m_mul: the factor by which each cycle's peak is lower than the previous one.
-      alpha: the floor, as a fraction of init_value.
+      first_decay_steps: the length of the first cycle (torch's T_0), an integer >= 1.
+      t_mul: the factor by which each cycle is longer than the previous one (torch's T_mult),
+        >= 1 (cycles that shrink would end in cycles shorter than a step).
+      m_mul: the factor by which each cycle's peak is lower than the previous one, in [0, 1]
+        (0: one cosine, then the floor; above 1 the peaks grow without bound).
+      alpha: the floor, as a fraction of init_value, in [0, 1] (below 0 the value crosses
+        zero, above 1 each cycle rises instead of decaying).
+      owner: the public name reported in errors (set by the schedules built on this one).
+
+    Keras' CosineDecayRestarts accepts any m_mul and alpha, and torch's
+    CosineAnnealingWarmRestarts any eta_min (alpha = eta_min / lr > 1 when eta_min > lr);
+    jopt does not.
     """
-    fn = "jopt.cosine_decay_restarts"
+    fn = owner
     init_value = validation.check_number(fn, "init_value", init_value, validation.ANY_FINITE)
     first = validation.check_int(fn, "first_decay_steps", first_decay_steps, 1)
     t_mul = validation.check_number(fn, "t_mul", t_mul, validation.Range(1.0))
-    m_mul = validation.check_number(fn, "m_mul", m_mul, validation.NON_NEGATIVE)
-    alpha = validation.check_number(fn, "alpha", alpha, validation.ANY_FINITE)
+    m_mul = validation.check_number(fn, "m_mul", m_mul, validation.UNIT)
+    alpha = validation.check_number(fn, "alpha", alpha, validation.UNIT)
 
     def schedule(step):
         t = as_float(step)

@@ -4,7 +4,8 @@ Skipped where torch or Keras is not installed. torch's values are its optimizer'
 `scheduler.step()` calls; Keras' are the schedule called at step k in float64 (JAX backend, op by
 op; see tests/golden/make_schedule_fixtures.py, which computes both). jopt's twins run jitted in
 float64 and agree within 1e-9 relative. The arguments differ from the fixtures': unsorted and
-repeated milestones, a milestone at 0, growth (gamma > 1), T_max = 1, T_mult = 3, one-cycle phases
+repeated milestones, a milestone at 0, gamma = 1 and fast decays (jopt rejects growth, gamma > 1,
+which torch and Keras accept), T_max = 1, T_mult = 3, one-cycle phases
 ending between steps, cycles of 1 step, three-scheduler sequences and chains, Keras' PolynomialDecay
 cycling with power 0.5 and a boundary at 0.
 
@@ -27,9 +28,9 @@ from tests.schedules import twins
 
 # (id, class, base lr, kwargs, last step)
 TORCH = [
-    ("StepLR_growth", "StepLR", 0.01, {"step_size": 3, "gamma": 1.5}, 40),
+    ("StepLR_gamma_1", "StepLR", 0.01, {"step_size": 3, "gamma": 1.0}, 40),
     ("MultiStepLR_unsorted", "MultiStepLR", 0.5, {"milestones": [9, 0, 4, 9], "gamma": 0.7}, 30),
-    ("ExponentialLR_growth", "ExponentialLR", 0.001, {"gamma": 1.05}, 60),
+    ("ExponentialLR_fast", "ExponentialLR", 0.001, {"gamma": 0.7}, 60),
     ("CosineAnnealingLR_T1", "CosineAnnealingLR", 0.3, {"T_max": 1, "eta_min": 0.01}, 12),
     (
         "CosineAnnealingWarmRestarts_mult3",
@@ -130,9 +131,9 @@ TORCH = [
 # (id, class, kwargs, last step)
 KERAS = [
     (
-        "ExponentialDecay_growth",
+        "ExponentialDecay_fast",
         "ExponentialDecay",
-        {"initial_learning_rate": 0.01, "decay_steps": 4, "decay_rate": 1.3},
+        {"initial_learning_rate": 0.01, "decay_steps": 4, "decay_rate": 0.3},
         20,
     ),
     (

@@ -5,7 +5,13 @@ of order, value and boundary counts that do not match, decay rates <= 0, NaN val
 pct_start outside (0, 1), unknown mode / anneal_strategy / switch / shape / interpolate_type, a
 schedule that is not callable, an exponential end_value on the wrong side of init_value, a warmup
 as long as the decay it is counted in. Each row's regex holds the function's public name, the
-argument and the offending value.
+argument and the offending value (and, where the check has one, the allowed range).
+
+Ranges narrower than optax 0.2.8, torch 2.13 and Keras 3.15 (which accept these): an exponential
+decay_rate > 1 without an end_value to cap the growth (and a growth from a negative value), a
+step / multi-step gamma outside (0, 1], a cosine alpha (and warmup cosine end_value / peak_value)
+outside [0, 1], a restarts m_mul or alpha outside [0, 1], an exponential end_value outside
+[0, init_value] for a decay. The values at the ends of these ranges are accepted and finite.
 
 optax 0.2.8 accepts some of these silently: `optax.exponential_decay(1.0, 0, 0.5)` is a constant
 schedule (it logs and returns `constant_schedule(init_value)`); jopt raises.
@@ -16,6 +22,9 @@ from __future__ import annotations
 import math
 import re
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -210,7 +219,7 @@ ROWS = [
         lambda: jopt.step_decay(1.0, 10, 0.0),
         ValueError,
         "jopt.step_decay:",
-        "gamma must be > 0, got 0.0",
+        "gamma must be in (0, 1], got 0.0",
     ),
     _row(
         "inverse_time_negative_decay_rate",
@@ -283,7 +292,7 @@ ROWS = [
         lambda: jopt.cosine_decay_restarts(1.0, 10, m_mul=-0.5),
         ValueError,
         "jopt.cosine_decay_restarts:",
-        "m_mul must be >= 0, got -0.5",
+        "m_mul must be in [0, 1], got -0.5",
     ),
     _row(
         "one_cycle_momentum_base_above_max",
@@ -304,7 +313,288 @@ ROWS = [
         lambda: jopt.one_cycle_schedule(100, 1.0, div_factor=0.0),
         ValueError,
         "jopt.one_cycle_schedule:",
-        "div_factor must be > 0, got 0.0",
+        "div_factor must be >= 1, got 0.0",
+    ),
+    # -- sane ranges: growth without a ceiling, factors above 1, floors outside [0, 1] ----------
+    _row(
+        "exponential_growth_without_end_value",
+        lambda: jopt.exponential_decay(0.1, 10, 1e9),
+        ValueError,
+        "jopt.exponential_decay:",
+        "decay_rate must be in (0, 1] without end_value, got 1000000000.0",
+        "give end_value as a ceiling",
+    ),
+    _row(
+        "exponential_infinite_decay_rate",
+        lambda: jopt.exponential_decay(1.0, 10, math.inf),
+        ValueError,
+        "jopt.exponential_decay:",
+        "decay_rate must be > 0, got inf",
+    ),
+    _row(
+        "exponential_growth_from_a_negative_value",
+        lambda: jopt.exponential_decay(-0.1, 10, 2.0, end_value=1.0),
+        ValueError,
+        "jopt.exponential_decay:",
+        "init_value must be >= 0 with decay_rate=2.0 > 1, got -0.1",
+    ),
+    _row(
+        "exponential_end_value_below_zero_for_a_decay",
+        lambda: jopt.exponential_decay(1.0, 10, 0.5, end_value=-0.1),
+        ValueError,
+        "jopt.exponential_decay:",
+        "end_value=-0.1 is never reached from init_value=1.0 with decay_rate=0.5",
+        "a floor in [0, init_value]",
+    ),
+    _row(
+        "exponential_nan_end_value",
+        lambda: jopt.exponential_decay(1.0, 10, 0.5, end_value=math.nan),
+        ValueError,
+        "jopt.exponential_decay:",
+        "end_value must be a finite number, got nan",
+    ),
+    _row(
+        "step_decay_gamma_above_one",
+        lambda: jopt.step_decay(1.0, 10, gamma=5),
+        ValueError,
+        "jopt.step_decay:",
+        "gamma must be in (0, 1], got 5",
+    ),
+    _row(
+        "step_decay_nan_init_value",
+        lambda: jopt.step_decay(math.nan, 10),
+        ValueError,
+        "jopt.step_decay:",
+        "init_value must be a finite number, got nan",
+    ),
+    _row(
+        "multistep_gamma_above_one",
+        lambda: jopt.multistep_decay(1.0, [3, 6], gamma=1.5),
+        ValueError,
+        "jopt.multistep_decay:",
+        "gamma must be in (0, 1], got 1.5",
+    ),
+    _row(
+        "multistep_nan_gamma",
+        lambda: jopt.multistep_decay(1.0, [3, 6], gamma=math.nan),
+        ValueError,
+        "jopt.multistep_decay:",
+        "gamma must be in (0, 1], got nan",
+    ),
+    _row(
+        "cosine_alpha_above_one",
+        lambda: jopt.cosine_decay_schedule(1.0, 10, alpha=2),
+        ValueError,
+        "jopt.cosine_decay_schedule:",
+        "alpha must be in [0, 1], got 2",
+    ),
+    _row(
+        "cosine_negative_alpha",
+        lambda: jopt.cosine_decay_schedule(1.0, 10, alpha=-0.1),
+        ValueError,
+        "jopt.cosine_decay_schedule:",
+        "alpha must be in [0, 1], got -0.1",
+    ),
+    _row(
+        "cosine_zero_exponent",
+        lambda: jopt.cosine_decay_schedule(1.0, 10, exponent=0.0),
+        ValueError,
+        "jopt.cosine_decay_schedule:",
+        "exponent must be > 0, got 0.0",
+    ),
+    _row(
+        "restarts_negative_alpha",
+        lambda: jopt.cosine_decay_restarts(1.0, 10, alpha=-1),
+        ValueError,
+        "jopt.cosine_decay_restarts:",
+        "alpha must be in [0, 1], got -1",
+    ),
+    _row(
+        "restarts_alpha_above_one",
+        lambda: jopt.cosine_decay_restarts(1.0, 10, alpha=1.5),
+        ValueError,
+        "jopt.cosine_decay_restarts:",
+        "alpha must be in [0, 1], got 1.5",
+    ),
+    _row(
+        "restarts_m_mul_above_one",
+        lambda: jopt.cosine_decay_restarts(1.0, 10, m_mul=1.5),
+        ValueError,
+        "jopt.cosine_decay_restarts:",
+        "m_mul must be in [0, 1], got 1.5",
+    ),
+    _row(
+        "restarts_infinite_t_mul",
+        lambda: jopt.cosine_decay_restarts(1.0, 10, t_mul=math.inf),
+        ValueError,
+        "jopt.cosine_decay_restarts:",
+        "t_mul must be >= 1, got inf",
+    ),
+    _row(
+        "restarts_nan_init_value",
+        lambda: jopt.cosine_decay_restarts(math.nan, 10),
+        ValueError,
+        "jopt.cosine_decay_restarts:",
+        "init_value must be a finite number, got nan",
+    ),
+    _row(
+        "polynomial_nan_power",
+        lambda: jopt.polynomial_schedule(1.0, 0.0, math.nan, 10),
+        ValueError,
+        "jopt.polynomial_schedule:",
+        "power must be > 0, got nan",
+    ),
+    _row(
+        "polynomial_negative_transition_begin",
+        lambda: jopt.polynomial_schedule(1.0, 0.0, 1.0, 10, transition_begin=-2),
+        ValueError,
+        "jopt.polynomial_schedule:",
+        "transition_begin must be an integer >= 0, got -2",
+    ),
+    _row(
+        "linear_nan_init_value",
+        lambda: jopt.linear_schedule(math.nan, 0.0, 10),
+        ValueError,
+        "jopt.linear_schedule:",
+        "init_value must be a finite number, got nan",
+    ),
+    _row(
+        "inverse_time_infinite_decay_rate",
+        lambda: jopt.inverse_time_decay(1.0, 10, math.inf),
+        ValueError,
+        "jopt.inverse_time_decay:",
+        "decay_rate must be >= 0, got inf",
+    ),
+    _row(
+        "warmup_cosine_end_value_above_peak",
+        lambda: jopt.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100, end_value=2.0),
+        ValueError,
+        "jopt.warmup_cosine_decay_schedule:",
+        "end_value must be in [0, 1] (between 0 and peak_value=1.0), got 2.0",
+    ),
+    _row(
+        "warmup_cosine_negative_end_value",
+        lambda: jopt.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100, end_value=-0.5),
+        ValueError,
+        "jopt.warmup_cosine_decay_schedule:",
+        "end_value must be in [0, 1]",
+        "got -0.5",
+    ),
+    _row(
+        "warmup_cosine_end_value_with_zero_peak",
+        lambda: jopt.warmup_cosine_decay_schedule(0.0, 0.0, 10, 100, end_value=0.5),
+        ValueError,
+        "jopt.warmup_cosine_decay_schedule:",
+        "end_value must be in [0, 0] (between 0 and peak_value=0.0), got 0.5",
+    ),
+    _row(
+        "warmup_cosine_nan_init_value",
+        lambda: jopt.warmup_cosine_decay_schedule(math.nan, 1.0, 10, 100),
+        ValueError,
+        "jopt.warmup_cosine_decay_schedule:",
+        "init_value must be a finite number, got nan",
+    ),
+    _row(
+        "warmup_cosine_include_warmup_not_a_bool",
+        lambda: jopt.warmup_cosine_decay_schedule(0.0, 1.0, 10, 100, decay_steps_include_warmup=1),
+        TypeError,
+        "jopt.warmup_cosine_decay_schedule:",
+        "decay_steps_include_warmup must be True or False, got 1",
+    ),
+    _row(
+        "warmup_exponential_growth_without_end_value",
+        lambda: jopt.warmup_exponential_decay_schedule(0.0, 1.0, 10, 100, 1.5),
+        ValueError,
+        "jopt.warmup_exponential_decay_schedule:",
+        "decay_rate must be in (0, 1] without end_value, got 1.5",
+    ),
+    _row(
+        "warmup_exponential_growth_from_a_negative_peak",
+        lambda: jopt.warmup_exponential_decay_schedule(0.0, -1.0, 10, 100, 1.5, end_value=2.0),
+        ValueError,
+        "jopt.warmup_exponential_decay_schedule:",
+        "peak_value must be >= 0 with decay_rate=1.5 > 1, got -1.0",
+    ),
+    _row(
+        "warmup_exponential_end_value_below_zero",
+        lambda: jopt.warmup_exponential_decay_schedule(0.0, 1.0, 10, 100, 0.5, end_value=-1.0),
+        ValueError,
+        "jopt.warmup_exponential_decay_schedule:",
+        "end_value=-1.0 is never reached from peak_value=1.0 with decay_rate=0.5",
+        "a floor in [0, peak_value]",
+    ),
+    _row(
+        "warmup_exponential_negative_transition_begin",
+        lambda: jopt.warmup_exponential_decay_schedule(0.0, 1.0, 10, 100, 0.5, -1),
+        ValueError,
+        "jopt.warmup_exponential_decay_schedule:",
+        "transition_begin must be an integer >= 0, got -1",
+    ),
+    _row(
+        "warmup_exponential_include_warmup_not_a_bool",
+        lambda: jopt.warmup_exponential_decay_schedule(
+            0.0, 1.0, 10, 100, 0.5, decay_steps_include_warmup="yes"
+        ),
+        TypeError,
+        "jopt.warmup_exponential_decay_schedule:",
+        "decay_steps_include_warmup must be True or False, got 'yes'",
+    ),
+    _row(
+        "warmup_constant_nan_peak_value",
+        lambda: jopt.warmup_constant_schedule(0.0, math.nan, 10),
+        ValueError,
+        "jopt.warmup_constant_schedule:",
+        "peak_value must be a finite number, got nan",
+    ),
+    _row(
+        "with_warmup_infinite_init_value",
+        lambda: jopt.with_warmup(_ok, 10, math.inf),
+        ValueError,
+        "jopt.with_warmup:",
+        "init_value must be a finite number, got inf",
+    ),
+    _row(
+        "with_warmup_include_warmup_not_a_bool",
+        lambda: jopt.with_warmup(_ok, 10, decay_steps_include_warmup=None),
+        TypeError,
+        "jopt.with_warmup:",
+        "decay_steps_include_warmup must be True or False, got None",
+    ),
+    # -- Keras twins: the same ranges under Keras' names ----------------------------------------
+    _row(
+        "keras_exponential_decay_rate_above_one",
+        lambda: jopt.keras.ExponentialDecay(0.1, 10, 1.3),
+        ValueError,
+        "jopt.keras.ExponentialDecay:",
+        "decay_rate must be in (0, 1], got 1.3",
+    ),
+    _row(
+        "keras_cosine_alpha_above_one",
+        lambda: jopt.keras.CosineDecay(0.1, 10, alpha=2.0),
+        ValueError,
+        "jopt.keras.CosineDecay:",
+        "alpha must be in [0, 1], got 2.0",
+    ),
+    _row(
+        "keras_cosine_negative_alpha_with_warmup",
+        lambda: jopt.keras.CosineDecay(0.1, 10, alpha=-0.5, warmup_target=1.0, warmup_steps=5),
+        ValueError,
+        "jopt.keras.CosineDecay:",
+        "alpha must be in [0, 1], got -0.5",
+    ),
+    _row(
+        "keras_restarts_negative_alpha",
+        lambda: jopt.keras.CosineDecayRestarts(0.1, 10, alpha=-1.0),
+        ValueError,
+        "jopt.keras.CosineDecayRestarts:",
+        "alpha must be in [0, 1], got -1.0",
+    ),
+    _row(
+        "keras_restarts_m_mul_above_one",
+        lambda: jopt.keras.CosineDecayRestarts(0.1, 10, m_mul=2.0),
+        ValueError,
+        "jopt.keras.CosineDecayRestarts:",
+        "m_mul must be in [0, 1], got 2.0",
     ),
     # -- pct_start ------------------------------------------------------------------------------
     _row(
@@ -423,6 +713,45 @@ ROWS = [
 def test_bad_schedule_argument_raises_naming_function_argument_and_value(call, error, pattern):
     with pytest.raises(error, match=pattern):
         call()
+
+
+# The ends of the narrowed ranges: accepted, and finite at step 0, 10**6 and 2**31 - 1.
+EDGES = {
+    "exponential_rate_one_is_constant": lambda: jopt.exponential_decay(0.5, 10, 1.0),
+    "exponential_growth_capped_from_zero": lambda: jopt.exponential_decay(
+        0.0, 10, 2.0, 0, False, 1.0
+    ),
+    "exponential_floor_zero": lambda: jopt.exponential_decay(1.0, 10, 0.5, end_value=0.0),
+    "exponential_floor_at_init_value": lambda: jopt.exponential_decay(1.0, 10, 0.5, end_value=1.0),
+    "exponential_ceiling_at_init_value": lambda: jopt.exponential_decay(
+        1.0, 10, 3.0, 0, False, 1.0
+    ),
+    "step_gamma_one": lambda: jopt.step_decay(1.0, 10, 1.0),
+    "multistep_gamma_one": lambda: jopt.multistep_decay(1.0, [3], 1.0),
+    "cosine_alpha_zero": lambda: jopt.cosine_decay_schedule(1.0, 10, 0.0),
+    "cosine_alpha_one": lambda: jopt.cosine_decay_schedule(1.0, 10, 1.0),
+    "restarts_m_mul_zero_alpha_one": lambda: jopt.cosine_decay_restarts(1.0, 10, 1.0, 0.0, 1.0),
+    "restarts_m_mul_one": lambda: jopt.cosine_decay_restarts(1.0, 10, 2.0, 1.0, 0.0),
+    "warmup_cosine_end_at_peak": lambda: jopt.warmup_cosine_decay_schedule(0.0, 1.0, 2, 10, 1.0),
+    "warmup_cosine_negative_peak_and_end": lambda: jopt.warmup_cosine_decay_schedule(
+        0.0, -1.0, 2, 10, -0.5
+    ),
+    "warmup_exponential_capped_growth": lambda: jopt.warmup_exponential_decay_schedule(
+        0.0, 1.0, 2, 10, 1.5, end_value=2.0
+    ),
+    "keras_exponential_rate_one": lambda: jopt.keras.ExponentialDecay(0.1, 10, 1.0),
+    "keras_cosine_alpha_one": lambda: jopt.keras.CosineDecay(0.1, 10, alpha=1.0),
+    "keras_restarts_m_mul_and_alpha_one": lambda: jopt.keras.CosineDecayRestarts(
+        0.1, 10, m_mul=1.0, alpha=1.0
+    ),
+}
+
+
+def test_the_ends_of_the_narrowed_ranges_are_accepted_and_finite():
+    steps = jnp.asarray([0, 10**6, 2**31 - 1], jnp.int32)
+    values = jax.jit(lambda s: {n: jax.vmap(make())(s) for n, make in EDGES.items()})(steps)
+    for name, got in values.items():
+        assert np.all(np.isfinite(np.asarray(got))), (name, got)
 
 
 def test_warmup_longer_than_decay_is_fine_when_decay_steps_exclude_the_warmup():
