@@ -26,10 +26,10 @@ from jopt.conventions.torch_schedulers import (
     MultiStepLR,
     OneCycleLR,
     PolynomialLR,
+    ReduceLROnPlateau,
     SequentialLR,
     StepLR,
 )
-from jopt.schedules.plateau import reduce_on_plateau as ReduceLROnPlateau  # noqa: N812
 
 __all__ = [
     "SGD",

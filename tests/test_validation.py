@@ -486,7 +486,7 @@ ROWS = [
     ),
     _row(
         V,
-        r"div_factor must be > 0, got 0\.0",
+        r"div_factor must be >= 1, got 0\.0",
         jopt.cosine_onecycle_schedule,
         100,
         0.1,
@@ -494,7 +494,7 @@ ROWS = [
     ),
     _row(
         V,
-        r"final_div_factor must be > 0, got -1\.0",
+        r"final_div_factor must be >= 1, got -1\.0",
         jopt.cosine_onecycle_schedule,
         100,
         0.1,

@@ -9,21 +9,32 @@ optimizer (or any jopt optimizer). `schedule(k)` is the learning rate torch uses
 Closed forms replace torch's recursive updates (same values to rounding). OneCycleLR and
 CyclicLR also carry, as `.momentum`, the momentum (or beta1) schedule of `cycle_momentum=True`.
 
+ReduceLROnPlateau is not a schedule but a wrapper of the optimizer, as `jopt.reduce_on_plateau`,
+with torch's argument order: the metric goes in as `update(..., value=metric)`.
+
 Arguments are checked here, under torch's names, before the jopt schedule is built; the ranges
 are torch's, narrowed where torch takes nonsense silently: NaN or infinite numbers, step counts
-or periods below 1, non-positive `gamma` or `power`.
+or periods below 1, non-positive `power`; `gamma` outside (0, 1] (StepLR, MultiStepLR,
+ExponentialLR and CyclicLR's exp_range: a rate that grows without bound); cycles whose start lies
+above their peak (CyclicLR's base_lr > max_lr or base_momentum > max_momentum, OneCycleLR's
+div_factor < 1) or that end above their start (final_div_factor < 1).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
+import optax
 
 from jopt import validation
-from jopt.schedules import compose, cyclic, decay, restarts
+from jopt.schedules import compose, cyclic, decay, plateau, restarts
 from jopt.schedules._base import Schedule
+
+DECAY_FACTOR = validation.Range(0.0, 1.0, lo_open=True)  # gamma: shrinks or keeps the rate
+PLATEAU_FACTOR = validation.Range(0.0, 1.0, lo_open=True, hi_open=True)  # a reduction lowers it
 
 
 def _base(fn: str, lr: float) -> float:
@@ -46,12 +57,17 @@ def _steps(fn: str, name: str, value: int) -> int:
 
 
 def _gamma(fn: str, gamma: float) -> float:
-    return validation.check_number(fn, "gamma", gamma, validation.POSITIVE)
+    """A decay factor in (0, 1]: torch also takes gamma > 1, a rate that grows without bound."""
+    return validation.check_number(fn, "gamma", gamma, DECAY_FACTOR)
 
 
 def _fraction(fn: str, lr: float, eta_min: float) -> float:
     eta_min = validation.check_number(fn, "eta_min", eta_min, validation.NON_NEGATIVE)
-    validation.require(fn, lr > 0 or eta_min == 0, f"eta_min={eta_min} needs lr > 0.")
+    validation.require(
+        fn,
+        eta_min <= lr,
+        f"eta_min must be at most lr={lr} (an annealing that rises is refused), got {eta_min}.",
+    )
     return eta_min / lr if lr > 0 else 0.0
 
 
@@ -60,7 +76,7 @@ def StepLR(lr: float, step_size: int, gamma: float = 0.1) -> Schedule:  # noqa: 
     fn = "jopt.torch.StepLR"
     base = _base(fn, lr)
     step_size = _steps(fn, "step_size", step_size)
-    return _tagged(decay.step_decay(base, step_size, _gamma(fn, gamma)), lr)
+    return _tagged(decay.step_decay(base, step_size, _gamma(fn, gamma), owner=fn), lr)
 
 
 def MultiStepLR(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:  # noqa: N802
@@ -74,7 +90,7 @@ def MultiStepLR(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> Sch
             f"{fn}: milestones must be a sequence of integers, got {milestones!r}."
         ) from e
     marks = sorted(validation.check_int(fn, f"milestones[{i}]", m) for i, m in enumerate(marks))
-    return _tagged(decay.multistep_decay(base, marks, _gamma(fn, gamma)), lr)
+    return _tagged(decay.multistep_decay(base, marks, _gamma(fn, gamma), owner=fn), lr)
 
 
 def ExponentialLR(lr: float, gamma: float) -> Schedule:  # noqa: N802
@@ -105,15 +121,6 @@ def CosineAnnealingWarmRestarts(  # noqa: N802
     return _tagged(restarts.cosine_decay_restarts(lr, T_0, float(T_mult), 1.0, alpha), lr)
 
 
-def _momenta(fn: str, base_momentum: float, max_momentum: float, *, ordered: bool) -> None:
-    base = validation.check_number(fn, "base_momentum", base_momentum, validation.DECAY)
-    peak = validation.check_number(fn, "max_momentum", max_momentum, validation.DECAY)
-    if ordered:
-        validation.require(
-            fn, base <= peak, f"base_momentum={base} must not exceed max_momentum={peak}."
-        )
-
-
 def OneCycleLR(  # noqa: N802
     max_lr: float,
     total_steps: int | None = None,
@@ -128,7 +135,11 @@ def OneCycleLR(  # noqa: N802
     final_div_factor: float = 1e4,
     three_phase: bool = False,
 ) -> Schedule:
-    """The one-cycle policy; `.momentum` holds the momentum schedule if cycle_momentum."""
+    """The one-cycle policy; `.momentum` holds the momentum schedule if cycle_momentum.
+
+    div_factor and final_div_factor must be >= 1 (torch takes any number), base_momentum <=
+    max_momentum.
+    """
     fn = "jopt.torch.OneCycleLR"
     if total_steps is None:
         validation.require(
@@ -142,16 +153,15 @@ def OneCycleLR(  # noqa: N802
     validation.check_number(fn, "max_lr", max_lr, validation.NON_NEGATIVE)
     total_steps, _ = cyclic._one_cycle_phases(fn, total_steps, pct_start, three_phase)
     validation.check_choice(fn, "anneal_strategy", anneal_strategy, tuple(cyclic.ANNEAL))
-    div_factor = validation.check_number(fn, "div_factor", div_factor, validation.POSITIVE)
-    final_div_factor = validation.check_number(
-        fn, "final_div_factor", final_div_factor, validation.POSITIVE
-    )
+    div_factor, _ = cyclic._div_factors(fn, div_factor, final_div_factor)
     lr = cyclic.one_cycle_schedule(
         total_steps, max_lr, pct_start, anneal_strategy, div_factor, final_div_factor, three_phase
     )
     momentum = None
     if validation.check_bool(fn, "cycle_momentum", cycle_momentum):
-        _momenta(fn, base_momentum, max_momentum, ordered=True)
+        cyclic._ordered(
+            fn, "base_momentum", base_momentum, "max_momentum", max_momentum, validation.DECAY
+        )
         momentum = cyclic.one_cycle_momentum(
             total_steps, base_momentum, max_momentum, pct_start, anneal_strategy, three_phase
         )
@@ -165,26 +175,31 @@ def CyclicLR(  # noqa: N802
     step_size_down: int | None = None,
     mode: str = "triangular",
     gamma: float = 1.0,
+    scale_fn: Callable[[jax.Array], Any] | None = None,
+    scale_mode: str = "cycle",
     cycle_momentum: bool = True,
     base_momentum: float = 0.8,
     max_momentum: float = 0.9,
 ) -> Schedule:
-    """A triangular cycle between base_lr and max_lr; `.momentum` the inverse cycle."""
+    """A triangular cycle between base_lr and max_lr; `.momentum` the inverse cycle.
+
+    scale_fn (a JAX-traceable function of the cycle number, or of the step count with
+    scale_mode "iterations") replaces mode and scales both cycles, as in torch; see
+    `jopt.cyclic_schedule`. Stricter than torch: base_lr <= max_lr, base_momentum <= max_momentum,
+    gamma in (0, 1], mode and scale_mode among their choices even where torch ignores them.
+    """
     fn = "jopt.torch.CyclicLR"
-    validation.check_number(fn, "base_lr", base_lr, validation.NON_NEGATIVE)
-    max_lr = validation.check_number(fn, "max_lr", max_lr, validation.NON_NEGATIVE)
-    step_size_up = _steps(fn, "step_size_up", step_size_up)
-    if step_size_down is not None:
-        step_size_down = _steps(fn, "step_size_down", step_size_down)
-    mode = validation.check_choice(fn, "mode", mode, cyclic.CYCLIC_MODES)
-    gamma = _gamma(fn, gamma)
-    lr = cyclic.cyclic_schedule(base_lr, max_lr, step_size_up, step_size_down, mode, gamma)
+    cyclic._ordered(fn, "base_lr", base_lr, "max_lr", max_lr, validation.NON_NEGATIVE)
+    cyclic._triangle(fn, step_size_up, step_size_down)
+    cyclic._amplitude(fn, mode, gamma, scale_fn, scale_mode)
+    shape = (step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode)
+    lr = cyclic.cyclic_schedule(base_lr, max_lr, *shape)
     momentum = None
     if validation.check_bool(fn, "cycle_momentum", cycle_momentum):
-        _momenta(fn, base_momentum, max_momentum, ordered=False)
-        momentum = cyclic.cyclic_momentum(
-            base_momentum, max_momentum, step_size_up, step_size_down, mode, gamma
+        cyclic._ordered(
+            fn, "base_momentum", base_momentum, "max_momentum", max_momentum, validation.DECAY
         )
+        momentum = cyclic.cyclic_momentum(base_momentum, max_momentum, *shape)
     return _tagged(lr, base_lr, momentum)
 
 
@@ -265,3 +280,57 @@ def ChainedScheduler(schedulers: Sequence[Schedule]) -> Schedule:  # noqa: N802
     validation.require(fn, lr > 0, f"needs a base learning rate > 0, got {lr}.")
     product = compose.multiply_schedules(*schedulers)
     return _tagged(lambda step: product(step) / jnp.asarray(lr) ** (len(schedulers) - 1), lr)
+
+
+def ReduceLROnPlateau(  # noqa: N802
+    optimizer: optax.GradientTransformation,
+    mode: str = "min",
+    factor: float = 0.1,
+    patience: int = 10,
+    threshold: float = 1e-4,
+    threshold_mode: str = "rel",
+    cooldown: int = 0,
+    min_lr: float = 0.0,
+    eps: float = 1e-8,
+) -> optax.GradientTransformationExtraArgs:
+    """torch's ReduceLROnPlateau: `optimizer` wrapped to lower its learning rate on plateaus.
+
+    torch's arguments in torch's order and with its defaults; the rule (in `jopt.reduce_on_plateau`,
+    which this builds) is torch's step for step:
+
+        improved = metric < best * (1 - threshold)  (mode "min", threshold_mode "rel"),
+                   metric < best - threshold  ("abs"); mirrored for mode "max"
+        after more than `patience` metrics without improvement (outside `cooldown`):
+        lr = max(lr * factor, min_lr), unless that lowers it by eps or less
+
+    Where torch calls `scheduler.step(metric)`, pass the metric to the update:
+    `tx.update(grads, state, params, value=metric)`; updates without `value` leave the controller
+    as it is. `optimizer` must hold one constant learning rate (any jopt optimizer built with a
+    number), so min_lr is one number: torch's list of one min_lr per parameter group has no
+    counterpart. Stricter than torch: factor in (0, 1) (torch takes factor <= 0), patience,
+    cooldown, threshold, min_lr and eps >= 0.
+    """
+    fn = "jopt.torch.ReduceLROnPlateau"
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise TypeError(
+            f"{fn}: optimizer must be an optax.GradientTransformation (a jopt optimizer), "
+            f"got {optimizer!r}."
+        )
+    mode = validation.check_choice(fn, "mode", mode, plateau.MODES)
+    factor = validation.check_number(fn, "factor", factor, PLATEAU_FACTOR)
+    patience = validation.check_int(fn, "patience", patience)
+    threshold = validation.check_number(fn, "threshold", threshold, validation.NON_NEGATIVE)
+    threshold_mode = validation.check_choice(
+        fn, "threshold_mode", threshold_mode, plateau.THRESHOLD_MODES
+    )
+    cooldown = validation.check_int(fn, "cooldown", cooldown)
+    if isinstance(min_lr, (list, tuple)):
+        raise TypeError(
+            f"{fn}: min_lr must be one number (a jopt optimizer holds one learning rate, not one "
+            f"per parameter group), got {min_lr!r}."
+        )
+    min_lr = validation.check_number(fn, "min_lr", min_lr, validation.NON_NEGATIVE)
+    eps = validation.check_number(fn, "eps", eps, validation.NON_NEGATIVE)
+    return plateau.reduce_on_plateau(
+        optimizer, factor, patience, threshold, threshold_mode, cooldown, min_lr, mode, eps
+    )

@@ -3,15 +3,22 @@
 - one_cycle_schedule / one_cycle_momentum follow torch's OneCycleLR phase by phase (phase i ends
   at step `pct_start * total_steps - 1`, cosine or linear, two or three phases), and
   cyclic_schedule / cyclic_momentum are torch's CyclicLR triangle (triangular, triangular2,
-  exp_range), written here as `p / up` rising and `(up + down - p) / down` falling, p = step mod
+  exp_range, or a custom scale_fn of the cycle number or of the step count, which replaces mode),
+  written here as `p / up` rising and `(up + down - p) / down` falling, p = step mod
   (up + down). Tables hold step 0, 1, each phase end +- 1, past the end, and the saturated step
-  2**31 - 1 (one-cycle: its final value; triangular2 and exp_range: base_value; triangular, which
-  has no limit: finite and in [base, max]); the cyclic tables also hold steps 10**6 + p, where
+  2**31 - 1 (one-cycle: its final value; triangular2, exp_range and decaying scale_fns:
+  base_value; triangular, which has no limit: finite and in [base, max]); the cyclic tables also
+  hold steps 10**6 + p, where
   float32 keeps the position p in the cycle only if it is computed from the step count. float32 by
   default, float64 under x64, Python int or int32 steps, jit and vmap.
 - `one_cycle_schedule` peaks at step pct_start * total_steps - 1 (torch); optax's
   `cosine_onecycle_schedule`, and jopt's drop-in for it, one step later. The drop-in agrees with
   optax 0.2.8 to 1e-6.
+- Arguments outside the ranges where the shapes hold raise at construction, naming the function,
+  the argument, the value and the range: a start above the peak (base_value > max_value,
+  base_momentum > max_momentum, div_factor < 1), an end above the start (final_div_factor < 1),
+  a growing exp_range amplitude (gamma > 1), empty phases, a scale_fn that is not a traceable
+  function of one scalar; the edges of each range are accepted.
 - With hypothesis: the one-cycle learning rate rises, then falls (momentum: falls, then rises);
   the cyclic learning rate falls for step_size_down steps and (triangular, triangular2) rises
   for step_size_up, its peaks never growing (triangular2, exp_range shrink them); the cyclic
@@ -21,6 +28,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import chex
 import jax
@@ -135,6 +143,46 @@ for _mode, _gamma, _limit in [("triangular", 1.0, None), ("triangular2", 1.0, 0.
         lambda m=_mode, g=_gamma: jopt.cyclic_momentum(0.8, 0.9, 4, 6, m, g),
         _momentum_rows,
     )
+
+
+def _inverse(x):
+    return 1 / x
+
+
+def _decay_per_100(t):
+    return 1 / (1 + t / 100)
+
+
+# Custom scale_fn (torch's scale_fn / scale_mode): s(cycle number from 1) or s(step count). With
+# scale_fn, mode and gamma are ignored; the momentum is scaled by the same s.
+for _name, _kwargs, _s in [
+    ("cycle", {"scale_fn": _inverse}, lambda k: 1 / (k // 10 + 1)),
+    (
+        "cycle_ignores_mode",
+        {"mode": "exp_range", "gamma": 0.5, "scale_fn": _inverse},
+        lambda k: 1 / (k // 10 + 1),
+    ),
+    (
+        "iterations",
+        {"scale_fn": _decay_per_100, "scale_mode": "iterations"},
+        lambda k: 1 / (1 + k / 100),
+    ),
+    (
+        "iterations_jnp",
+        {"scale_fn": lambda t: jnp.exp(-t / 50), "scale_mode": "iterations"},
+        lambda k: math.exp(-k / 50),
+    ),
+    ("python_constant", {"scale_fn": lambda x: 0.5}, lambda k: 0.5),
+]:
+    _steps = [*CYCLIC_STEPS, S]
+    TABLES[f"cyclic_scale_fn_{_name}"] = (
+        lambda kw=_kwargs: jopt.cyclic_schedule(0.1, 1.0, 4, 6, **kw),
+        [(k, 0.1 + 0.9 * triangle(k) * _s(k)) for k in _steps],
+    )
+    TABLES[f"cyclic_momentum_scale_fn_{_name}"] = (
+        lambda kw=_kwargs: jopt.cyclic_momentum(0.8, 0.9, 4, 6, **kw),
+        [(k, 0.9 - 0.1 * triangle(k) * _s(k)) for k in _steps],
+    )
 TABLES["cyclic_symmetric_default_down"] = (
     lambda: jopt.cyclic_schedule(0.0, 2.0, step_size_up=5),
     [(k, 2.0 * triangle(k, 5, 5)) for k in (0, 1, 4, 5, 6, 9, 10, 11, 15, 1000)],
@@ -163,6 +211,110 @@ def test_triangular_cycle_is_finite_and_in_range_at_the_saturated_step(make, lo,
         got = jax.jit(make())(jnp.int32(S))
         chex.assert_tree_all_finite(got)
         assert lo * (1 - 1e-6) <= float(got) <= hi * (1 + 1e-6), float(got)
+
+
+# -- argument ranges -----------------------------------------------------------------------------
+
+
+def _vector(x):
+    return jnp.stack([x, x])
+
+
+def _bad(id, call, fragment, error=ValueError):
+    """`call()` raises `error` with the message "<function>: <fragment>"."""
+    return pytest.param(call, error, fragment, id=id)
+
+
+_cyc, _mom = jopt.cyclic_schedule, jopt.cyclic_momentum
+_one, _one_m, _cos = jopt.one_cycle_schedule, jopt.one_cycle_momentum, jopt.cosine_onecycle_schedule
+
+BAD = [
+    _bad("cyclic_base_above_max", lambda: _cyc(0.5, 0.1),
+         "jopt.cyclic_schedule: base_value=0.5 must not exceed max_value=0.1."),
+    _bad("cyclic_base_negative", lambda: _cyc(-0.1, 0.1),
+         "jopt.cyclic_schedule: base_value must be >= 0, got -0.1."),
+    _bad("cyclic_max_nan", lambda: _cyc(0.1, math.nan),
+         "jopt.cyclic_schedule: max_value must be >= 0, got nan."),
+    _bad("cyclic_step_size_down_0", lambda: _cyc(0.1, 1.0, 4, 0),
+         "jopt.cyclic_schedule: step_size_down must be an integer >= 1, got 0."),
+    _bad("cyclic_step_size_up_frac", lambda: _cyc(0.1, 1.0, 2.5),
+         "jopt.cyclic_schedule: step_size_up must be an integer >= 1, got 2.5.", TypeError),
+    _bad("cyclic_gamma_above_1", lambda: _cyc(0.1, 1.0, mode="exp_range", gamma=1.5),
+         "jopt.cyclic_schedule: gamma must be in (0, 1], got 1.5."),
+    _bad("cyclic_gamma_0", lambda: _cyc(0.1, 1.0, mode="exp_range", gamma=0.0),
+         "jopt.cyclic_schedule: gamma must be in (0, 1], got 0.0."),
+    _bad("cyclic_scale_mode", lambda: _cyc(0.1, 1.0, scale_fn=_inverse, scale_mode="cycles"),
+         "jopt.cyclic_schedule: scale_mode must be one of 'cycle', 'iterations', got 'cycles'."),
+    _bad("cyclic_scale_fn_string", lambda: _cyc(0.1, 1.0, scale_fn="triangular2"),
+         "jopt.cyclic_schedule: scale_fn must be None or a function of one number, got "
+         "'triangular2'.", TypeError),
+    _bad("cyclic_scale_fn_math", lambda: _cyc(0.1, 1.0, scale_fn=math.exp),
+         "jopt.cyclic_schedule: scale_fn must be a JAX-traceable function of one scalar array "
+         "(jnp, not math); called on a traced float scalar it raised ", TypeError),
+    _bad("cyclic_scale_fn_two_arguments", lambda: _cyc(0.1, 1.0, scale_fn=lambda c, t: c),
+         "jopt.cyclic_schedule: scale_fn must be a JAX-traceable function of one scalar array",
+         TypeError),
+    _bad("cyclic_scale_fn_vector", lambda: _cyc(0.1, 1.0, scale_fn=_vector),
+         "jopt.cyclic_schedule: scale_fn must return one real scalar, it returned "
+         "ShapeDtypeStruct(shape=(2,), dtype=float32) for a scalar input.", TypeError),
+    _bad("cyclic_scale_fn_bool", lambda: _cyc(0.1, 1.0, scale_fn=lambda x: x > 1),
+         "jopt.cyclic_schedule: scale_fn must return one real scalar", TypeError),
+    _bad("cyclic_momentum_base_above_max", lambda: _mom(0.95, 0.85),
+         "jopt.cyclic_momentum: base_momentum=0.95 must not exceed max_momentum=0.85."),
+    _bad("cyclic_momentum_gamma_above_1", lambda: _mom(0.8, 0.9, mode="exp_range", gamma=2.0),
+         "jopt.cyclic_momentum: gamma must be in (0, 1], got 2.0."),
+    _bad("cyclic_momentum_scale_mode", lambda: _mom(scale_mode="steps"),
+         "jopt.cyclic_momentum: scale_mode must be one of 'cycle', 'iterations', got 'steps'."),
+    _bad("one_cycle_div_factor_below_1", lambda: _one(100, 1.0, div_factor=0.5),
+         "jopt.one_cycle_schedule: div_factor must be >= 1, got 0.5."),
+    _bad("one_cycle_final_div_factor_below_1", lambda: _one(100, 1.0, final_div_factor=0.5),
+         "jopt.one_cycle_schedule: final_div_factor must be >= 1, got 0.5."),
+    _bad("one_cycle_final_div_factor_0", lambda: _one(100, 1.0, final_div_factor=0),
+         "jopt.one_cycle_schedule: final_div_factor must be >= 1, got 0."),
+    _bad("one_cycle_max_value_negative", lambda: _one(100, -1.0),
+         "jopt.one_cycle_schedule: max_value must be >= 0, got -1.0."),
+    _bad("one_cycle_three_phase_str", lambda: _one(100, 1.0, three_phase="yes"),
+         "jopt.one_cycle_schedule: three_phase must be True or False, got 'yes'.", TypeError),
+    _bad("one_cycle_momentum_empty_third_phase", lambda: _one_m(10, 0.85, 0.95, 0.55,
+         three_phase=True),
+         "jopt.one_cycle_momentum: pct_start=0.55 leaves an empty phase in total_steps=10."),
+    _bad("one_cycle_momentum_max_1", lambda: _one_m(100, 0.85, 1.0),
+         "jopt.one_cycle_momentum: max_momentum must be in [0, 1), got 1.0."),
+    _bad("cosine_onecycle_div_factor_below_1", lambda: _cos(100, 1.0, div_factor=0.9),
+         "jopt.cosine_onecycle_schedule: div_factor must be >= 1, got 0.9."),
+    _bad("cosine_onecycle_final_div_factor_below_1",
+         lambda: _cos(100, 1.0, final_div_factor=0.1),
+         "jopt.cosine_onecycle_schedule: final_div_factor must be >= 1, got 0.1."),
+    _bad("cosine_onecycle_empty_rise", lambda: _cos(3, 1.0, 0.3),
+         "jopt.cosine_onecycle_schedule: pct_start=0.3 leaves an empty rise in "
+         "transition_steps=3 (the peak would be at step int(pct_start * transition_steps) = 0)."),
+    _bad("cosine_onecycle_pct_start_1", lambda: _cos(100, 1.0, 1.0),
+         "jopt.cosine_onecycle_schedule: pct_start must be in (0, 1), got 1.0."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("call", "error", "message"), BAD)
+def test_argument_outside_its_range_raises_naming_function_argument_and_value(call, error, message):
+    with pytest.raises(error, match="^" + re.escape(message)):
+        call()
+
+
+# The edges of each range: flat cycles, a one-cycle starting at its peak and ending at its start.
+EDGES = {
+    "cyclic_flat": (lambda: _cyc(0.1, 0.1, 1), 0.1),
+    "cyclic_zero": (lambda: _cyc(0.0, 0.0), 0.0),
+    "cyclic_exp_range_gamma_1": (lambda: _cyc(0.1, 1.0, 4, 6, "exp_range", 1.0), 0.1 + 0.9 * 0.75),
+    "cyclic_momentum_flat": (lambda: _mom(0.9, 0.9), 0.9),
+    "one_cycle_div_factors_1": (lambda: _one(10, 1.0, 0.3, "linear", 1.0, 1.0), 1.0),
+    "one_cycle_momentum_flat": (lambda: _one_m(10, 0.9, 0.9), 0.9),
+    "cosine_onecycle_div_factors_1": (lambda: _cos(4, 2.0, 0.25, 1.0, 1.0), 2.0),
+}
+
+
+@pytest.mark.parametrize("name", EDGES)
+def test_edges_of_the_ranges_are_accepted(name):
+    make, value_at_3 = EDGES[name]
+    np.testing.assert_allclose(float(make()(3)), value_at_3, rtol=1e-6)
 
 
 # -- where the peak sits -------------------------------------------------------------------------
