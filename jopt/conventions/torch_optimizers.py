@@ -6,7 +6,9 @@ the result drops into `optax.chain`. The trajectories match torch 2.x step for s
 holds fixtures made by the real torch). Conventions followed, each a named jopt option:
 
 - `weight_decay` is coupled L2 (added to the gradient) except in AdamW and with
-  `decoupled_weight_decay=True`, where `theta *= 1 - lr * weight_decay` before the step.
+  `decoupled_weight_decay=True`, where `theta *= 1 - lr * weight_decay` before the step. As
+  torch's `param_group["weight_decay"]`, it is always in the state (0.0 by default), so
+  `jopt.set_hparams(state, weight_decay=...)` can change it later.
 - SGD: the learning rate sits outside the momentum buffer, and the first step sets the buffer to
   the undampened gradient (`dampen_first_step=False`).
 - RMSprop: eps outside the root, momentum buffer before the learning rate.
@@ -16,15 +18,35 @@ holds fixtures made by the real torch). Conventions followed, each a named jopt 
 - Adagrad: accumulator starts at 0, eps=1e-10 outside the root, `lr / (1 + t * lr_decay)`.
 - `maximize=True` ascends (the gradient is negated first).
 
-Arguments are validated at construction with torch's names (`lr`, `betas[0]`), ValueError for
-every entry of torch's own list of bad inputs, and more strictly: `lr=inf`, and `lr=nan` or a nan
-weight decay in SGD (which torch accepts), raise too.
+Cycled momentum. torch's OneCycleLR and CyclicLR with `cycle_momentum=True` (their default)
+overwrite the optimizer's `momentum` (SGD, RMSprop) or `betas[0]` (Adam, AdamW, Adamax, NAdam,
+RAdam) at construction and at every step, with a schedule that falls while the learning rate
+rises; the value given to the optimizer is checked, then ignored. `jopt.torch.OneCycleLR` and
+`jopt.torch.CyclicLR` carry that schedule as `.momentum`, and an optimizer given such an `lr`
+uses it the same way: `m_t` (or `beta1_t`) is the schedule at the number of steps taken, and
+everything that reads beta1 reads the current value, as torch does, e.g. Adam's bias correction
+`1 - beta1_t ** t` (not a product of past betas) and NAdam's `mu_t = beta1_t (1 - 0.96**(t
+psi) / 2)`. SGD with `momentum=0` then has a momentum buffer (torch's SGD tests `momentum != 0`
+on the overwritten value). Adagrad and Adadelta have neither momentum nor betas: like torch's
+schedulers, they refuse such an `lr` (build it with `cycle_momentum=False`). One difference
+remains, in SGD and RMSprop at steps where the cycled value is exactly 0 (`base_momentum=0`, at
+the peak learning rate): torch steps along the plain (SGD: undampened) gradient and leaves the
+buffer as it was; jopt updates the buffer with a zero momentum, which forgets its past.
+
+Arguments are validated at construction, each under torch's name (`lr`, `betas[0]`, `alpha`)
+and the constructor's (`jopt.torch.RMSprop: alpha must be in [0, 1), got 1.0.`), before any
+building block sees it: ValueError for every entry of torch's own list of bad inputs, and more
+strictly: `lr=inf`, `lr=nan` and a nan weight decay in SGD (which torch accepts); momentum,
+alpha and rho in [0, 1) (torch: momentum and alpha >= 0, rho <= 1); dampening in [0, 1] (torch
+does not check it); and hyperparameters that round out of range when stored in the state's
+dtype (betas[0] = 0.99999999 becomes 1.0 in float32).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
+import jax
 import numpy as np
 import optax
 
@@ -44,27 +66,91 @@ from jopt.transforms.rms import scale_by_rms
 LearningRate = float | validation.Schedule
 Transform = optax.GradientTransformationExtraArgs
 
+_CYCLING_HINT = (
+    "to cycle the momentum as torch's OneCycleLR and CyclicLR do, pass jopt.torch.OneCycleLR "
+    "or jopt.torch.CyclicLR (cycle_momentum=True) as lr"
+)
 
-def _betas(fn: str, betas: Sequence[float]) -> tuple[float, float]:
+# -- torch's arguments, checked under torch's names --------------------------------------------
+
+
+def _number(fn: str, name: str, value: Any, allowed: validation.Range) -> float:
+    """A number in `allowed` that stays in it once stored in the state's dtype."""
+    x = validation.check_number(fn, name, value, allowed)
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)  # the state's: float32 unless x64 is on
+    stored = float(np.asarray(x, dtype))
+    if stored not in allowed:
+        raise ValueError(
+            f"{fn}: {name}={value!r} becomes {stored!r} when stored as {dtype}, which is not "
+            f"{allowed.describe()}."
+        )
+    return x
+
+
+def _decay_rate(fn: str, name: str, value: Any) -> float:
+    """momentum, alpha, rho, betas[i]: a number in [0, 1) (a schedule gets a hint)."""
+    if callable(value):
+        raise TypeError(
+            f"{fn}: {name} must be a number (as in torch), got a schedule; {_CYCLING_HINT}."
+        )
+    return _number(fn, name, value, validation.DECAY)
+
+
+def _lr(fn: str, lr: Any) -> LearningRate:
+    """torch's `lr`: a number >= 0 (nan and inf rejected, unlike torch), a 1-element array, or a
+    schedule."""
+    if not callable(lr) and not isinstance(lr, str) and np.ndim(lr) > 0:
+        validation.require(
+            fn, np.size(lr) == 1, f"lr must be a 1-element array, got shape {np.shape(lr)}."
+        )
+        lr = np.reshape(lr, ())
+    if callable(lr) or isinstance(lr, str):
+        return validation.check_number_or_schedule(fn, "lr", lr, validation.NON_NEGATIVE)
+    return _number(fn, "lr", lr, validation.NON_NEGATIVE)
+
+
+def _betas(fn: str, betas: Any) -> tuple[float, float]:
     """torch's `betas` pair, each in [0, 1) (reported as betas[0], betas[1] as torch does)."""
     try:
         b1, b2 = betas
     except (TypeError, ValueError) as e:
         raise ValueError(f"{fn}: betas must be a pair (beta1, beta2), got {betas!r}.") from e
-    for i, beta in enumerate((b1, b2)):
-        validation.check_number(fn, f"betas[{i}]", beta, validation.DECAY)
-    return b1, b2
+    return _decay_rate(fn, "betas[0]", b1), _decay_rate(fn, "betas[1]", b2)
 
 
-def _lr(fn: str, lr: LearningRate) -> LearningRate:
-    """torch's `lr`: a number >= 0 (nan rejected, unlike torch), a 1-element array, or a
-    schedule."""
-    if not callable(lr) and np.ndim(lr) > 0:
-        validation.require(
-            fn, np.size(lr) == 1, f"lr must be a 1-element array, got shape {np.shape(lr)}."
-        )
-        lr = np.reshape(lr, ())
-    return validation.check_number_or_schedule(fn, "lr", lr, validation.NON_NEGATIVE)
+def _non_negative(fn: str, name: str, value: Any) -> float:
+    """weight_decay, eps, lr_decay, momentum_decay, initial_accumulator_value: >= 0."""
+    return _number(fn, name, value, validation.NON_NEGATIVE)
+
+
+def _flags(fn: str, **flags: Any) -> dict[str, bool]:
+    return {name: validation.check_bool(fn, name, value) for name, value in flags.items()}
+
+
+def _cycled_momentum(fn: str, lr: LearningRate, has_momentum: bool) -> validation.Schedule | None:
+    """The momentum schedule a cycling `lr` (OneCycleLR, CyclicLR) imposes, or None.
+
+    torch's schedulers raise at construction for an optimizer without `momentum` or `betas` in
+    its defaults ("optimizer must support momentum or beta1 with `cycle_momentum` option
+    enabled"); so do the optimizers here, given such an `lr`.
+    """
+    momentum = getattr(lr, "momentum", None) if callable(lr) else None
+    if momentum is None:
+        return None
+    name = fn.rsplit(".", 1)[-1]
+    validation.require(
+        fn,
+        has_momentum,
+        f"lr cycles the momentum (a OneCycleLR or CyclicLR with cycle_momentum=True), but "
+        f"{name} has neither momentum nor betas for it to set (torch's schedulers raise here "
+        "too); build the schedule with cycle_momentum=False.",
+    )
+    if not callable(momentum):
+        raise TypeError(f"{fn}: lr.momentum must be a schedule or None, got {momentum!r}.")
+    return momentum
+
+
+# -- the chain ---------------------------------------------------------------------------------
 
 
 def _chain(
@@ -76,13 +162,12 @@ def _chain(
     maximize: bool,
     decoupled: bool = False,
 ) -> Transform:
-    """maximize -> [coupled L2] -> scaling -> [decoupled decay] -> -lr."""
-    lr = _lr(fn, lr)
-    maximize = validation.check_bool(fn, "maximize", maximize)
-    weight_decay = validation.check_number(
-        fn, "weight_decay", weight_decay, validation.NON_NEGATIVE
-    )
-    decay = [add_decayed_weights(weight_decay, owner=fn)] if weight_decay != 0 else []
+    """maximize -> [coupled L2] -> scaling -> [decoupled decay] -> -lr (arguments checked).
+
+    The weight-decay block is kept at 0.0, where it adds `0 * theta` (exactly nothing for
+    finite parameters), so that the state holds `weight_decay` as torch's param group does.
+    """
+    decay = [add_decayed_weights(weight_decay, owner=fn)]
     return optax.chain(
         *([optax.scale(-1.0)] if maximize else []),
         *([] if decoupled else decay),
@@ -90,6 +175,9 @@ def _chain(
         *(decay if decoupled else []),
         scale_by_learning_rate(lr, owner=fn),
     )
+
+
+# -- the optimizers ----------------------------------------------------------------------------
 
 
 def SGD(  # noqa: N802 - torch's name
@@ -101,25 +189,41 @@ def SGD(  # noqa: N802 - torch's name
     *,
     maximize: bool = False,
 ) -> Transform:
-    """torch.optim.SGD: `buf = momentum * buf + (1 - dampening) * g` (buf = g at the first step)."""
+    """torch.optim.SGD (Sutskever et al. 2013 for Nesterov), with coupled L2 weight decay:
+
+        g = g + weight_decay * theta
+        buf = momentum * buf + (1 - dampening) * g          (buf = g at the first step)
+        theta = theta - lr * buf                            (nesterov: lr * (g + momentum * buf))
+
+    With momentum 0 there is no buffer: `theta -= lr * g`. Under an `lr` that cycles momentum
+    (jopt.torch.OneCycleLR, CyclicLR), `momentum` is that schedule whatever value is given here
+    (0 included), as torch's schedulers overwrite it; `nesterov=True` still needs momentum > 0
+    here, as torch checks it when the optimizer is built.
+    """
     fn = "jopt.torch.SGD"
-    momentum = validation.check_number(fn, "momentum", momentum, validation.DECAY)
-    dampening = validation.check_number(fn, "dampening", dampening, validation.UNIT)
-    nesterov = validation.check_bool(fn, "nesterov", nesterov)
+    lr = _lr(fn, lr)
+    momentum = _decay_rate(fn, "momentum", momentum)
+    dampening = _number(fn, "dampening", dampening, validation.UNIT)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    flags = _flags(fn, nesterov=nesterov, maximize=maximize)
     validation.require(
         fn,
-        not nesterov or (momentum > 0 and dampening == 0),
+        not flags["nesterov"] or (momentum > 0 and dampening == 0),
         f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum}, "
         f"dampening={dampening}.",
     )
+    cycled = _cycled_momentum(fn, lr, has_momentum=True)
     scaling = []
-    if momentum != 0:
-        scaling.append(
-            scale_by_momentum(
-                momentum, dampening=dampening, nesterov=nesterov, dampen_first_step=False, owner=fn
-            )
+    if cycled is not None or momentum != 0:
+        block = scale_by_momentum(
+            momentum if cycled is None else cycled,
+            dampening=dampening,
+            nesterov=flags["nesterov"],
+            dampen_first_step=False,
+            owner=fn,
         )
-    return _chain(fn, scaling, lr, weight_decay, maximize=maximize)
+        scaling.append(block)
+    return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
 
 
 def RMSprop(  # noqa: N802
@@ -132,18 +236,38 @@ def RMSprop(  # noqa: N802
     *,
     maximize: bool = False,
 ) -> Transform:
-    """torch.optim.RMSprop: `g / (sqrt(v) + eps)`, momentum buffer before the learning rate."""
+    """torch.optim.RMSprop (Tieleman & Hinton 2012; centered: Graves 2013):
+
+        g = g + weight_decay * theta;   v = alpha * v + (1 - alpha) * g**2   (v from 0)
+        s = g / (sqrt(v - mean_g**2 if centered else v) + eps)               (eps outside)
+        buf = momentum * buf + s;   theta = theta - lr * buf                 (momentum > 0)
+        theta = theta - lr * s                                               (momentum = 0)
+
+    Under an `lr` that cycles momentum, `momentum` is that schedule (the given value, 0
+    included, is checked and ignored), as torch's schedulers overwrite it.
+    """
     fn = "jopt.torch.RMSprop"
-    momentum = validation.check_number(fn, "momentum", momentum, validation.DECAY)
-    scaling = [scale_by_rms(alpha, eps, 0.0, False, False, centered=centered, owner=fn)]
-    if momentum != 0:
-        scaling.append(scale_by_momentum(momentum, owner=fn))
-    return _chain(fn, scaling, lr, weight_decay, maximize=maximize)
+    lr = _lr(fn, lr)
+    alpha = _decay_rate(fn, "alpha", alpha)
+    eps = _non_negative(fn, "eps", eps)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    momentum = _decay_rate(fn, "momentum", momentum)
+    flags = _flags(fn, centered=centered, maximize=maximize)
+    cycled = _cycled_momentum(fn, lr, has_momentum=True)
+    scaling = [scale_by_rms(alpha, eps, 0.0, False, False, centered=flags["centered"], owner=fn)]
+    if cycled is not None or momentum != 0:
+        scaling.append(scale_by_momentum(momentum if cycled is None else cycled, owner=fn))
+    return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
 
 
-def _adam_block(fn, betas, eps, amsgrad):
-    b1, b2 = _betas(fn, betas)
-    amsgrad = validation.check_bool(fn, "amsgrad", amsgrad)
+def _beta1(fn: str, lr: LearningRate, b1: float) -> float | validation.Schedule:
+    """betas[0], or the schedule a cycling `lr` puts in its place."""
+    cycled = _cycled_momentum(fn, lr, has_momentum=True)
+    return b1 if cycled is None else cycled
+
+
+def _adam_block(fn, b1, b2, eps, amsgrad):
+    """Adam's moments; with amsgrad, the max of the raw second moment (torch's)."""
     if amsgrad:
         return scale_by_amsgrad(b1, b2, eps, max_of="raw", owner=fn)
     return scale_by_adam(b1, b2, eps, owner=fn)
@@ -159,11 +283,28 @@ def Adam(  # noqa: N802
     maximize: bool = False,
     decoupled_weight_decay: bool = False,
 ) -> Transform:
-    """torch.optim.Adam (coupled L2 weight decay unless decoupled_weight_decay)."""
+    """torch.optim.Adam (Kingma & Ba 2015), coupled L2 weight decay unless decoupled:
+
+        g = g + weight_decay * theta        (decoupled: theta *= 1 - lr * weight_decay)
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g**2
+        v_max = max(v_max, v)                                    (amsgrad: over the raw v)
+        theta = theta - lr / (1 - b1**t) * m / (sqrt(v [or v_max] / (1 - b2**t)) + eps)
+
+    Under an `lr` that cycles momentum (jopt.torch.OneCycleLR, CyclicLR), b1 is that schedule,
+    as torch's schedulers overwrite betas[0]; the bias correction reads the current value,
+    `1 - b1_t ** t`, as torch's does.
+    """
     fn = "jopt.torch.Adam"
-    decoupled = validation.check_bool(fn, "decoupled_weight_decay", decoupled_weight_decay)
-    block = _adam_block(fn, betas, eps, amsgrad)
-    return _chain(fn, [block], lr, weight_decay, maximize=maximize, decoupled=decoupled)
+    lr = _lr(fn, lr)
+    b1, b2 = _betas(fn, betas)
+    eps = _non_negative(fn, "eps", eps)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    flags = _flags(
+        fn, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay
+    )
+    block = _adam_block(fn, _beta1(fn, lr, b1), b2, eps, flags["amsgrad"])
+    decoupled = flags["decoupled_weight_decay"]
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
 
 
 def AdamW(  # noqa: N802
@@ -175,10 +316,20 @@ def AdamW(  # noqa: N802
     *,
     maximize: bool = False,
 ) -> Transform:
-    """torch.optim.AdamW: `theta *= 1 - lr * weight_decay`, then the Adam step."""
+    """torch.optim.AdamW (Loshchilov & Hutter 2019): `theta *= 1 - lr * weight_decay`, then
+    Adam's step (see `Adam`).
+
+    Under an `lr` that cycles momentum (jopt.torch.OneCycleLR, CyclicLR), b1 is that schedule,
+    as torch's schedulers overwrite betas[0]; the bias correction reads the current value.
+    """
     fn = "jopt.torch.AdamW"
-    block = _adam_block(fn, betas, eps, amsgrad)
-    return _chain(fn, [block], lr, weight_decay, maximize=maximize, decoupled=True)
+    lr = _lr(fn, lr)
+    b1, b2 = _betas(fn, betas)
+    eps = _non_negative(fn, "eps", eps)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    flags = _flags(fn, amsgrad=amsgrad, maximize=maximize)
+    block = _adam_block(fn, _beta1(fn, lr, b1), b2, eps, flags["amsgrad"])
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=True)
 
 
 def Adamax(  # noqa: N802
@@ -189,10 +340,20 @@ def Adamax(  # noqa: N802
     *,
     maximize: bool = False,
 ) -> Transform:
-    """torch.optim.Adamax: `u = max(b2 u, |g| + eps)`."""
+    """torch.optim.Adamax (Kingma & Ba 2015, sec. 7.1), coupled L2 weight decay:
+
+        m = b1 m + (1 - b1) g;   u = max(b2 u, |g| + eps);   theta -= lr / (1 - b1**t) * m / u
+
+    Under an `lr` that cycles momentum, b1 is that schedule (torch overwrites betas[0]).
+    """
     fn = "jopt.torch.Adamax"
+    lr = _lr(fn, lr)
     b1, b2 = _betas(fn, betas)
-    return _chain(fn, [scale_by_adamax(b1, b2, eps, owner=fn)], lr, weight_decay, maximize=maximize)
+    eps = _non_negative(fn, "eps", eps)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    flags = _flags(fn, maximize=maximize)
+    block = scale_by_adamax(_beta1(fn, lr, b1), b2, eps, owner=fn)
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
 
 
 def NAdam(  # noqa: N802
@@ -205,12 +366,25 @@ def NAdam(  # noqa: N802
     *,
     maximize: bool = False,
 ) -> Transform:
-    """torch.optim.NAdam: Dozat's momentum schedule `mu_t = b1 (1 - 0.96**(t psi) / 2)`."""
+    """torch.optim.NAdam (Dozat 2016) with its momentum schedule:
+
+        mu_t = b1 (1 - 0.96**(t momentum_decay) / 2),   P_t = mu_1 ... mu_t
+        theta -= lr [(1 - mu_t) / (1 - P_t) g + mu_{t+1} / (1 - P_t mu_{t+1}) m] / denom
+
+    with `denom = sqrt(v / (1 - b2**t)) + eps`. Under an `lr` that cycles momentum, b1 is that
+    schedule (torch overwrites betas[0]): mu_t and mu_{t+1} use the current b1, and P_t
+    multiplies the mu_t of every step taken.
+    """
     fn = "jopt.torch.NAdam"
+    lr = _lr(fn, lr)
     b1, b2 = _betas(fn, betas)
-    decoupled = validation.check_bool(fn, "decoupled_weight_decay", decoupled_weight_decay)
-    block = scale_by_nadam(b1, b2, eps, momentum_decay, owner=fn)
-    return _chain(fn, [block], lr, weight_decay, maximize=maximize, decoupled=decoupled)
+    eps = _non_negative(fn, "eps", eps)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    momentum_decay = _non_negative(fn, "momentum_decay", momentum_decay)
+    flags = _flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    block = scale_by_nadam(_beta1(fn, lr, b1), b2, eps, momentum_decay, owner=fn)
+    decoupled = flags["decoupled_weight_decay"]
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
 
 
 def RAdam(  # noqa: N802
@@ -222,12 +396,21 @@ def RAdam(  # noqa: N802
     *,
     maximize: bool = False,
 ) -> Transform:
-    """torch.optim.RAdam: rectification above rho_t = 5, eps added to sqrt(v)."""
+    """torch.optim.RAdam (Liu et al. 2020): Adam's step times the rectification r_t once
+    rho_t > 5, else `m / (1 - b1**t)`; eps is added to sqrt(v) before the bias correction.
+
+    Under an `lr` that cycles momentum, b1 is that schedule (torch overwrites betas[0]); the
+    bias correction reads the current value, `1 - b1_t ** t`.
+    """
     fn = "jopt.torch.RAdam"
+    lr = _lr(fn, lr)
     b1, b2 = _betas(fn, betas)
-    decoupled = validation.check_bool(fn, "decoupled_weight_decay", decoupled_weight_decay)
-    block = scale_by_radam(b1, b2, eps, 0.0, 5.0, eps_hat=True, owner=fn)
-    return _chain(fn, [block], lr, weight_decay, maximize=maximize, decoupled=decoupled)
+    eps = _non_negative(fn, "eps", eps)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    flags = _flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    block = scale_by_radam(_beta1(fn, lr, b1), b2, eps, 0.0, 5.0, eps_hat=True, owner=fn)
+    decoupled = flags["decoupled_weight_decay"]
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
 
 
 def Adagrad(  # noqa: N802
@@ -239,15 +422,26 @@ def Adagrad(  # noqa: N802
     *,
     maximize: bool = False,
 ) -> Transform:
-    """torch.optim.Adagrad: `lr / (1 + t * lr_decay) * g / (sqrt(acc) + eps)`, acc from 0."""
+    """torch.optim.Adagrad (Duchi et al. 2011), coupled L2 weight decay:
+
+        acc = acc + g**2   (acc from initial_accumulator_value)
+        theta -= lr / (1 + t * lr_decay) * g / (sqrt(acc) + eps)     (t = steps taken before)
+
+    It has neither momentum nor betas: an `lr` that cycles momentum raises, as in torch.
+    """
     fn = "jopt.torch.Adagrad"
     lr = _lr(fn, lr)
-    lr_decay = validation.check_number(fn, "lr_decay", lr_decay, validation.NON_NEGATIVE)
+    lr_decay = _non_negative(fn, "lr_decay", lr_decay)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    initial = _non_negative(fn, "initial_accumulator_value", initial_accumulator_value)
+    eps = _non_negative(fn, "eps", eps)
+    flags = _flags(fn, maximize=maximize)
+    _cycled_momentum(fn, lr, has_momentum=False)
     if lr_decay != 0:
         decay = inverse_time_decay(1.0, 1, lr_decay)
         lr = multiply_schedules(lr, decay) if callable(lr) else inverse_time_decay(lr, 1, lr_decay)
-    block = scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=False, owner=fn)
-    return _chain(fn, [block], lr, weight_decay, maximize=maximize)
+    block = scale_by_rss(initial, eps, eps_in_sqrt=False, owner=fn)
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
 
 
 def Adadelta(  # noqa: N802
@@ -258,6 +452,19 @@ def Adadelta(  # noqa: N802
     *,
     maximize: bool = False,
 ) -> Transform:
-    """torch.optim.Adadelta (Zeiler 2012) with coupled weight decay."""
+    """torch.optim.Adadelta (Zeiler 2012), coupled L2 weight decay:
+
+        E_g = rho E_g + (1 - rho) g**2;   dx = sqrt(E_dx + eps) / sqrt(E_g + eps) * g
+        E_dx = rho E_dx + (1 - rho) dx**2;   theta -= lr * dx
+
+    It has neither momentum nor betas: an `lr` that cycles momentum raises, as in torch.
+    """
     fn = "jopt.torch.Adadelta"
-    return _chain(fn, [scale_by_adadelta(rho, eps, owner=fn)], lr, weight_decay, maximize=maximize)
+    lr = _lr(fn, lr)
+    rho = _decay_rate(fn, "rho", rho)
+    eps = _non_negative(fn, "eps", eps)
+    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
+    flags = _flags(fn, maximize=maximize)
+    _cycled_momentum(fn, lr, has_momentum=False)
+    block = scale_by_adadelta(rho, eps, owner=fn)
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
