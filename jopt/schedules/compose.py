@@ -169,10 +169,19 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
     """`schedule(step // steps_per_epoch)`: a schedule stepped once per epoch, as torch's often are.
 
     torch's lr_scheduler counts `scheduler.step()` calls; a loop that calls it once per epoch of
-    `steps_per_epoch` optimizer steps gets `per_epoch(jopt schedule, steps_per_epoch)`.
+    `steps_per_epoch` optimizer steps gets `per_epoch(jopt schedule, steps_per_epoch)`. The
+    momentum schedule a `jopt.torch` scheduler carries (`.momentum`) is stepped per epoch too.
     """
     fn = "jopt.per_epoch"
     if not callable(schedule):
         raise TypeError(f"{fn}: schedule must be callable, got {schedule!r}.")
     steps_per_epoch = validation.check_int(fn, "steps_per_epoch", steps_per_epoch, 1)
-    return lambda step: schedule(jnp.asarray(step) // steps_per_epoch)
+
+    def stepped(step):
+        return schedule(jnp.asarray(step) // steps_per_epoch)
+
+    if hasattr(schedule, "base_lr"):
+        stepped.base_lr = schedule.base_lr
+    if getattr(schedule, "momentum", None) is not None:
+        stepped.momentum = per_epoch(schedule.momentum, steps_per_epoch)
+    return stepped

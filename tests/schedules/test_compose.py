@@ -188,3 +188,22 @@ def test_join_schedules_accepts_optax_pieces_and_agrees_with_optax():
     got = jax.jit(jax.vmap(jopt.join_schedules(pieces, [20])))(counts)
     want = jax.jit(jax.vmap(optax.join_schedules(pieces, [20])))(counts)
     chex.assert_trees_all_equal(got, want)
+
+
+def test_per_epoch_steps_a_torch_schedulers_momentum_per_epoch_too():
+    one_cycle = jopt.torch.OneCycleLR(0.1, total_steps=10)
+    stepped = jopt.per_epoch(one_cycle, 3)
+    assert stepped.base_lr == one_cycle.base_lr
+    steps = jnp.arange(30)
+    np.testing.assert_array_equal(stepped.momentum(steps), one_cycle.momentum(steps // 3))
+    np.testing.assert_array_equal(stepped(steps), one_cycle(steps // 3))
+    # An optimizer given it cycles its momentum once an epoch, as torch's per-epoch loop does.
+    tx = jopt.torch.SGD(lr=stepped, momentum=0.9)
+    params = jnp.ones(2)
+    state = tx.init(params)
+    used = []
+    for _ in range(7):
+        _, state = tx.update(jnp.ones(2), state, params)
+        used.append(float(jopt.get_hparams(state)["momentum"]))
+    np.testing.assert_allclose(used, one_cycle.momentum(jnp.arange(7) // 3), rtol=1e-7)
+    assert jopt.per_epoch(jopt.constant_schedule(0.1), 3).__dict__ == {}
