@@ -46,12 +46,12 @@ def piecewise_constant(
     boundaries = validation.check_increasing(fn, "boundaries", boundaries)
     values = _check_values(fn, values, len(boundaries) + 1)
     marks = jnp.asarray(boundaries, jnp.int32)
-    table = jnp.asarray(values)
 
     def schedule(step):
         step = jnp.asarray(step)
         passed = jnp.sum(step >= marks if switch == "at" else step > marks)
-        return table.astype(constant(0).dtype)[passed]
+        # The table is made at call time, in the dtype of that time (float64 under x64).
+        return jnp.asarray(values, constant(0).dtype)[passed]
 
     return schedule
 
@@ -80,9 +80,11 @@ def piecewise_linear(boundaries: Sequence[int], values: Sequence[float]) -> Sche
     boundaries = validation.check_increasing(fn, "boundaries", boundaries)
     validation.require(fn, len(boundaries) >= 1, "needs at least one boundary.")
     values = _check_values(fn, values, len(boundaries))
-    xs = jnp.asarray(boundaries, constant(0).dtype)
-    ys = jnp.asarray(values, constant(0).dtype)
-    return lambda step: jnp.interp(as_float(step), xs, ys)
+    return lambda step: jnp.interp(
+        as_float(step),
+        jnp.asarray(boundaries, constant(0).dtype),
+        jnp.asarray(values, constant(0).dtype),
+    )
 
 
 def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> Schedule:
@@ -94,7 +96,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[int]) -> 
     schedules = tuple(schedules)
     for i, s in enumerate(schedules):
         if not callable(s):
-            raise TypeError(f"{fn}: schedules[{i}] must be callable, got {s!r}.")
+            raise validation.ArgumentTypeError(f"{fn}: schedules[{i}] must be callable, got {s!r}.")
     boundaries = validation.check_increasing(fn, "boundaries", boundaries)
     validation.require(
         fn,
@@ -120,7 +122,7 @@ def multiply_schedules(*schedules: Schedule) -> Schedule:
     validation.require(fn, len(schedules) >= 1, "needs at least one schedule.")
     for i, s in enumerate(schedules):
         if not callable(s):
-            raise TypeError(f"{fn}: schedules[{i}] must be callable, got {s!r}.")
+            raise validation.ArgumentTypeError(f"{fn}: schedules[{i}] must be callable, got {s!r}.")
 
     def schedule(step):
         value = schedules[0](step)
@@ -174,7 +176,7 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int) -> Schedule:
     """
     fn = "jopt.per_epoch"
     if not callable(schedule):
-        raise TypeError(f"{fn}: schedule must be callable, got {schedule!r}.")
+        raise validation.ArgumentTypeError(f"{fn}: schedule must be callable, got {schedule!r}.")
     steps_per_epoch = validation.check_int(fn, "steps_per_epoch", steps_per_epoch, 1)
 
     def stepped(step):

@@ -207,3 +207,18 @@ def test_per_epoch_steps_a_torch_schedulers_momentum_per_epoch_too():
         used.append(float(jopt.get_hparams(state)["momentum"]))
     np.testing.assert_allclose(used, one_cycle.momentum(jnp.arange(7) // 3), rtol=1e-7)
     assert jopt.per_epoch(jopt.constant_schedule(0.1), 3).__dict__ == {}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: jopt.piecewise_constant([5], [0.1, 0.3]),
+        lambda: jopt.piecewise_linear([0, 10], [0.1, 0.3]),
+    ],
+    ids=["piecewise_constant", "piecewise_linear"],
+)
+def test_tables_built_without_x64_give_float64_values_under_x64(build):
+    schedule = build()  # built in float32 mode, as a schedule made at import time would be
+    with jax.enable_x64(True):
+        value = schedule(0)
+    assert value.dtype == jnp.float64 and float(value) == 0.1  # not float32's 0.10000000149
