@@ -5,6 +5,10 @@ Every check names the function, the argument, the value it got and what is allow
 
     ValueError: jopt.adam: b1 must be in [0, 1), got 1.5.
 
+An argument of the wrong type (a string learning rate, a schedule where a number is needed)
+raises `ArgumentTypeError`, both a TypeError and a ValueError: `except ValueError` catches every
+argument jopt refuses.
+
 A `Range` is also kept (as static metadata) next to each hyperparameter in the optimizer state, so
 that `jopt.set_hparams` applies the same rules as the constructor.
 """
@@ -21,6 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 
 Schedule = Callable[[Any], Any]
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type: a TypeError, and a ValueError like every other bad value."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,9 +74,9 @@ ANY_FINITE = Range()
 def _scalar(fn: str, name: str, value: Any) -> float:
     """Returns `value` as a Python float, or raises if it is not a concrete real scalar."""
     if isinstance(value, bool):
-        raise TypeError(f"{fn}: {name} must be a real number, got the bool {value!r}.")
+        raise ArgumentTypeError(f"{fn}: {name} must be a real number, got the bool {value!r}.")
     if isinstance(value, jax.core.Tracer):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{fn}: {name} must be a concrete number at construction, got a traced value. "
             "To vary it inside jit or vmap, build the optimizer with a number and change it in "
             "the state with jopt.set_hparams."
@@ -76,11 +84,11 @@ def _scalar(fn: str, name: str, value: Any) -> float:
     try:
         array = np.asarray(value)
     except Exception as e:  # noqa: BLE001 - anything that is not array-like
-        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}.") from e
+        raise ArgumentTypeError(f"{fn}: {name} must be a real number, got {value!r}.") from e
     if array.shape != () or not (
         np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
     ):
-        raise TypeError(f"{fn}: {name} must be a real scalar, got {value!r}.")
+        raise ArgumentTypeError(f"{fn}: {name} must be a real scalar, got {value!r}.")
     return float(array)
 
 
@@ -101,7 +109,7 @@ def check_number_or_schedule(fn: str, name: str, value: Any, allowed: Range) -> 
     if callable(value):
         return value
     if isinstance(value, str):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{fn}: {name} must be a number or a schedule (a function of the step count), "
             f"got the string {value!r}."
         )
@@ -114,7 +122,7 @@ def check_optional_number(fn: str, name: str, value: Any, allowed: Range) -> flo
 
 def check_bool(fn: str, name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}.")
+        raise ArgumentTypeError(f"{fn}: {name} must be True or False, got {value!r}.")
     return bool(value)
 
 
@@ -136,9 +144,11 @@ def check_dtype(fn: str, name: str, value: Any) -> np.dtype | None:
     try:
         dtype = np.dtype(jax.dtypes.canonicalize_dtype(value))
     except TypeError as e:
-        raise TypeError(f"{fn}: {name} must be a floating dtype or None, got {value!r}.") from e
+        raise ArgumentTypeError(
+            f"{fn}: {name} must be a floating dtype or None, got {value!r}."
+        ) from e
     if not jnp.issubdtype(dtype, jnp.inexact):
-        raise TypeError(f"{fn}: {name} must be a floating dtype or None, got {value!r}.")
+        raise ArgumentTypeError(f"{fn}: {name} must be a floating dtype or None, got {value!r}.")
     return dtype
 
 
@@ -148,7 +158,7 @@ def check_mask(fn: str, name: str, value: Any) -> Any:
         return value
     leaves = jax.tree.leaves(value)
     if not all(isinstance(leaf, (bool, np.bool_)) for leaf in leaves):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{fn}: {name} must be None, a callable params -> tree of bools, or a tree of bools "
             f"shaped like the params, got {value!r}."
         )
@@ -167,7 +177,7 @@ def check_int(fn: str, name: str, value: Any, minimum: int = 0) -> int:
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
             value = int(value)
         else:
-            raise TypeError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}.")
+            raise ArgumentTypeError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}.")
     if value < minimum:
         raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
@@ -178,7 +188,9 @@ def check_increasing(fn: str, name: str, values: Any, *, strict: bool = True) ->
     try:
         items = tuple(values)
     except TypeError as e:
-        raise TypeError(f"{fn}: {name} must be a sequence of integers, got {values!r}.") from e
+        raise ArgumentTypeError(
+            f"{fn}: {name} must be a sequence of integers, got {values!r}."
+        ) from e
     items = tuple(check_int(fn, f"{name}[{i}]", v) for i, v in enumerate(items))
     pairs = zip(items, items[1:], strict=False)
     bad = next(((a, b) for a, b in pairs if (b <= a if strict else b < a)), None)

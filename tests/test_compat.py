@@ -36,6 +36,7 @@ REQUIRED_ARGUMENTS = {
     "max_norm": 1.0,
     "decay": 0.9,
     "tx": lambda: jopt.sgd(0.1),  # a transform to wrap, built fresh for each constructor
+    "optimizer": lambda: jopt.sgd(0.1),  # the same, under torch's name (ReduceLROnPlateau)
 }
 # Transforms that read `value=` (the loss) rather than ignore it.
 READS_VALUE = {"jopt.reduce_on_plateau", "jopt.torch.ReduceLROnPlateau"}

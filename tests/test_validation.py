@@ -668,8 +668,10 @@ def test_bad_argument_raises_at_construction_naming_function_argument_value_and_
     fn, args, kwargs, error, match
 ):
     # Only the constructor runs: no init, no update. The error must come from construction.
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as raised:
         fn(*args, **kwargs)
+    # A wrong type is a TypeError and a ValueError: `except ValueError` catches every refusal.
+    assert isinstance(raised.value, ValueError)
 
 
 @pytest.mark.parametrize(

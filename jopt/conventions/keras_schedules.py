@@ -51,7 +51,9 @@ def PiecewiseConstantDecay(boundaries: Sequence[int], values: Sequence[float]) -
     try:
         values = tuple(values)
     except TypeError as e:
-        raise TypeError(f"{fn}: values must be a sequence of numbers, got {values!r}.") from e
+        raise validation.ArgumentTypeError(
+            f"{fn}: values must be a sequence of numbers, got {values!r}."
+        ) from e
     values = tuple(
         validation.check_number(fn, f"values[{i}]", v, _FINITE) for i, v in enumerate(values)
     )

@@ -90,7 +90,7 @@ def _number(fn: str, name: str, value: Any, allowed: validation.Range) -> float:
 def _decay_rate(fn: str, name: str, value: Any) -> float:
     """momentum, alpha, rho, betas[i]: a number in [0, 1) (a schedule gets a hint)."""
     if callable(value):
-        raise TypeError(
+        raise validation.ArgumentTypeError(
             f"{fn}: {name} must be a number (as in torch), got a schedule; {_CYCLING_HINT}."
         )
     return _number(fn, name, value, validation.DECAY)
@@ -146,7 +146,9 @@ def _cycled_momentum(fn: str, lr: LearningRate, has_momentum: bool) -> validatio
         "too); build the schedule with cycle_momentum=False.",
     )
     if not callable(momentum):
-        raise TypeError(f"{fn}: lr.momentum must be a schedule or None, got {momentum!r}.")
+        raise validation.ArgumentTypeError(
+            f"{fn}: lr.momentum must be a schedule or None, got {momentum!r}."
+        )
     return momentum
 
 

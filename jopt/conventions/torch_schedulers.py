@@ -86,7 +86,7 @@ def MultiStepLR(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> Sch
     try:
         marks = tuple(milestones)
     except TypeError as e:
-        raise TypeError(
+        raise validation.ArgumentTypeError(
             f"{fn}: milestones must be a sequence of integers, got {milestones!r}."
         ) from e
     marks = sorted(validation.check_int(fn, f"milestones[{i}]", m) for i, m in enumerate(marks))
@@ -236,13 +236,15 @@ def _schedulers(fn: str, schedulers: Sequence[Schedule]) -> tuple[Schedule, ...]
     try:
         schedulers = tuple(schedulers)
     except TypeError as e:
-        raise TypeError(
+        raise validation.ArgumentTypeError(
             f"{fn}: schedulers must be a sequence of schedules, got {schedulers!r}."
         ) from e
     validation.require(fn, len(schedulers) >= 1, "needs at least one scheduler.")
     for i, s in enumerate(schedulers):
         if not callable(s):
-            raise TypeError(f"{fn}: schedulers[{i}] must be callable, got {s!r}.")
+            raise validation.ArgumentTypeError(
+                f"{fn}: schedulers[{i}] must be callable, got {s!r}."
+            )
     return schedulers
 
 
@@ -312,7 +314,7 @@ def ReduceLROnPlateau(  # noqa: N802
     """
     fn = "jopt.torch.ReduceLROnPlateau"
     if not isinstance(optimizer, optax.GradientTransformation):
-        raise TypeError(
+        raise validation.ArgumentTypeError(
             f"{fn}: optimizer must be an optax.GradientTransformation (a jopt optimizer), "
             f"got {optimizer!r}."
         )
@@ -325,7 +327,7 @@ def ReduceLROnPlateau(  # noqa: N802
     )
     cooldown = validation.check_int(fn, "cooldown", cooldown)
     if isinstance(min_lr, (list, tuple)):
-        raise TypeError(
+        raise validation.ArgumentTypeError(
             f"{fn}: min_lr must be one number (a jopt optimizer holds one learning rate, not one "
             f"per parameter group), got {min_lr!r}."
         )

@@ -85,14 +85,14 @@ def _one_cycle_phases(fn, total_steps, pct_start, three_phase):
 def _scale_fn(fn, scale_fn):
     """Checks a custom amplitude scale: callable, traceable, one scalar in and one scalar out."""
     if not callable(scale_fn):
-        raise TypeError(
+        raise validation.ArgumentTypeError(
             f"{fn}: scale_fn must be None or a function of one number, got {scale_fn!r}."
         )
     try:
         out = jax.eval_shape(scale_fn, jax.ShapeDtypeStruct((), float_dtype()))
     except Exception as e:  # noqa: BLE001 - any failure to trace is the user's function's
         first_line = (str(e).splitlines() or [""])[0]
-        raise TypeError(
+        raise validation.ArgumentTypeError(
             f"{fn}: scale_fn must be a JAX-traceable function of one scalar array (jnp, not "
             f"math); called on a traced float scalar it raised {type(e).__name__}: {first_line}"
         ) from e
@@ -100,7 +100,7 @@ def _scale_fn(fn, scale_fn):
         jnp.issubdtype(out.dtype, jnp.floating) or jnp.issubdtype(out.dtype, jnp.integer)
     )
     if not numeric or out.shape != ():
-        raise TypeError(
+        raise validation.ArgumentTypeError(
             f"{fn}: scale_fn must return one real scalar, it returned {out!r} for a scalar input."
         )
     return lambda x: jnp.asarray(scale_fn(x)).astype(float_dtype())

@@ -72,7 +72,9 @@ def reduce_on_plateau(
     """
     fn = "jopt.reduce_on_plateau"
     if not isinstance(tx, optax.GradientTransformation):
-        raise TypeError(f"{fn}: tx must be an optax.GradientTransformation, got {tx!r}.")
+        raise validation.ArgumentTypeError(
+            f"{fn}: tx must be an optax.GradientTransformation, got {tx!r}."
+        )
     open_unit = validation.Range(0.0, 1.0, lo_open=True, hi_open=True)
     values = {
         "factor": validation.check_number(fn, "factor", factor, open_unit),

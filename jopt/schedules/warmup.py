@@ -70,7 +70,7 @@ def with_warmup(
     """
     fn = owner
     if not callable(schedule):
-        raise TypeError(f"{fn}: schedule must be callable, got {schedule!r}.")
+        raise validation.ArgumentTypeError(f"{fn}: schedule must be callable, got {schedule!r}.")
     warmup_steps = validation.check_int(fn, "warmup_steps", warmup_steps)
     init_value = validation.check_number(fn, "init_value", init_value, validation.ANY_FINITE)
     shape = validation.check_choice(fn, "shape", shape, SHAPES)

@@ -127,7 +127,9 @@ def skip_nonfinite(
     """
     fn = "jopt.skip_nonfinite"
     if not isinstance(tx, optax.GradientTransformation):
-        raise TypeError(f"{fn}: tx must be an optax.GradientTransformation, got {tx!r}.")
+        raise validation.ArgumentTypeError(
+            f"{fn}: tx must be an optax.GradientTransformation, got {tx!r}."
+        )
     if max_consecutive is not None:
         max_consecutive = validation.check_int(fn, "max_consecutive", max_consecutive, minimum=0)
         validation.require(

@@ -74,7 +74,7 @@ class ImageDataOptions:
     def __post_init__(self):
         validation.check_choice(self.NAME, "dataset", self.dataset, DATASETS)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
-            raise TypeError(
+            raise validation.ArgumentTypeError(
                 f"{self.NAME}: data_dir must be a path string or null, got {self.data_dir!r}."
             )
         for name in ("batch_size", "n_valid", "max_train"):
