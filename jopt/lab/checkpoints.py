@@ -38,11 +38,16 @@ def default_format() -> str:
 
 
 def save(stem: Path, leaves: list[Any], step: int, record: dict[str, Any], fmt: str) -> None:
-    """Writes the checkpoint of `step` (replacing the previous one), then `STEM.json`."""
+    """Writes the checkpoint of `step` (replacing the previous one), then `STEM.json`.
+
+    Saving a step again (a run's last periodic checkpoint, then its final one) keeps the stored
+    step: a run is deterministic, so the same step holds the same state.
+    """
     arrays = {_leaf_name(i): np.asarray(leaf) for i, leaf in enumerate(leaves)}
     if fmt == "orbax":
         with _manager(stem) as manager:
-            manager.save(step, args=_orbax_args(arrays), force=True)
+            if step not in manager.all_steps():
+                manager.save(step, args=_orbax_args(arrays), force=True)
         stem.with_name(stem.name + ".npz").unlink(missing_ok=True)
     elif fmt == "npz":
         buffer = io.BytesIO()

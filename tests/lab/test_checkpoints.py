@@ -34,6 +34,17 @@ def test_save_then_load_gives_back_every_leaf_bitwise_and_the_step(tmp_path, fmt
 
 
 @pytest.mark.parametrize("fmt", checkpoints.FORMATS)
+def test_saving_a_step_again_keeps_it(tmp_path, fmt):
+    # A run's last periodic checkpoint and its final one fall on the same step.
+    stem = _stem(tmp_path)
+    checkpoints.save(stem, LEAVES, 400, {"seeds": [0]}, fmt)
+    checkpoints.save(stem, LEAVES, 400, {"seeds": [0]}, fmt)
+    leaves, step = checkpoints.load(stem, LEAVES)
+    assert step == 400
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(leaves, LEAVES, strict=True))
+
+
+@pytest.mark.parametrize("fmt", checkpoints.FORMATS)
 def test_the_step_comes_from_the_array_store_not_the_json(tmp_path, fmt):
     # A crash after the arrays of step 400 were written but before the JSON was: the JSON
     # still says 200, and loading must not pair the new arrays with the old step.

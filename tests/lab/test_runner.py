@@ -270,6 +270,14 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint_bitwise(
     _assert_same_results(run_dir, reference)
 
 
+def test_a_periodic_checkpoint_on_the_last_step_is_also_the_final_one(
+    tmp_path, reference, checkpoint_format
+):
+    run_dir = runner.run(_experiment(checkpoint_every=4), tmp_path / "run", progress=False)
+    _assert_same_results(run_dir, reference)
+    assert int(_checkpoint(run_dir, LABELS[0])["step"]) == STEPS
+
+
 def test_resuming_needs_a_run_directory(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run to resume"):
         runner.run(_experiment(), tmp_path / "absent", resume=True, progress=False)
