@@ -254,3 +254,15 @@ def test_ctrl_c_stops_a_real_process_with_status_130_and_a_resumable_run(tmp_pat
     rows = outputs.read_metrics(run_dir / "trials" / "GD-seed0" / "metrics.jsonl")
     assert [r["step"] for r in rows] == list(range(stopped_at + 6))
     assert outputs.read_json(run_dir / "checkpoints" / "GD.json")["step"] == stopped_at + 5
+
+
+def test_the_main_job_runs_end_to_end_in_miniature(capsys, tmp_path):
+    """configs/quickstart.yaml, the README's main job, with every optimizer for a few steps and a
+    periodic checkpoint on the last step (the final checkpoint then saves that step again)."""
+    config = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
+    argv = ["run", config, "steps=4", "eval_every=2", "checkpoint_every=2", "seeds=[0]"]
+    code, out, err = _run(capsys, *argv, "--output-dir", tmp_path, "--no-progress", "--no-plots")
+    assert code == 0, err
+    labels = [o["label"] for o in yaml.safe_load(config.read_text())["optimizers"]]
+    assert all(f"| {label} |" in out for label in labels), out
+    assert (tmp_path / "quickstart" / "summary.csv").is_file()
