@@ -66,13 +66,14 @@ def _default_float() -> np.dtype:
     return np.dtype(jnp.zeros([]).dtype)  # float32, or float64 when jax_enable_x64 is on
 
 
-def _store(owner: str, name: str, value: Any, allowed: Range, dtype: Any) -> jax.Array:
-    """`value` as a scalar array of `dtype`, checked again after rounding when concrete.
+def store(owner: str, name: str, value: Any, allowed: Range, dtype: Any = None) -> jax.Array:
+    """`value` as a scalar array of `dtype` (default: the state's float), checked again after
+    rounding when concrete.
 
     b1 = 0.99999999 passes the check as a Python float but rounds to 1.0 in float32, where the
     bias correction 1 - b1**t is 0 and the first step is infinite.
     """
-    array = jnp.asarray(value, dtype)
+    array = jnp.asarray(value, _default_float() if dtype is None else dtype)
     if not isinstance(array, jax.core.Tracer) and float(array) not in allowed:
         raise ValueError(
             f"{owner}: {name}={value!r} becomes {float(array)!r} when stored as {array.dtype}, "
@@ -86,6 +87,14 @@ def _derive(fn: Callable[[Any], Any], value: Any, dtype: np.dtype) -> jax.Array:
     if isinstance(value, jax.core.Tracer):
         return jnp.asarray(fn(jnp.asarray(value, dtype)), dtype)
     return jnp.asarray(fn(np.float64(value)), dtype=dtype)
+
+
+def _packed(meta: _Meta, values: dict[str, Any], raw: Mapping[str, Any], derived: dict) -> HParams:
+    """An `HParams` of `values`, re-deriving from `raw` what depends on the names it holds."""
+    for key, source, fn in meta.derived:
+        if source in raw:
+            derived[key] = _derive(fn, raw[source], jnp.result_type(values[source]))
+    return HParams.pack(values, derived, meta)
 
 
 @jax.tree_util.register_pytree_with_keys_class
@@ -151,11 +160,7 @@ class HParams:
     # -- writing ---------------------------------------------------------------------------------
     def _with(self, values: dict[str, Any], raw: Mapping[str, Any]) -> HParams:
         """A node with `values`, re-deriving what depends on the names in `raw` (given values)."""
-        derived = self.derived if self.packed is not None else {}
-        for key, source, fn in self.meta.derived:
-            if source in raw:
-                derived[key] = _derive(fn, raw[source], jnp.result_type(values[source]))
-        return HParams.pack(values, derived, self.meta)
+        return _packed(self.meta, values, raw, self.derived)
 
     def replace(self, **new: Any) -> HParams:
         """A copy with some values changed, checked against the constructor's rules."""
@@ -178,7 +183,7 @@ class HParams:
                     f"jopt.set_hparams ({self.meta.owner})", name, value, ranges[name]
                 )
             dtype = jnp.result_type(self.packed)
-            values[name] = _store("jopt.set_hparams", name, value, ranges[name], dtype)
+            values[name] = store("jopt.set_hparams", name, value, ranges[name], dtype)
         return self._with(values, new)
 
 
@@ -212,10 +217,9 @@ class Spec:
             scheduled=frozenset(self.schedules),
             derived=tuple(rules),
         )
-        self._blank = HParams(None, self.meta)  # no values yet: `init` derives them all
         for name, value in self.given.items():  # reject values that round out of range now
             if name not in self.schedules:
-                _store(owner, name, value, ranges[name], _default_float())
+                store(owner, name, value, ranges[name], _default_float())
 
     def init(self) -> HParams:
         dtype = _default_float()
@@ -228,10 +232,10 @@ class Spec:
         values = {
             name: jnp.asarray(value, dtype)
             if name in self.schedules
-            else _store(self.meta.owner, name, value, ranges[name], dtype)
+            else store(self.meta.owner, name, value, ranges[name], dtype)
             for name, value in raw.items()
         }
-        return self._blank._with(values, raw)
+        return _packed(self.meta, values, raw, {})
 
     def resolve(self, hparams: HParams, count: jax.Array) -> HParams:
         """The values in effect at step `count`: scheduled ones evaluated, the rest as stored."""

@@ -46,11 +46,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import numpy as np
 import optax
 
-from jopt import validation
+from jopt import hparams, validation
 from jopt.schedules.compose import multiply_schedules
 from jopt.schedules.decay import inverse_time_decay
 from jopt.transforms.adadelta import scale_by_adadelta
@@ -77,13 +76,7 @@ _CYCLING_HINT = (
 def _number(fn: str, name: str, value: Any, allowed: validation.Range) -> float:
     """A number in `allowed` that stays in it once stored in the state's dtype."""
     x = validation.check_number(fn, name, value, allowed)
-    dtype = jax.dtypes.canonicalize_dtype(np.float64)  # the state's: float32 unless x64 is on
-    stored = float(np.asarray(x, dtype))
-    if stored not in allowed:
-        raise ValueError(
-            f"{fn}: {name}={value!r} becomes {stored!r} when stored as {dtype}, which is not "
-            f"{allowed.describe()}."
-        )
+    hparams.store(fn, name, x, allowed)
     return x
 
 
