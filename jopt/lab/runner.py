@@ -20,7 +20,6 @@ the tests) compile once.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import signal
 import threading
 import time
@@ -31,13 +30,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
-import jopt
 from jopt.lab import checkpoints, outputs
 from jopt.lab import config as config_lib
-from jopt.lab.workloads import WORKLOADS
-from jopt.lab.workloads.base import Workload
+from jopt.lab.programs import Compiled, compiled_workload, steps_per_epoch
 
 
 class Interrupted(Exception):
@@ -59,145 +55,13 @@ class Carry:
     step: int  # steps completed (the same for every seed)
 
 
-# -- the compiled pieces ---------------------------------------------------------------------------
-
-
-def _steps_per_epoch(workload: Workload) -> int | None:
-    """Minibatches per epoch, or None for full-batch (or data-free) workloads."""
-    if workload.train is None or workload.batch_size is None:
-        return None
-    return workload.train.size // workload.batch_size
-
-
-def _make_order(workload: Workload) -> Callable | None:
-    """(stacked data keys, epoch) -> each seed's order of the training examples in that epoch:
-    a permutation keyed by (seed's data key, epoch). Jitted apart from the step, so that the
-    random draws (slow to compile on the CPU) are compiled once per workload, not per optimizer.
-    """
-    if _steps_per_epoch(workload) is None:
-        return None
-    n = workload.train.size
-
-    def order(key, epoch):
-        return jax.random.permutation(jax.random.fold_in(key, epoch), n)
-
-    return jax.jit(jax.vmap(order, in_axes=(0, None)))
-
-
-def _batch(workload: Workload, order: jax.Array | None, step: jax.Array):
-    """The batch of `step`: its slice of the epoch's `order` of the examples."""
-    train = workload.train
-    if train is None:
-        return None, None
-    if workload.batch_size is None:
-        return train.x, train.y
-    position = step % _steps_per_epoch(workload)
-    index = jax.lax.dynamic_slice(order, (position * workload.batch_size,), (workload.batch_size,))
-    return train.x[index], train.y[index]
-
-
-def _learning_rate(opt_state: Any) -> jax.Array:
-    try:
-        return jnp.asarray(jopt.current_lr(opt_state), jnp.float32)
-    except ValueError:  # a chain without one learning rate (or a foreign optimizer)
-        return jnp.asarray(jnp.nan, jnp.float32)
-
-
-def _make_step(workload: Workload, tx: optax.GradientTransformation):
-    """One jitted training step for every seed at once (vmapped), buffers donated.
-
-    Steps run from a Python loop rather than a `lax.scan`: XLA on the CPU runs convolutions
-    inside a loop several times slower than at the top level of a program, and one dispatch per
-    step costs far less than that. It also makes a resumed run trivially bitwise identical: every
-    step is the same compiled program whatever the chunking.
-    """
-
-    def one_seed(params, opt_state, diverged_at, order, step):
-        x, y = _batch(workload, order, step)
-        loss, grads = jax.value_and_grad(workload.loss)(params, x, y)
-        updates, new_state = tx.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        stopped = diverged_at >= 0
-        bad = ~jnp.isfinite(loss)
-        diverged_at = jnp.where(~stopped & bad, step, diverged_at)
-        keep = stopped | bad
-        params = jax.tree.map(lambda old, new: jnp.where(keep, old, new), params, new_params)
-        opt_state = jax.tree.map(lambda old, new: jnp.where(keep, old, new), opt_state, new_state)
-        record = {
-            "train_loss": loss.astype(jnp.float32),
-            "grad_norm": optax.tree.norm(grads).astype(jnp.float32),
-            "learning_rate": _learning_rate(new_state),
-        }
-        if workload.record_params:
-            record["params"] = params
-        return params, opt_state, diverged_at, record
-
-    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, 0, None)), donate_argnums=(0, 1, 2))
-
-
-def _make_eval(workload: Workload):
-    compiled = jax.jit(jax.vmap(workload.metrics, in_axes=(0, None, None)))
-
-    def evaluate(params, split):
-        if split is None:
-            return compiled(params, None, None)
-        return compiled(params, split.x, split.y)
-
-    return evaluate
-
-
-@dataclasses.dataclass(frozen=True)
-class _Programs:
-    """The compiled pieces of one optimizer on one workload."""
-
-    tx: optax.GradientTransformation
-    init_state: Callable  # stacked params -> stacked optimizer state
-    step: Callable  # see _make_step
-
-
-@dataclasses.dataclass(frozen=True)
-class _Compiled:
-    """What every optimizer of a run shares: the workload, its jitted init and evaluation, and
-    the programs of each optimizer config already run on it."""
-
-    workload: Workload
-    init_params: Callable  # stacked keys -> stacked params
-    evaluate: Callable  # (stacked params, split) -> {metric: per-seed values}
-    order: Callable | None  # see _make_order
-    programs: dict[str, _Programs] = dataclasses.field(default_factory=dict, compare=False)
-
-    @classmethod
-    def build(cls, workload: Workload) -> _Compiled:
-        return cls(
-            workload,
-            jax.jit(jax.vmap(workload.init_params)),
-            _make_eval(workload),
-            _make_order(workload),
-        )
-
-    def programs_for(self, optimizer: config_lib.OptimizerConfig) -> _Programs:
-        key = repr((optimizer.name, sorted(optimizer.hparams.items())))  # the label aside
-        if key not in self.programs:
-            tx = config_lib.build_optimizer(optimizer)
-            self.programs[key] = _Programs(
-                tx, jax.jit(jax.vmap(tx.init)), _make_step(self.workload, tx)
-            )
-        return self.programs[key]
-
-
-@functools.lru_cache(maxsize=2)
-def _compiled(workload: config_lib.WorkloadConfig) -> _Compiled:
-    """The workload of a config, built and jitted once per process (options are hashable)."""
-    return _Compiled.build(WORKLOADS[workload.name].build(workload.options))
-
-
 # -- one optimizer ---------------------------------------------------------------------------------
 
 
 class _Group:
     """One optimizer of the config with all its seeds: files, checkpoint, and the loop."""
 
-    def __init__(self, run_dir: Path, experiment, optimizer, compiled: _Compiled):
+    def __init__(self, run_dir: Path, experiment, optimizer, compiled: Compiled):
         self.run_dir, self.experiment, self.optimizer = run_dir, experiment, optimizer
         self.workload = compiled.workload
         self.compiled = compiled
@@ -313,7 +177,7 @@ class _Group:
 
     def _order(self, step: int) -> jax.Array | None:
         """The example order of every seed in the epoch of `step` (computed once an epoch)."""
-        per_epoch = _steps_per_epoch(self.workload)
+        per_epoch = steps_per_epoch(self.workload)
         if per_epoch is None:
             return None
         epoch = step // per_epoch
@@ -405,11 +269,11 @@ def run(
     if resume and (run_dir is None or not (Path(run_dir) / "config.yaml").is_file()):
         raise FileNotFoundError(f"no run to resume at {run_dir} (no config.yaml).")
     try:
-        compiled = _compiled(experiment.workload)
+        compiled = compiled_workload(experiment.workload)
     except (ValueError, TypeError) as e:  # options that only the data can refute
         raise config_lib.ConfigError("workload", str(e)) from e
     workload = compiled.workload
-    experiment = config_lib.with_epochs_resolved(experiment, _steps_per_epoch(workload) or 1)
+    experiment = config_lib.with_epochs_resolved(experiment, steps_per_epoch(workload) or 1)
     if resume:
         run_dir = Path(run_dir)
     else:

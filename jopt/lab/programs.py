@@ -1,0 +1,151 @@
+"""The compiled pieces of a run: a workload's jitted init, evaluation and epoch orders, and each
+optimizer's vmapped training step, built once per process and shared between runs.
+
+Steps run from a Python loop rather than a `lax.scan` (see `_make_step`); the batch of step t is
+its slice of a permutation keyed by (seed, epoch), so nothing random is carried between steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import jopt
+from jopt.lab import config as config_lib
+from jopt.lab.workloads import WORKLOADS
+from jopt.lab.workloads.base import Workload
+
+
+def steps_per_epoch(workload: Workload) -> int | None:
+    """Minibatches per epoch, or None for full-batch (or data-free) workloads."""
+    if workload.train is None or workload.batch_size is None:
+        return None
+    return workload.train.size // workload.batch_size
+
+
+def _make_order(workload: Workload) -> Callable | None:
+    """(stacked data keys, epoch) -> each seed's order of the training examples in that epoch:
+    a permutation keyed by (seed's data key, epoch). Jitted apart from the step, so that the
+    random draws (slow to compile on the CPU) are compiled once per workload, not per optimizer.
+    """
+    if steps_per_epoch(workload) is None:
+        return None
+    n = workload.train.size
+
+    def order(key, epoch):
+        return jax.random.permutation(jax.random.fold_in(key, epoch), n)
+
+    return jax.jit(jax.vmap(order, in_axes=(0, None)))
+
+
+def _batch(workload: Workload, order: jax.Array | None, step: jax.Array):
+    """The batch of `step`: its slice of the epoch's `order` of the examples."""
+    train = workload.train
+    if train is None:
+        return None, None
+    if workload.batch_size is None:
+        return train.x, train.y
+    position = step % steps_per_epoch(workload)
+    index = jax.lax.dynamic_slice(order, (position * workload.batch_size,), (workload.batch_size,))
+    return train.x[index], train.y[index]
+
+
+def _learning_rate(opt_state: Any) -> jax.Array:
+    try:
+        return jnp.asarray(jopt.current_lr(opt_state), jnp.float32)
+    except ValueError:  # a chain without one learning rate (or a foreign optimizer)
+        return jnp.asarray(jnp.nan, jnp.float32)
+
+
+def _make_step(workload: Workload, tx: optax.GradientTransformation):
+    """One jitted training step for every seed at once (vmapped), buffers donated.
+
+    Steps run from a Python loop rather than a `lax.scan`: XLA on the CPU runs convolutions
+    inside a loop several times slower than at the top level of a program, and one dispatch per
+    step costs far less than that. It also makes a resumed run trivially bitwise identical: every
+    step is the same compiled program whatever the chunking.
+    """
+
+    def one_seed(params, opt_state, diverged_at, order, step):
+        x, y = _batch(workload, order, step)
+        loss, grads = jax.value_and_grad(workload.loss)(params, x, y)
+        updates, new_state = tx.update(grads, opt_state, params)
+        new_params = optax.apply_updates(params, updates)
+        stopped = diverged_at >= 0
+        bad = ~jnp.isfinite(loss)
+        diverged_at = jnp.where(~stopped & bad, step, diverged_at)
+        keep = stopped | bad
+        params = jax.tree.map(lambda old, new: jnp.where(keep, old, new), params, new_params)
+        opt_state = jax.tree.map(lambda old, new: jnp.where(keep, old, new), opt_state, new_state)
+        record = {
+            "train_loss": loss.astype(jnp.float32),
+            "grad_norm": optax.tree.norm(grads).astype(jnp.float32),
+            "learning_rate": _learning_rate(new_state),
+        }
+        if workload.record_params:
+            record["params"] = params
+        return params, opt_state, diverged_at, record
+
+    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, 0, None)), donate_argnums=(0, 1, 2))
+
+
+def _make_eval(workload: Workload):
+    compiled = jax.jit(jax.vmap(workload.metrics, in_axes=(0, None, None)))
+
+    def evaluate(params, split):
+        if split is None:
+            return compiled(params, None, None)
+        return compiled(params, split.x, split.y)
+
+    return evaluate
+
+
+@dataclasses.dataclass(frozen=True)
+class _Programs:
+    """The compiled pieces of one optimizer on one workload."""
+
+    tx: optax.GradientTransformation
+    init_state: Callable  # stacked params -> stacked optimizer state
+    step: Callable  # see _make_step
+
+
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    """What every optimizer of a run shares: the workload, its jitted init and evaluation, and
+    the programs of each optimizer config already run on it."""
+
+    workload: Workload
+    init_params: Callable  # stacked keys -> stacked params
+    evaluate: Callable  # (stacked params, split) -> {metric: per-seed values}
+    order: Callable | None  # see _make_order
+    programs: dict[str, _Programs] = dataclasses.field(default_factory=dict, compare=False)
+
+    @classmethod
+    def build(cls, workload: Workload) -> Compiled:
+        return cls(
+            workload,
+            jax.jit(jax.vmap(workload.init_params)),
+            _make_eval(workload),
+            _make_order(workload),
+        )
+
+    def programs_for(self, optimizer: config_lib.OptimizerConfig) -> _Programs:
+        key = repr((optimizer.name, sorted(optimizer.hparams.items())))  # the label aside
+        if key not in self.programs:
+            tx = config_lib.build_optimizer(optimizer)
+            self.programs[key] = _Programs(
+                tx, jax.jit(jax.vmap(tx.init)), _make_step(self.workload, tx)
+            )
+        return self.programs[key]
+
+
+@functools.lru_cache(maxsize=2)
+def compiled_workload(workload: config_lib.WorkloadConfig) -> Compiled:
+    """The workload of a config, built and jitted once per process (options are hashable)."""
+    return Compiled.build(WORKLOADS[workload.name].build(workload.options))
