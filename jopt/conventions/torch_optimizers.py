@@ -44,12 +44,10 @@ dtype (betas[0] = 0.99999999 becomes 1.0 in float32).
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import optax
 
-from jopt import hparams, validation
+from jopt import validation
+from jopt.conventions import torch_arguments as checks
 from jopt.schedules.compose import multiply_schedules
 from jopt.schedules.decay import inverse_time_decay
 from jopt.transforms.adadelta import scale_by_adadelta
@@ -62,88 +60,8 @@ from jopt.transforms.radam import scale_by_radam
 from jopt.transforms.regularization import add_decayed_weights
 from jopt.transforms.rms import scale_by_rms
 
-LearningRate = float | validation.Schedule
+LearningRate = checks.LearningRate
 Transform = optax.GradientTransformationExtraArgs
-
-_CYCLING_HINT = (
-    "to cycle the momentum as torch's OneCycleLR and CyclicLR do, pass jopt.torch.OneCycleLR "
-    "or jopt.torch.CyclicLR (cycle_momentum=True) as lr"
-)
-
-# -- torch's arguments, checked under torch's names --------------------------------------------
-
-
-def _number(fn: str, name: str, value: Any, allowed: validation.Range) -> float:
-    """A number in `allowed` that stays in it once stored in the state's dtype."""
-    x = validation.check_number(fn, name, value, allowed)
-    hparams.store(fn, name, x, allowed)
-    return x
-
-
-def _decay_rate(fn: str, name: str, value: Any) -> float:
-    """momentum, alpha, rho, betas[i]: a number in [0, 1) (a schedule gets a hint)."""
-    if callable(value):
-        raise validation.ArgumentTypeError(
-            f"{fn}: {name} must be a number (as in torch), got a schedule; {_CYCLING_HINT}."
-        )
-    return _number(fn, name, value, validation.DECAY)
-
-
-def _lr(fn: str, lr: Any) -> LearningRate:
-    """torch's `lr`: a number >= 0 (nan and inf rejected, unlike torch), a 1-element array, or a
-    schedule."""
-    if not callable(lr) and not isinstance(lr, str) and np.ndim(lr) > 0:
-        validation.require(
-            fn, np.size(lr) == 1, f"lr must be a 1-element array, got shape {np.shape(lr)}."
-        )
-        lr = np.reshape(lr, ())
-    if callable(lr) or isinstance(lr, str):
-        return validation.check_number_or_schedule(fn, "lr", lr, validation.NON_NEGATIVE)
-    return _number(fn, "lr", lr, validation.NON_NEGATIVE)
-
-
-def _betas(fn: str, betas: Any) -> tuple[float, float]:
-    """torch's `betas` pair, each in [0, 1) (reported as betas[0], betas[1] as torch does)."""
-    try:
-        b1, b2 = betas
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"{fn}: betas must be a pair (beta1, beta2), got {betas!r}.") from e
-    return _decay_rate(fn, "betas[0]", b1), _decay_rate(fn, "betas[1]", b2)
-
-
-def _non_negative(fn: str, name: str, value: Any) -> float:
-    """weight_decay, eps, lr_decay, momentum_decay, initial_accumulator_value: >= 0."""
-    return _number(fn, name, value, validation.NON_NEGATIVE)
-
-
-def _flags(fn: str, **flags: Any) -> dict[str, bool]:
-    return {name: validation.check_bool(fn, name, value) for name, value in flags.items()}
-
-
-def _cycled_momentum(fn: str, lr: LearningRate, has_momentum: bool) -> validation.Schedule | None:
-    """The momentum schedule a cycling `lr` (OneCycleLR, CyclicLR) imposes, or None.
-
-    torch's schedulers raise at construction for an optimizer without `momentum` or `betas` in
-    its defaults ("optimizer must support momentum or beta1 with `cycle_momentum` option
-    enabled"); so do the optimizers here, given such an `lr`.
-    """
-    momentum = getattr(lr, "momentum", None) if callable(lr) else None
-    if momentum is None:
-        return None
-    name = fn.rsplit(".", 1)[-1]
-    validation.require(
-        fn,
-        has_momentum,
-        f"lr cycles the momentum (a OneCycleLR or CyclicLR with cycle_momentum=True), but "
-        f"{name} has neither momentum nor betas for it to set (torch's schedulers raise here "
-        "too); build the schedule with cycle_momentum=False.",
-    )
-    if not callable(momentum):
-        raise validation.ArgumentTypeError(
-            f"{fn}: lr.momentum must be a schedule or None, got {momentum!r}."
-        )
-    return momentum
-
 
 # -- the chain ---------------------------------------------------------------------------------
 
@@ -196,18 +114,18 @@ def SGD(  # noqa: N802 - torch's name
     here, as torch checks it when the optimizer is built.
     """
     fn = "jopt.torch.SGD"
-    lr = _lr(fn, lr)
-    momentum = _decay_rate(fn, "momentum", momentum)
-    dampening = _number(fn, "dampening", dampening, validation.UNIT)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    flags = _flags(fn, nesterov=nesterov, maximize=maximize)
+    lr = checks.lr(fn, lr)
+    momentum = checks.decay_rate(fn, "momentum", momentum)
+    dampening = checks.number(fn, "dampening", dampening, validation.UNIT)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, nesterov=nesterov, maximize=maximize)
     validation.require(
         fn,
         not flags["nesterov"] or (momentum > 0 and dampening == 0),
         f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum}, "
         f"dampening={dampening}.",
     )
-    cycled = _cycled_momentum(fn, lr, has_momentum=True)
+    cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
     scaling = []
     if cycled is not None or momentum != 0:
         block = scale_by_momentum(
@@ -242,13 +160,13 @@ def RMSprop(  # noqa: N802
     included, is checked and ignored), as torch's schedulers overwrite it.
     """
     fn = "jopt.torch.RMSprop"
-    lr = _lr(fn, lr)
-    alpha = _decay_rate(fn, "alpha", alpha)
-    eps = _non_negative(fn, "eps", eps)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    momentum = _decay_rate(fn, "momentum", momentum)
-    flags = _flags(fn, centered=centered, maximize=maximize)
-    cycled = _cycled_momentum(fn, lr, has_momentum=True)
+    lr = checks.lr(fn, lr)
+    alpha = checks.decay_rate(fn, "alpha", alpha)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    momentum = checks.decay_rate(fn, "momentum", momentum)
+    flags = checks.flags(fn, centered=centered, maximize=maximize)
+    cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
     scaling = [scale_by_rms(alpha, eps, 0.0, False, False, centered=flags["centered"], owner=fn)]
     if cycled is not None or momentum != 0:
         scaling.append(scale_by_momentum(momentum if cycled is None else cycled, owner=fn))
@@ -257,7 +175,7 @@ def RMSprop(  # noqa: N802
 
 def _beta1(fn: str, lr: LearningRate, b1: float) -> float | validation.Schedule:
     """betas[0], or the schedule a cycling `lr` puts in its place."""
-    cycled = _cycled_momentum(fn, lr, has_momentum=True)
+    cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
     return b1 if cycled is None else cycled
 
 
@@ -290,11 +208,11 @@ def Adam(  # noqa: N802
     `1 - b1_t ** t`, as torch's does.
     """
     fn = "jopt.torch.Adam"
-    lr = _lr(fn, lr)
-    b1, b2 = _betas(fn, betas)
-    eps = _non_negative(fn, "eps", eps)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    flags = _flags(
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(
         fn, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay
     )
     block = _adam_block(fn, _beta1(fn, lr, b1), b2, eps, flags["amsgrad"])
@@ -318,11 +236,11 @@ def AdamW(  # noqa: N802
     as torch's schedulers overwrite betas[0]; the bias correction reads the current value.
     """
     fn = "jopt.torch.AdamW"
-    lr = _lr(fn, lr)
-    b1, b2 = _betas(fn, betas)
-    eps = _non_negative(fn, "eps", eps)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    flags = _flags(fn, amsgrad=amsgrad, maximize=maximize)
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, amsgrad=amsgrad, maximize=maximize)
     block = _adam_block(fn, _beta1(fn, lr, b1), b2, eps, flags["amsgrad"])
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=True)
 
@@ -342,11 +260,11 @@ def Adamax(  # noqa: N802
     Under an `lr` that cycles momentum, b1 is that schedule (torch overwrites betas[0]).
     """
     fn = "jopt.torch.Adamax"
-    lr = _lr(fn, lr)
-    b1, b2 = _betas(fn, betas)
-    eps = _non_negative(fn, "eps", eps)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    flags = _flags(fn, maximize=maximize)
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, maximize=maximize)
     block = scale_by_adamax(_beta1(fn, lr, b1), b2, eps, owner=fn)
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
 
@@ -371,12 +289,12 @@ def NAdam(  # noqa: N802
     multiplies the mu_t of every step taken.
     """
     fn = "jopt.torch.NAdam"
-    lr = _lr(fn, lr)
-    b1, b2 = _betas(fn, betas)
-    eps = _non_negative(fn, "eps", eps)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    momentum_decay = _non_negative(fn, "momentum_decay", momentum_decay)
-    flags = _flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    momentum_decay = checks.non_negative(fn, "momentum_decay", momentum_decay)
+    flags = checks.flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
     block = scale_by_nadam(_beta1(fn, lr, b1), b2, eps, momentum_decay, owner=fn)
     decoupled = flags["decoupled_weight_decay"]
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
@@ -398,11 +316,11 @@ def RAdam(  # noqa: N802
     bias correction reads the current value, `1 - b1_t ** t`.
     """
     fn = "jopt.torch.RAdam"
-    lr = _lr(fn, lr)
-    b1, b2 = _betas(fn, betas)
-    eps = _non_negative(fn, "eps", eps)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    flags = _flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
     block = scale_by_radam(_beta1(fn, lr, b1), b2, eps, 0.0, 5.0, eps_hat=True, owner=fn)
     decoupled = flags["decoupled_weight_decay"]
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
@@ -425,13 +343,13 @@ def Adagrad(  # noqa: N802
     It has neither momentum nor betas: an `lr` that cycles momentum raises, as in torch.
     """
     fn = "jopt.torch.Adagrad"
-    lr = _lr(fn, lr)
-    lr_decay = _non_negative(fn, "lr_decay", lr_decay)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    initial = _non_negative(fn, "initial_accumulator_value", initial_accumulator_value)
-    eps = _non_negative(fn, "eps", eps)
-    flags = _flags(fn, maximize=maximize)
-    _cycled_momentum(fn, lr, has_momentum=False)
+    lr = checks.lr(fn, lr)
+    lr_decay = checks.non_negative(fn, "lr_decay", lr_decay)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    initial = checks.non_negative(fn, "initial_accumulator_value", initial_accumulator_value)
+    eps = checks.non_negative(fn, "eps", eps)
+    flags = checks.flags(fn, maximize=maximize)
+    checks.cycled_momentum(fn, lr, has_momentum=False)
     if lr_decay != 0:
         decay = inverse_time_decay(1.0, 1, lr_decay)
         lr = multiply_schedules(lr, decay) if callable(lr) else inverse_time_decay(lr, 1, lr_decay)
@@ -455,11 +373,11 @@ def Adadelta(  # noqa: N802
     It has neither momentum nor betas: an `lr` that cycles momentum raises, as in torch.
     """
     fn = "jopt.torch.Adadelta"
-    lr = _lr(fn, lr)
-    rho = _decay_rate(fn, "rho", rho)
-    eps = _non_negative(fn, "eps", eps)
-    weight_decay = _non_negative(fn, "weight_decay", weight_decay)
-    flags = _flags(fn, maximize=maximize)
-    _cycled_momentum(fn, lr, has_momentum=False)
+    lr = checks.lr(fn, lr)
+    rho = checks.decay_rate(fn, "rho", rho)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, maximize=maximize)
+    checks.cycled_momentum(fn, lr, has_momentum=False)
     block = scale_by_adadelta(rho, eps, owner=fn)
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
