@@ -22,8 +22,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-import re
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,16 +29,10 @@ from typing import Any
 
 import yaml
 
+from jopt.lab import config_values as checks
 from jopt.lab import outputs, registry
+from jopt.lab.config_values import ConfigError
 from jopt.lab.workloads import WORKLOADS
-
-
-class ConfigError(ValueError):
-    """A config that cannot run; `path` is the dotted path of the offending key."""
-
-    def __init__(self, path: str, message: str):
-        self.path = path
-        super().__init__(f"config error at {path or '<root>'}: {message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,124 +87,12 @@ _TOP_KEYS = {f.name for f in dataclasses.fields(ExperimentConfig)}
 MAX_SEED = 2**32 - 1  # jax.random.key keeps 32 bits: seed 2**32 would repeat seed 0
 
 
-# -- scalar conversions ---------------------------------------------------------------------------
-
-
-def _number(path: str, value: Any, kind: type = float) -> Any:
-    """`value` as an int or float, converting numeric strings such as '1e-2'."""
-    if isinstance(value, bool):
-        raise ConfigError(path, f"expected a number, got the bool {value!r}.")
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise ConfigError(path, f"expected a number, got the string {value!r}.") from None
-    if not isinstance(value, (int, float)):
-        raise ConfigError(path, f"expected a number, got {value!r}.")
-    if kind is int:
-        if not math.isfinite(value) or float(value) != int(value):
-            raise ConfigError(path, f"expected an integer, got {value!r}.")
-        return int(value)
-    return float(value) if isinstance(value, float) else value
-
-
-def _int(path: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    n = _number(path, value, int)
-    if n < minimum or (maximum is not None and n > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
-        raise ConfigError(path, f"must be an integer {allowed}, got {value!r}.")
-    return n
-
-
-def _string(path: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(path, f"expected a string, got {value!r}.")
-    return value
-
-
-def _mapping(path: str, value: Any) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(path, f"expected a mapping of keys to values, got {value!r}.")
-    return value
-
-
-def _reject_unknown(path: str, given: Mapping[str, Any], known: Any) -> None:
-    for key in given:
-        if key not in known:
-            where = f"{path}.{key}" if path else str(key)
-            raise ConfigError(where, f"unknown key {key!r}{registry.closest(key, known)}.")
-
-
-def _blame(path: str, error: Exception, keys: Any) -> ConfigError:
-    """A ConfigError at `path.KEY` for a constructor's error `OWNER: KEY must be ...`.
-
-    The constructors of optimizers, schedules and workload options name the offending argument
-    right after their own name; the error is placed at that key (with an index such as
-    `hidden_sizes[1]` when the message gives one), or at `path` when it names none of `keys`.
-    """
-    message = str(error)
-    rest = message.partition(": ")[2]
-    for key in sorted(map(str, keys), key=len, reverse=True):
-        match = re.match(rf"{re.escape(key)}(\[\d+\])*(?![\w])", rest)
-        if match:
-            return ConfigError(f"{path}.{match.group(0)}", message)
-    return ConfigError(path, message)
-
-
-# -- typed values for workload options -----------------------------------------------------------
-
-
-def _typed(path: str, value: Any, annotation: Any) -> Any:
-    """Converts `value` to the annotated type of an Options field (or raises)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _typed(path, value, option)
-            except ConfigError as e:
-                errors.append(str(e))
-        raise ConfigError(path, f"expected {_describe(annotation)}, got {value!r}.")
-    if origin is tuple:
-        if not isinstance(value, Sequence) or isinstance(value, str):
-            raise ConfigError(path, f"expected a list, got {value!r}.")
-        args = typing.get_args(annotation)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_typed(f"{path}[{i}]", v, args[0]) for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise ConfigError(path, f"expected a list of {len(args)} values, got {value!r}.")
-        return tuple(
-            _typed(f"{path}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True))
-        )
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(path, f"expected true or false, got {value!r}.")
-        return value
-    if annotation is int:
-        return _number(path, value, int)
-    if annotation is float:
-        return float(_number(path, value, float))
-    if annotation is str:
-        return _string(path, value)
-    raise ConfigError(path, f"unsupported option type {annotation!r}.")
-
-
-def _describe(annotation: Any) -> str:
-    names = [getattr(a, "__name__", str(a)) for a in typing.get_args(annotation)]
-    return " or ".join("null" if n == "NoneType" else n for n in names)
-
-
 # -- sections --------------------------------------------------------------------------------------
 
 
 def _workload(raw: Any) -> WorkloadConfig:
-    raw = dict(_mapping("workload", raw))
-    name = _string("workload.name", raw.pop("name", None))
+    raw = dict(checks.mapping("workload", raw))
+    name = checks.string("workload.name", raw.pop("name", None))
     if name not in WORKLOADS:
         raise ConfigError(
             "workload.name",
@@ -222,18 +102,18 @@ def _workload(raw: Any) -> WorkloadConfig:
     options_type = WORKLOADS[name].Options
     hints = typing.get_type_hints(options_type)
     fields = {f.name for f in dataclasses.fields(options_type)}
-    _reject_unknown("workload", raw, fields | {"name"})
-    values = {key: _typed(f"workload.{key}", value, hints[key]) for key, value in raw.items()}
+    checks.reject_unknown("workload", raw, fields | {"name"})
+    values = {key: checks.typed(f"workload.{key}", value, hints[key]) for key, value in raw.items()}
     try:
         options = options_type(**values)
     except (TypeError, ValueError) as e:
-        raise _blame("workload", e, fields) from e
+        raise checks.blame("workload", e, fields) from e
     return WorkloadConfig(name, options)
 
 
 def _schedule(path: str, raw: Mapping[str, Any]) -> ScheduleConfig:
     raw = dict(raw)
-    name = _string(f"{path}.schedule", raw.pop("schedule"))
+    name = checks.string(f"{path}.schedule", raw.pop("schedule"))
     if name not in registry.SCHEDULES:
         raise ConfigError(
             f"{path}.schedule",
@@ -241,12 +121,12 @@ def _schedule(path: str, raw: Mapping[str, Any]) -> ScheduleConfig:
         )
     # `owner` only renames the function in error messages: not a config key.
     parameters = set(inspect.signature(registry.SCHEDULES[name]).parameters) - {"owner"}
-    _reject_unknown(path, raw, parameters)
+    checks.reject_unknown(path, raw, parameters)
     config = ScheduleConfig(name, {k: _hparam(f"{path}.{k}", v) for k, v in raw.items()})
     try:
         build_schedule(config)
     except (TypeError, ValueError) as e:
-        raise _blame(path, e, parameters) from e
+        raise checks.blame(path, e, parameters) from e
     return config
 
 
@@ -259,7 +139,7 @@ def _hparam(path: str, value: Any) -> Any:
         return _schedule(path, value)
     if isinstance(value, str):
         try:
-            return _number(path, value)
+            return checks.number(path, value)
         except ConfigError:
             return value  # a choice such as momentum_form: lr_inside
     if isinstance(value, (list, tuple)):
@@ -268,22 +148,22 @@ def _hparam(path: str, value: Any) -> Any:
 
 
 def _optimizer(path: str, raw: Any) -> OptimizerConfig:
-    raw = dict(_mapping(path, raw))
-    name = _string(f"{path}.name", raw.pop("name", None))
+    raw = dict(checks.mapping(path, raw))
+    name = checks.string(f"{path}.name", raw.pop("name", None))
     if name not in registry.OPTIMIZERS:
         raise ConfigError(
             f"{path}.name",
             f"unknown optimizer {name!r}{registry.closest(name, registry.OPTIMIZERS)}.",
         )
-    label = _string(f"{path}.label", raw.pop("label", name))
+    label = checks.string(f"{path}.label", raw.pop("label", name))
     parameters = inspect.signature(registry.OPTIMIZERS[name]).parameters
-    _reject_unknown(path, raw, parameters)
+    checks.reject_unknown(path, raw, parameters)
     hparams = {key: _hparam(f"{path}.{key}", value) for key, value in raw.items()}
     config = OptimizerConfig(name, label, hparams)
     try:
         build_optimizer(config)
     except (TypeError, ValueError) as e:
-        raise _blame(path, e, parameters) from e
+        raise checks.blame(path, e, parameters) from e
     return config
 
 
@@ -297,9 +177,9 @@ def metric_names(workload: WorkloadConfig) -> tuple[str, ...]:
 def _target(raw: Any, workload: WorkloadConfig) -> TargetConfig | None:
     if raw is None:
         return None
-    raw = dict(_mapping("target", raw))
-    _reject_unknown("target", raw, {"metric", "value", "mode"})
-    metric = _string("target.metric", raw.get("metric"))
+    raw = dict(checks.mapping("target", raw))
+    checks.reject_unknown("target", raw, {"metric", "value", "mode"})
+    metric = checks.string("target.metric", raw.get("metric"))
     known = metric_names(workload)
     if metric not in known:
         raise ConfigError(
@@ -307,11 +187,11 @@ def _target(raw: Any, workload: WorkloadConfig) -> TargetConfig | None:
             f"unknown metric {metric!r}{registry.closest(metric, known)} for workload "
             f"{workload.name!r}; known: {', '.join(known)}.",
         )
-    value = float(_number("target.value", raw.get("value")))
+    value = float(checks.number("target.value", raw.get("value")))
     if not math.isfinite(value):
         raise ConfigError("target.value", f"must be a finite number, got {value!r}.")
     default_mode = "max" if "accuracy" in metric else "min"
-    mode = _string("target.mode", raw.get("mode", default_mode))
+    mode = checks.string("target.mode", raw.get("mode", default_mode))
     if mode not in ("min", "max"):
         raise ConfigError("target.mode", f"must be 'min' or 'max', got {mode!r}.")
     return TargetConfig(metric, value, mode)
@@ -319,7 +199,7 @@ def _target(raw: Any, workload: WorkloadConfig) -> TargetConfig | None:
 
 def _name(raw: Any) -> str:
     """The experiment's name, which names its run directory: one non-empty path component."""
-    name = _string("name", raw)
+    name = checks.string("name", raw)
     if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
         raise ConfigError(
             "name", f"must be a non-empty folder name without '/' or '\\', got {name!r}."
@@ -329,8 +209,8 @@ def _name(raw: Any) -> str:
 
 def from_dict(raw: Any) -> ExperimentConfig:
     """Validates a parsed YAML document into an ExperimentConfig."""
-    raw = dict(_mapping("", raw))
-    _reject_unknown("", raw, _TOP_KEYS)
+    raw = dict(checks.mapping("", raw))
+    checks.reject_unknown("", raw, _TOP_KEYS)
     for required in ("name", "workload", "optimizers"):
         if required not in raw:
             raise ConfigError(required, "is required.")
@@ -350,7 +230,7 @@ def from_dict(raw: Any) -> ExperimentConfig:
     seeds = raw.get("seeds", [0])
     if not isinstance(seeds, list) or not seeds:
         raise ConfigError("seeds", f"must be a non-empty list of integers, got {seeds!r}.")
-    seeds = tuple(_int(f"seeds[{i}]", s, 0, MAX_SEED) for i, s in enumerate(seeds))
+    seeds = tuple(checks.integer(f"seeds[{i}]", s, 0, MAX_SEED) for i, s in enumerate(seeds))
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds", f"must be distinct, got {list(seeds)}.")
     workload = _workload(raw["workload"])
@@ -362,12 +242,12 @@ def from_dict(raw: Any) -> ExperimentConfig:
         seeds=seeds,
         steps=steps,
         epochs=epochs,
-        eval_every=_int("eval_every", raw.get("eval_every", 10), 1),
-        log_every=_int("log_every", raw.get("log_every", 1), 1),
-        checkpoint_every=_int("checkpoint_every", raw.get("checkpoint_every", 0), 0),
+        eval_every=checks.integer("eval_every", raw.get("eval_every", 10), 1),
+        log_every=checks.integer("log_every", raw.get("log_every", 1), 1),
+        checkpoint_every=checks.integer("checkpoint_every", raw.get("checkpoint_every", 0), 0),
         target=_target(raw.get("target"), workload),
-        output_dir=_string("output_dir", raw.get("output_dir", "runs")),
-        description=_string("description", raw.get("description", "")),
+        output_dir=checks.string("output_dir", raw.get("output_dir", "runs")),
+        description=checks.string("description", raw.get("description", "")),
     )
     return config
 
@@ -376,14 +256,14 @@ def _length(raw: Mapping[str, Any], workload: WorkloadConfig) -> tuple[int, int 
     """(steps, epochs): `steps` (default 100), or `epochs` of a workload with training data."""
     steps, epochs = raw.get("steps"), raw.get("epochs")
     if epochs is None:
-        return _int("steps", 100 if steps is None else steps, 1), None
+        return checks.integer("steps", 100 if steps is None else steps, 1), None
     if steps is not None:
         raise ConfigError(
             "epochs",
             f"give either steps or epochs, not both (got steps={steps!r}, epochs={epochs!r}); "
             "to override one with the other, set it to null: steps=null epochs=3.",
         )
-    epochs = _int("epochs", epochs, 1)
+    epochs = checks.integer("epochs", epochs, 1)
     if not hasattr(workload.options, "batch_size"):
         raise ConfigError(
             "epochs",
@@ -454,7 +334,7 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
             raw = yaml.safe_load(f)
         except yaml.YAMLError as e:
             raise ConfigError("", f"{path} is not valid YAML: {e}") from e
-    raw = dict(_mapping("", raw))
+    raw = dict(checks.mapping("", raw))
     for override in overrides:
         apply_override(raw, override)
     return from_dict(raw)
