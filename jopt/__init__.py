@@ -1,21 +1,9 @@
 """jopt: JAX optimizers as optax transforms, with hyperparameters in state, validated, exact."""
 
 from jopt import keras, schedules, torch
+from jopt.adam_family import adam, adamax, adamw, amsgrad, lion, nadam, nadamw, radam
 from jopt.hparams import HParams, current_lr, get_hparams, set_hparams
-from jopt.optimizers import (
-    adadelta,
-    adagrad,
-    adam,
-    adamax,
-    adamw,
-    amsgrad,
-    lion,
-    nadam,
-    nadamw,
-    radam,
-    rmsprop,
-    sgd,
-)
+from jopt.optimizers import adadelta, adagrad, rmsprop, sgd
 from jopt.schedules import *  # noqa: F403 - the schedules are part of the public API
 from jopt.schedules.plateau import reduce_on_plateau
 from jopt.transforms.adadelta import scale_by_adadelta
