@@ -1,23 +1,23 @@
 """jopt: JAX optimizers as optax transforms, with hyperparameters in state, validated, exact."""
 
 from jopt import keras, schedules, torch
-from jopt.adam_family import adam, adamax, adamw, amsgrad, lion, nadam, nadamw, radam
-from jopt.hparams import HParams, current_lr, get_hparams, set_hparams
-from jopt.optimizers import adadelta, adagrad, rmsprop, sgd
+from jopt._src.adam_family import adam, adamax, adamw, amsgrad, lion, nadam, nadamw, radam
+from jopt._src.hparams import HParams, current_lr, get_hparams, set_hparams
+from jopt._src.optimizers import adadelta, adagrad, rmsprop, sgd
+from jopt._src.schedules.plateau import reduce_on_plateau
+from jopt._src.transforms.adadelta import scale_by_adadelta
+from jopt._src.transforms.adagrad import scale_by_rss
+from jopt._src.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
+from jopt._src.transforms.clipping import clip, clip_by_global_norm, clip_by_leaf_norm, clipped_norm
+from jopt._src.transforms.learning_rate import scale_by_learning_rate
+from jopt._src.transforms.lion import scale_by_lion
+from jopt._src.transforms.momentum import ema, momentum_lr_inside, scale_by_momentum, trace
+from jopt._src.transforms.nadam import scale_by_nadam
+from jopt._src.transforms.nonfinite import skip_nonfinite, skipped_steps
+from jopt._src.transforms.radam import scale_by_radam
+from jopt._src.transforms.regularization import add_decayed_weights, add_l1_penalty
+from jopt._src.transforms.rms import scale_by_rms, scale_by_stddev
 from jopt.schedules import *  # noqa: F403 - the schedules are part of the public API
-from jopt.schedules.plateau import reduce_on_plateau
-from jopt.transforms.adadelta import scale_by_adadelta
-from jopt.transforms.adagrad import scale_by_rss
-from jopt.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
-from jopt.transforms.clipping import clip, clip_by_global_norm, clip_by_leaf_norm, clipped_norm
-from jopt.transforms.learning_rate import scale_by_learning_rate
-from jopt.transforms.lion import scale_by_lion
-from jopt.transforms.momentum import ema, momentum_lr_inside, scale_by_momentum, trace
-from jopt.transforms.nadam import scale_by_nadam
-from jopt.transforms.nonfinite import skip_nonfinite, skipped_steps
-from jopt.transforms.radam import scale_by_radam
-from jopt.transforms.regularization import add_decayed_weights, add_l1_penalty
-from jopt.transforms.rms import scale_by_rms, scale_by_stddev
 
 __version__ = "0.1.0"
 

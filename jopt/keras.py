@@ -1,10 +1,11 @@
 """Keras 3's optimizers and learning-rate schedules as jopt transforms (`jopt.keras`).
 
 Same names, arguments, defaults and numbers as keras.optimizers and keras.optimizers.schedules;
-Keras itself is not needed. See `jopt.conventions.keras_optimizers` for the conventions followed.
+Keras itself is not needed. See `jopt._src.conventions.keras_optimizers` for the conventions
+followed.
 """
 
-from jopt.conventions.keras_optimizers import (
+from jopt._src.conventions.keras_optimizers import (
     SGD,
     Adadelta,
     Adagrad,
@@ -15,7 +16,7 @@ from jopt.conventions.keras_optimizers import (
     Nadam,
     RMSprop,
 )
-from jopt.conventions.keras_schedules import (
+from jopt._src.conventions.keras_schedules import (
     CosineDecay,
     CosineDecayRestarts,
     ExponentialDecay,

@@ -1,10 +1,10 @@
 """PyTorch's optimizers and lr schedulers as jopt transforms and schedules (`jopt.torch`).
 
 Same names, arguments, defaults and numbers as torch.optim and torch.optim.lr_scheduler; torch
-itself is not needed. See `jopt.conventions.torch_optimizers` for the conventions followed.
+itself is not needed. See `jopt._src.conventions.torch_optimizers` for the conventions followed.
 """
 
-from jopt.conventions.torch_optimizers import (
+from jopt._src.conventions.torch_optimizers import (
     SGD,
     Adadelta,
     Adagrad,
@@ -15,7 +15,7 @@ from jopt.conventions.torch_optimizers import (
     RAdam,
     RMSprop,
 )
-from jopt.conventions.torch_schedulers import (
+from jopt._src.conventions.torch_schedulers import (
     ChainedScheduler,
     ConstantLR,
     CosineAnnealingLR,

@@ -1,4 +1,4 @@
-"""`jopt.base`: the saturating step counter, the dtype rules, and fresh state buffers.
+"""`jopt._src.base`: the saturating step counter, the dtype rules, and fresh state buffers.
 
 - `increment` saturates at the maximum of the count's dtype (2**31 - 1 for int32) instead of
   wrapping to a negative number, eagerly and under `jit`.
@@ -23,7 +23,7 @@ import numpy as np
 import optax
 import pytest
 
-from jopt import base
+from jopt._src import base
 from tests import helpers
 
 INT32_MAX = 2**31 - 1

@@ -396,7 +396,7 @@ def test_each_transforms_hyperparameters_travel_as_one_buffer(case):
     hyperparameter: on the CPU every buffer costs microseconds of dispatch at each call."""
     _, params = _problem(case)
     state = case.build().init(params)
-    nodes = jopt.hparams._nodes(state)
+    nodes = jopt._src.hparams._nodes(state)
     assert nodes
     for node in nodes:
         (packed,) = jax.tree.leaves(node)

@@ -29,7 +29,7 @@ import optax
 import pytest
 
 import jopt
-from jopt.transforms.nonfinite import all_finite
+from jopt._src.transforms.nonfinite import all_finite
 from tests import helpers
 
 PARAMS = {"b": jnp.array([0.1, -0.3, 0.7]), "w": jnp.array([[0.5, -1.0], [2.0, 0.25]])}

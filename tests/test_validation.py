@@ -31,7 +31,7 @@ import optax
 import pytest
 
 import jopt
-from jopt import validation
+from jopt._src import validation
 
 NAN = math.nan
 INF = math.inf

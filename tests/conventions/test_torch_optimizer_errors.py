@@ -5,7 +5,7 @@ row: the constructor, the arguments, the error and its whole message, which name
 constructor (`jopt.torch.RMSprop:`) and torch's argument (`alpha`, `betas[0]`), never the name
 the jopt building block underneath uses (`decay`, `b1`). Each row also records what torch 2.13
 does with the same arguments (ValueError, TypeError, or None where it accepts them: jopt is
-stricter there, see `jopt.conventions.torch_optimizers`); where torch is installed,
+stricter there, see `jopt._src.conventions.torch_optimizers`); where torch is installed,
 `test_torch_does_what_the_table_says` checks that column against it.
 """
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-S = 2**31 - 1  # the optimizer's step count saturates here (jopt.base.increment)
+S = 2**31 - 1  # the optimizer's step count saturates here (jopt._src.base.increment)
 LENGTH = 400  # every run of values has this length, so that eager ops compile once per dtype
 
 

@@ -1,4 +1,4 @@
-"""Schedules built from pieces (`jopt.schedules.compose`) against closed-form tables and optax.
+"""Schedules built from pieces (`jopt._src.schedules.compose`) against closed-form tables and optax.
 
 - piecewise_constant (switch "at": torch's MultiStepLR and optax; "after": Keras'
   PiecewiseConstantDecay, one step later), piecewise_constant_schedule, piecewise_linear,

@@ -1,4 +1,4 @@
-"""One-cycle and cyclic schedules (`jopt.schedules.cyclic`) against closed-form tables and optax.
+"""One-cycle and cyclic schedules (`jopt.schedules`) against closed-form tables and optax.
 
 - one_cycle_schedule / one_cycle_momentum follow torch's OneCycleLR phase by phase (phase i ends
   at step `pct_start * total_steps - 1`, cosine or linear, two or three phases), and

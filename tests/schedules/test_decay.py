@@ -1,4 +1,4 @@
-"""Decay schedules (`jopt.schedules.decay`) against closed-form tables, optax, and monotonicity.
+"""Decay schedules (`jopt.schedules`) against closed-form tables, optax, and monotonicity.
 
 - Each schedule equals a table of values written out here in float64 from its docstring's formula
   (not computed by jopt) at step 0, 1, every boundary and boundary +- 1, far past the end, and at

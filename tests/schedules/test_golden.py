@@ -34,7 +34,7 @@ from tests.schedules import twins
 
 CASES = twins.fixtures()["schedules"]
 IDS = [case["id"] for case in CASES]
-S = 2**31 - 1  # the optimizer's step count saturates here (jopt.base.increment)
+S = 2**31 - 1  # the optimizer's step count saturates here (jopt._src.base.increment)
 
 
 @functools.cache

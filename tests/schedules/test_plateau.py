@@ -11,7 +11,7 @@ at evaluation steps (the updates between get no `value`); all cases run in one j
 - with x64 (float64, as torch's Python floats), `jopt.current_lr(state)` after each metric equals
   torch's learning rate exactly, on every case;
 - in float32, to float32 rounding, on every case but the decimal stairs (there, float32's
-  `best - 0.1` differs from float64's: documented in `jopt.schedules.plateau`);
+  `best - 0.1` differs from float64's: documented in `jopt._src.schedules.plateau`);
 - between evaluations the learning rate holds, the reduced rate applies from the update that
   received the metric on (SGD's update is -lr * g), and `num_reductions` counts torch's
   reductions.

@@ -125,7 +125,7 @@ def test_edges_torch_accepts_are_accepted():
     tx = jopt.torch.ReduceLROnPlateau(jopt.sgd(0.1), "min", 0.5, 0, 0.0, "abs", 0, 0.0, 0.0)
     (lrs,) = run([(0.1, ("min", 0.5, 0, 0.0, "abs", 0, 0.0, 0.0), [1.0, 1.0, 0.5, 0.5])])
     np.testing.assert_allclose(lrs, [0.1, 0.05, 0.05, 0.025], rtol=1e-6)
-    assert isinstance(tx.init(jnp.zeros(1)), jopt.schedules.plateau.ReduceOnPlateauState)
+    assert isinstance(tx.init(jnp.zeros(1)), jopt._src.schedules.plateau.ReduceOnPlateauState)
 
 
 # -- torch, live ---------------------------------------------------------------------------------

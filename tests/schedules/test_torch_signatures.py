@@ -19,7 +19,7 @@ import jopt
 SCHEDULERS = sorted(
     name
     for name in jopt.torch.__all__
-    if getattr(jopt.torch, name).__module__ == "jopt.conventions.torch_schedulers"
+    if getattr(jopt.torch, name).__module__ == "jopt._src.conventions.torch_schedulers"
 )
 TORCH_ONLY = ("self", "optimizer", "last_epoch", "verbose")
 

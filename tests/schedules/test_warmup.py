@@ -1,4 +1,4 @@
-"""Warmup schedules (`jopt.schedules.warmup`) against closed-form tables, optax, and monotonicity.
+"""Warmup schedules (`jopt.schedules`) against closed-form tables, optax, and monotonicity.
 
 - `with_warmup` (linear and half-cosine ramps) and the warmup + decay schedules equal tables of
   values written out here in float64 from their docstrings' formulas at step 0, 1, the end of the

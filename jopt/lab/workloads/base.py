@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import jax
 
-from jopt import validation
+from jopt._src import validation
 from jopt.lab.workloads import datasets
 
 Params = Any

@@ -14,7 +14,7 @@ from typing import ClassVar
 import jax
 from flax import nnx
 
-from jopt import validation
+from jopt._src import validation
 from jopt.lab.workloads import datasets, mlp
 from jopt.lab.workloads.base import Workload
 

@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from jopt import validation
+from jopt._src import validation
 
 DATASETS = ("digits", "mnist", "fashion_mnist")
 NUM_CLASSES = 10

@@ -31,7 +31,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jopt import validation
+from jopt._src import validation
 from jopt.lab.workloads.base import Workload
 
 NAME = "functions2d"

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt import validation
+from jopt._src import validation
 from jopt.lab.workloads.base import GeneratedDataOptions, Split, Workload
 
 NAME = "linear_regression"

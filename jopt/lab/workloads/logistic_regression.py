@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jopt import validation
+from jopt._src import validation
 from jopt.lab.workloads.base import GeneratedDataOptions, Split, Workload
 from jopt.lab.workloads.linear_regression import init_linear
 

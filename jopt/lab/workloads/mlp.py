@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jopt import validation
+from jopt._src import validation
 from jopt.lab.workloads import datasets
 from jopt.lab.workloads.base import Split, Workload
 

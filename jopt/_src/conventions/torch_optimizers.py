@@ -1,0 +1,383 @@
+"""torch.optim's optimizers as jopt transforms: same names, signatures, defaults and numbers.
+
+Each function takes torch's arguments (minus `params`, plus the torch-only `foreach`-style
+switches left out) and returns an ordinary jopt chain, so hyperparameters live in the state and
+the result drops into `optax.chain`. The trajectories match torch 2.x step for step (tests/golden
+holds fixtures made by the real torch). Conventions followed, each a named jopt option:
+
+- `weight_decay` is coupled L2 (added to the gradient) except in AdamW and with
+  `decoupled_weight_decay=True`, where `theta *= 1 - lr * weight_decay` before the step. As
+  torch's `param_group["weight_decay"]`, it is always in the state (0.0 by default), so
+  `jopt.set_hparams(state, weight_decay=...)` can change it later.
+- SGD: the learning rate sits outside the momentum buffer, and the first step sets the buffer to
+  the undampened gradient (`dampen_first_step=False`).
+- RMSprop: eps outside the root, momentum buffer before the learning rate.
+- Adam/AdamW: AMSGrad keeps the max of the raw second moment.
+- NAdam: Dozat's momentum schedule with `momentum_decay`; RAdam: eps added to sqrt(v) before
+  the bias correction.
+- Adagrad: accumulator starts at 0, eps=1e-10 outside the root, `lr / (1 + t * lr_decay)`.
+- `maximize=True` ascends (the gradient is negated first).
+
+Cycled momentum. torch's OneCycleLR and CyclicLR with `cycle_momentum=True` (their default)
+overwrite the optimizer's `momentum` (SGD, RMSprop) or `betas[0]` (Adam, AdamW, Adamax, NAdam,
+RAdam) at construction and at every step, with a schedule that falls while the learning rate
+rises; the value given to the optimizer is checked, then ignored. `jopt.torch.OneCycleLR` and
+`jopt.torch.CyclicLR` carry that schedule as `.momentum`, and an optimizer given such an `lr`
+uses it the same way: `m_t` (or `beta1_t`) is the schedule at the number of steps taken, and
+everything that reads beta1 reads the current value, as torch does, e.g. Adam's bias correction
+`1 - beta1_t ** t` (not a product of past betas) and NAdam's `mu_t = beta1_t (1 - 0.96**(t
+psi) / 2)`. SGD with `momentum=0` then has a momentum buffer (torch's SGD tests `momentum != 0`
+on the overwritten value). Adagrad and Adadelta have neither momentum nor betas: like torch's
+schedulers, they refuse such an `lr` (build it with `cycle_momentum=False`). One difference
+remains, in SGD and RMSprop at steps where the cycled value is exactly 0 (`base_momentum=0`, at
+the peak learning rate): torch steps along the plain (SGD: undampened) gradient and leaves the
+buffer as it was; jopt updates the buffer with a zero momentum, which forgets its past.
+
+Arguments are validated at construction, each under torch's name (`lr`, `betas[0]`, `alpha`)
+and the constructor's (`jopt.torch.RMSprop: alpha must be in [0, 1), got 1.0.`), before any
+building block sees it: ValueError for every entry of torch's own list of bad inputs, and more
+strictly: `lr=inf`, `lr=nan` and a nan weight decay in SGD (which torch accepts); momentum,
+alpha and rho in [0, 1) (torch: momentum and alpha >= 0, rho <= 1); dampening in [0, 1] (torch
+does not check it); and hyperparameters that round out of range when stored in the state's
+dtype (betas[0] = 0.99999999 becomes 1.0 in float32).
+"""
+
+from __future__ import annotations
+
+import optax
+
+from jopt._src import validation
+from jopt._src.conventions import torch_arguments as checks
+from jopt._src.schedules.compose import multiply_schedules
+from jopt._src.schedules.decay import inverse_time_decay
+from jopt._src.transforms.adadelta import scale_by_adadelta
+from jopt._src.transforms.adagrad import scale_by_rss
+from jopt._src.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
+from jopt._src.transforms.learning_rate import scale_by_learning_rate
+from jopt._src.transforms.momentum import scale_by_momentum
+from jopt._src.transforms.nadam import scale_by_nadam
+from jopt._src.transforms.radam import scale_by_radam
+from jopt._src.transforms.regularization import add_decayed_weights
+from jopt._src.transforms.rms import scale_by_rms
+
+LearningRate = checks.LearningRate
+Transform = optax.GradientTransformationExtraArgs
+
+# -- the chain ---------------------------------------------------------------------------------
+
+
+def _chain(
+    fn: str,
+    scaling: list[Transform],
+    lr: LearningRate,
+    weight_decay: float,
+    *,
+    maximize: bool,
+    decoupled: bool = False,
+) -> Transform:
+    """maximize -> [coupled L2] -> scaling -> [decoupled decay] -> -lr (arguments checked).
+
+    The weight-decay block is kept at 0.0, where it adds `0 * theta` (exactly nothing for
+    finite parameters), so that the state holds `weight_decay` as torch's param group does.
+    """
+    decay = [add_decayed_weights(weight_decay, owner=fn)]
+    return optax.chain(
+        *([optax.scale(-1.0)] if maximize else []),
+        *([] if decoupled else decay),
+        *scaling,
+        *(decay if decoupled else []),
+        scale_by_learning_rate(lr, owner=fn),
+    )
+
+
+# -- the optimizers ----------------------------------------------------------------------------
+
+
+def SGD(  # noqa: N802 - torch's name
+    lr: LearningRate = 1e-3,
+    momentum: float = 0.0,
+    dampening: float = 0.0,
+    weight_decay: float = 0.0,
+    nesterov: bool = False,
+    *,
+    maximize: bool = False,
+) -> Transform:
+    """torch.optim.SGD (Sutskever et al. 2013 for Nesterov), with coupled L2 weight decay:
+
+        g = g + weight_decay * theta
+        buf = momentum * buf + (1 - dampening) * g          (buf = g at the first step)
+        theta = theta - lr * buf                            (nesterov: lr * (g + momentum * buf))
+
+    With momentum 0 there is no buffer: `theta -= lr * g`. Under an `lr` that cycles momentum
+    (jopt.torch.OneCycleLR, CyclicLR), `momentum` is that schedule whatever value is given here
+    (0 included), as torch's schedulers overwrite it; `nesterov=True` still needs momentum > 0
+    here, as torch checks it when the optimizer is built.
+    """
+    fn = "jopt.torch.SGD"
+    lr = checks.lr(fn, lr)
+    momentum = checks.decay_rate(fn, "momentum", momentum)
+    dampening = checks.number(fn, "dampening", dampening, validation.UNIT)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, nesterov=nesterov, maximize=maximize)
+    validation.require(
+        fn,
+        not flags["nesterov"] or (momentum > 0 and dampening == 0),
+        f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum}, "
+        f"dampening={dampening}.",
+    )
+    cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
+    scaling = []
+    if cycled is not None or momentum != 0:
+        block = scale_by_momentum(
+            momentum if cycled is None else cycled,
+            dampening=dampening,
+            nesterov=flags["nesterov"],
+            dampen_first_step=False,
+            owner=fn,
+        )
+        scaling.append(block)
+    return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
+
+
+def RMSprop(  # noqa: N802
+    lr: LearningRate = 1e-2,
+    alpha: float = 0.99,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    centered: bool = False,
+    *,
+    maximize: bool = False,
+) -> Transform:
+    """torch.optim.RMSprop (Tieleman & Hinton 2012; centered: Graves 2013):
+
+        g = g + weight_decay * theta;   v = alpha * v + (1 - alpha) * g**2   (v from 0)
+        s = g / (sqrt(v - mean_g**2 if centered else v) + eps)               (eps outside)
+        buf = momentum * buf + s;   theta = theta - lr * buf                 (momentum > 0)
+        theta = theta - lr * s                                               (momentum = 0)
+
+    Under an `lr` that cycles momentum, `momentum` is that schedule (the given value, 0
+    included, is checked and ignored), as torch's schedulers overwrite it.
+    """
+    fn = "jopt.torch.RMSprop"
+    lr = checks.lr(fn, lr)
+    alpha = checks.decay_rate(fn, "alpha", alpha)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    momentum = checks.decay_rate(fn, "momentum", momentum)
+    flags = checks.flags(fn, centered=centered, maximize=maximize)
+    cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
+    scaling = [scale_by_rms(alpha, eps, 0.0, False, False, centered=flags["centered"], owner=fn)]
+    if cycled is not None or momentum != 0:
+        scaling.append(scale_by_momentum(momentum if cycled is None else cycled, owner=fn))
+    return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
+
+
+def _beta1(fn: str, lr: LearningRate, b1: float) -> float | validation.Schedule:
+    """betas[0], or the schedule a cycling `lr` puts in its place."""
+    cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
+    return b1 if cycled is None else cycled
+
+
+def _adam_block(fn, b1, b2, eps, amsgrad):
+    """Adam's moments; with amsgrad, the max of the raw second moment (torch's)."""
+    if amsgrad:
+        return scale_by_amsgrad(b1, b2, eps, max_of="raw", owner=fn)
+    return scale_by_adam(b1, b2, eps, owner=fn)
+
+
+def Adam(  # noqa: N802
+    lr: LearningRate = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    *,
+    maximize: bool = False,
+    decoupled_weight_decay: bool = False,
+) -> Transform:
+    """torch.optim.Adam (Kingma & Ba 2015), coupled L2 weight decay unless decoupled:
+
+        g = g + weight_decay * theta        (decoupled: theta *= 1 - lr * weight_decay)
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g**2
+        v_max = max(v_max, v)                                    (amsgrad: over the raw v)
+        theta = theta - lr / (1 - b1**t) * m / (sqrt(v [or v_max] / (1 - b2**t)) + eps)
+
+    Under an `lr` that cycles momentum (jopt.torch.OneCycleLR, CyclicLR), b1 is that schedule,
+    as torch's schedulers overwrite betas[0]; the bias correction reads the current value,
+    `1 - b1_t ** t`, as torch's does.
+    """
+    fn = "jopt.torch.Adam"
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(
+        fn, amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay
+    )
+    block = _adam_block(fn, _beta1(fn, lr, b1), b2, eps, flags["amsgrad"])
+    decoupled = flags["decoupled_weight_decay"]
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
+
+
+def AdamW(  # noqa: N802
+    lr: LearningRate = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 1e-2,
+    amsgrad: bool = False,
+    *,
+    maximize: bool = False,
+) -> Transform:
+    """torch.optim.AdamW (Loshchilov & Hutter 2019): `theta *= 1 - lr * weight_decay`, then
+    Adam's step (see `Adam`).
+
+    Under an `lr` that cycles momentum (jopt.torch.OneCycleLR, CyclicLR), b1 is that schedule,
+    as torch's schedulers overwrite betas[0]; the bias correction reads the current value.
+    """
+    fn = "jopt.torch.AdamW"
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, amsgrad=amsgrad, maximize=maximize)
+    block = _adam_block(fn, _beta1(fn, lr, b1), b2, eps, flags["amsgrad"])
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=True)
+
+
+def Adamax(  # noqa: N802
+    lr: LearningRate = 2e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Transform:
+    """torch.optim.Adamax (Kingma & Ba 2015, sec. 7.1), coupled L2 weight decay:
+
+        m = b1 m + (1 - b1) g;   u = max(b2 u, |g| + eps);   theta -= lr / (1 - b1**t) * m / u
+
+    Under an `lr` that cycles momentum, b1 is that schedule (torch overwrites betas[0]).
+    """
+    fn = "jopt.torch.Adamax"
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, maximize=maximize)
+    block = scale_by_adamax(_beta1(fn, lr, b1), b2, eps, owner=fn)
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
+
+
+def NAdam(  # noqa: N802
+    lr: LearningRate = 2e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    momentum_decay: float = 4e-3,
+    decoupled_weight_decay: bool = False,
+    *,
+    maximize: bool = False,
+) -> Transform:
+    """torch.optim.NAdam (Dozat 2016) with its momentum schedule:
+
+        mu_t = b1 (1 - 0.96**(t momentum_decay) / 2),   P_t = mu_1 ... mu_t
+        theta -= lr [(1 - mu_t) / (1 - P_t) g + mu_{t+1} / (1 - P_t mu_{t+1}) m] / denom
+
+    with `denom = sqrt(v / (1 - b2**t)) + eps`. Under an `lr` that cycles momentum, b1 is that
+    schedule (torch overwrites betas[0]): mu_t and mu_{t+1} use the current b1, and P_t
+    multiplies the mu_t of every step taken.
+    """
+    fn = "jopt.torch.NAdam"
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    momentum_decay = checks.non_negative(fn, "momentum_decay", momentum_decay)
+    flags = checks.flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    block = scale_by_nadam(_beta1(fn, lr, b1), b2, eps, momentum_decay, owner=fn)
+    decoupled = flags["decoupled_weight_decay"]
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
+
+
+def RAdam(  # noqa: N802
+    lr: LearningRate = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    decoupled_weight_decay: bool = False,
+    *,
+    maximize: bool = False,
+) -> Transform:
+    """torch.optim.RAdam (Liu et al. 2020): Adam's step times the rectification r_t once
+    rho_t > 5, else `m / (1 - b1**t)`; eps is added to sqrt(v) before the bias correction.
+
+    Under an `lr` that cycles momentum, b1 is that schedule (torch overwrites betas[0]); the
+    bias correction reads the current value, `1 - b1_t ** t`.
+    """
+    fn = "jopt.torch.RAdam"
+    lr = checks.lr(fn, lr)
+    b1, b2 = checks.betas(fn, betas)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    block = scale_by_radam(_beta1(fn, lr, b1), b2, eps, 0.0, 5.0, eps_hat=True, owner=fn)
+    decoupled = flags["decoupled_weight_decay"]
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
+
+
+def Adagrad(  # noqa: N802
+    lr: LearningRate = 1e-2,
+    lr_decay: float = 0.0,
+    weight_decay: float = 0.0,
+    initial_accumulator_value: float = 0.0,
+    eps: float = 1e-10,
+    *,
+    maximize: bool = False,
+) -> Transform:
+    """torch.optim.Adagrad (Duchi et al. 2011), coupled L2 weight decay:
+
+        acc = acc + g**2   (acc from initial_accumulator_value)
+        theta -= lr / (1 + t * lr_decay) * g / (sqrt(acc) + eps)     (t = steps taken before)
+
+    It has neither momentum nor betas: an `lr` that cycles momentum raises, as in torch.
+    """
+    fn = "jopt.torch.Adagrad"
+    lr = checks.lr(fn, lr)
+    lr_decay = checks.non_negative(fn, "lr_decay", lr_decay)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    initial = checks.non_negative(fn, "initial_accumulator_value", initial_accumulator_value)
+    eps = checks.non_negative(fn, "eps", eps)
+    flags = checks.flags(fn, maximize=maximize)
+    checks.cycled_momentum(fn, lr, has_momentum=False)
+    if lr_decay != 0:
+        decay = inverse_time_decay(1.0, 1, lr_decay)
+        lr = multiply_schedules(lr, decay) if callable(lr) else inverse_time_decay(lr, 1, lr_decay)
+    block = scale_by_rss(initial, eps, eps_in_sqrt=False, owner=fn)
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
+
+
+def Adadelta(  # noqa: N802
+    lr: LearningRate = 1.0,
+    rho: float = 0.9,
+    eps: float = 1e-6,
+    weight_decay: float = 0.0,
+    *,
+    maximize: bool = False,
+) -> Transform:
+    """torch.optim.Adadelta (Zeiler 2012), coupled L2 weight decay:
+
+        E_g = rho E_g + (1 - rho) g**2;   dx = sqrt(E_dx + eps) / sqrt(E_g + eps) * g
+        E_dx = rho E_dx + (1 - rho) dx**2;   theta -= lr * dx
+
+    It has neither momentum nor betas: an `lr` that cycles momentum raises, as in torch.
+    """
+    fn = "jopt.torch.Adadelta"
+    lr = checks.lr(fn, lr)
+    rho = checks.decay_rate(fn, "rho", rho)
+    eps = checks.non_negative(fn, "eps", eps)
+    weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
+    flags = checks.flags(fn, maximize=maximize)
+    checks.cycled_momentum(fn, lr, has_momentum=False)
+    block = scale_by_adadelta(rho, eps, owner=fn)
+    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])

@@ -1,0 +1,338 @@
+"""torch.optim.lr_scheduler's schedulers as jopt schedules: same arguments, same numbers.
+
+A torch scheduler takes an optimizer and reads its base learning rate; here the base learning
+rate is the first argument, and the result is a schedule to pass as `lr` of a `jopt.torch`
+optimizer (or any jopt optimizer). `schedule(k)` is the learning rate torch uses after k calls of
+`scheduler.step()`; if the loop steps the scheduler once per epoch, wrap it:
+`jopt.per_epoch(schedule, steps_per_epoch)`.
+
+Closed forms replace torch's recursive updates (same values to rounding). OneCycleLR and
+CyclicLR also carry, as `.momentum`, the momentum (or beta1) schedule of `cycle_momentum=True`.
+
+ReduceLROnPlateau is not a schedule but a wrapper of the optimizer, as `jopt.reduce_on_plateau`,
+with torch's argument order: the metric goes in as `update(..., value=metric)`.
+
+Arguments are checked here, under torch's names, before the jopt schedule is built; the ranges
+are torch's, narrowed where torch takes nonsense silently: NaN or infinite numbers, step counts
+or periods below 1, non-positive `power`; `gamma` outside (0, 1] (StepLR, MultiStepLR,
+ExponentialLR and CyclicLR's exp_range: a rate that grows without bound); cycles whose start lies
+above their peak (CyclicLR's base_lr > max_lr or base_momentum > max_momentum, OneCycleLR's
+div_factor < 1) or that end above their start (final_div_factor < 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jopt._src import validation
+from jopt._src.schedules import compose, cyclic, decay, plateau, restarts
+from jopt._src.schedules._base import Schedule
+
+DECAY_FACTOR = validation.Range(0.0, 1.0, lo_open=True)  # gamma: shrinks or keeps the rate
+PLATEAU_FACTOR = validation.Range(0.0, 1.0, lo_open=True, hi_open=True)  # a reduction lowers it
+
+
+def _base(fn: str, lr: float) -> float:
+    return validation.check_number(fn, "lr", lr, validation.NON_NEGATIVE)
+
+
+def _tagged(schedule: Schedule, base_lr: float, momentum: Schedule | None = None) -> Schedule:
+    """Attaches the base learning rate (for ChainedScheduler) and a momentum schedule."""
+
+    def tagged(step: Any):
+        return schedule(step)
+
+    tagged.base_lr = base_lr
+    tagged.momentum = momentum
+    return tagged
+
+
+def _steps(fn: str, name: str, value: int) -> int:
+    return validation.check_int(fn, name, value, 1)
+
+
+def _gamma(fn: str, gamma: float) -> float:
+    """A decay factor in (0, 1]: torch also takes gamma > 1, a rate that grows without bound."""
+    return validation.check_number(fn, "gamma", gamma, DECAY_FACTOR)
+
+
+def _fraction(fn: str, lr: float, eta_min: float) -> float:
+    eta_min = validation.check_number(fn, "eta_min", eta_min, validation.NON_NEGATIVE)
+    validation.require(
+        fn,
+        eta_min <= lr,
+        f"eta_min must be at most lr={lr} (an annealing that rises is refused), got {eta_min}.",
+    )
+    return eta_min / lr if lr > 0 else 0.0
+
+
+def StepLR(lr: float, step_size: int, gamma: float = 0.1) -> Schedule:  # noqa: N802
+    """`lr * gamma ** (t // step_size)`."""
+    fn = "jopt.torch.StepLR"
+    base = _base(fn, lr)
+    step_size = _steps(fn, "step_size", step_size)
+    return _tagged(decay.step_decay(base, step_size, _gamma(fn, gamma), owner=fn), lr)
+
+
+def MultiStepLR(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:  # noqa: N802
+    """`lr * gamma ** (number of milestones <= t)` (milestones in any order, as torch)."""
+    fn = "jopt.torch.MultiStepLR"
+    base = _base(fn, lr)
+    try:
+        marks = tuple(milestones)
+    except TypeError as e:
+        raise validation.ArgumentTypeError(
+            f"{fn}: milestones must be a sequence of integers, got {milestones!r}."
+        ) from e
+    marks = sorted(validation.check_int(fn, f"milestones[{i}]", m) for i, m in enumerate(marks))
+    return _tagged(decay.multistep_decay(base, marks, _gamma(fn, gamma), owner=fn), lr)
+
+
+def ExponentialLR(lr: float, gamma: float) -> Schedule:  # noqa: N802
+    """`lr * gamma ** t`."""
+    fn = "jopt.torch.ExponentialLR"
+    return _tagged(decay.exponential_decay(_base(fn, lr), 1, _gamma(fn, gamma), owner=fn), lr)
+
+
+def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:  # noqa: N802, N803
+    """`eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2`, periodic past T_max as torch."""
+    fn = "jopt.torch.CosineAnnealingLR"
+    T_max = _steps(fn, "T_max", T_max)  # noqa: N806
+    alpha = _fraction(fn, _base(fn, lr), eta_min)
+    return _tagged(decay.cosine_decay_schedule(lr, T_max, alpha, periodic=True), lr)
+
+
+def CosineAnnealingWarmRestarts(  # noqa: N802
+    lr: float,
+    T_0: int,  # noqa: N803
+    T_mult: int = 1,  # noqa: N803
+    eta_min: float = 0.0,
+) -> Schedule:
+    """SGDR: cosine from lr to eta_min over T_0 steps, restarting with periods times T_mult."""
+    fn = "jopt.torch.CosineAnnealingWarmRestarts"
+    T_0 = _steps(fn, "T_0", T_0)  # noqa: N806
+    T_mult = validation.check_int(fn, "T_mult", T_mult, 1)  # noqa: N806
+    alpha = _fraction(fn, _base(fn, lr), eta_min)
+    return _tagged(restarts.cosine_decay_restarts(lr, T_0, float(T_mult), 1.0, alpha), lr)
+
+
+def OneCycleLR(  # noqa: N802
+    max_lr: float,
+    total_steps: int | None = None,
+    epochs: int | None = None,
+    steps_per_epoch: int | None = None,
+    pct_start: float = 0.3,
+    anneal_strategy: str = "cos",
+    cycle_momentum: bool = True,
+    base_momentum: float = 0.85,
+    max_momentum: float = 0.95,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    three_phase: bool = False,
+) -> Schedule:
+    """The one-cycle policy; `.momentum` holds the momentum schedule if cycle_momentum.
+
+    div_factor and final_div_factor must be >= 1 (torch takes any number), base_momentum <=
+    max_momentum.
+    """
+    fn = "jopt.torch.OneCycleLR"
+    if total_steps is None:
+        validation.require(
+            fn,
+            epochs is not None and steps_per_epoch is not None,
+            "give total_steps, or epochs and steps_per_epoch.",
+        )
+        total_steps = validation.check_int(fn, "epochs", epochs, 1) * validation.check_int(
+            fn, "steps_per_epoch", steps_per_epoch, 1
+        )
+    validation.check_number(fn, "max_lr", max_lr, validation.NON_NEGATIVE)
+    total_steps, _ = cyclic._one_cycle_phases(fn, total_steps, pct_start, three_phase)
+    validation.check_choice(fn, "anneal_strategy", anneal_strategy, tuple(cyclic.ANNEAL))
+    div_factor, _ = cyclic._div_factors(fn, div_factor, final_div_factor)
+    lr = cyclic.one_cycle_schedule(
+        total_steps, max_lr, pct_start, anneal_strategy, div_factor, final_div_factor, three_phase
+    )
+    momentum = None
+    if validation.check_bool(fn, "cycle_momentum", cycle_momentum):
+        cyclic._ordered(
+            fn, "base_momentum", base_momentum, "max_momentum", max_momentum, validation.DECAY
+        )
+        momentum = cyclic.one_cycle_momentum(
+            total_steps, base_momentum, max_momentum, pct_start, anneal_strategy, three_phase
+        )
+    return _tagged(lr, max_lr / div_factor, momentum)
+
+
+def CyclicLR(  # noqa: N802
+    base_lr: float,
+    max_lr: float,
+    step_size_up: int = 2000,
+    step_size_down: int | None = None,
+    mode: str = "triangular",
+    gamma: float = 1.0,
+    scale_fn: Callable[[jax.Array], Any] | None = None,
+    scale_mode: str = "cycle",
+    cycle_momentum: bool = True,
+    base_momentum: float = 0.8,
+    max_momentum: float = 0.9,
+) -> Schedule:
+    """A triangular cycle between base_lr and max_lr; `.momentum` the inverse cycle.
+
+    scale_fn (a JAX-traceable function of the cycle number, or of the step count with
+    scale_mode "iterations") replaces mode and scales both cycles, as in torch; see
+    `jopt.cyclic_schedule`. Stricter than torch: base_lr <= max_lr, base_momentum <= max_momentum,
+    gamma in (0, 1], mode and scale_mode among their choices even where torch ignores them.
+    """
+    fn = "jopt.torch.CyclicLR"
+    cyclic._ordered(fn, "base_lr", base_lr, "max_lr", max_lr, validation.NON_NEGATIVE)
+    cyclic._triangle(fn, step_size_up, step_size_down)
+    cyclic._amplitude(fn, mode, gamma, scale_fn, scale_mode)
+    shape = (step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode)
+    lr = cyclic.cyclic_schedule(base_lr, max_lr, *shape)
+    momentum = None
+    if validation.check_bool(fn, "cycle_momentum", cycle_momentum):
+        cyclic._ordered(
+            fn, "base_momentum", base_momentum, "max_momentum", max_momentum, validation.DECAY
+        )
+        momentum = cyclic.cyclic_momentum(base_momentum, max_momentum, *shape)
+    return _tagged(lr, base_lr, momentum)
+
+
+def LinearLR(  # noqa: N802
+    lr: float, start_factor: float = 1 / 3, end_factor: float = 1.0, total_iters: int = 5
+) -> Schedule:
+    """`lr * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters)`."""
+    fn = "jopt.torch.LinearLR"
+    unit = validation.Range(0.0, 1.0, lo_open=True)
+    start = validation.check_number(fn, "start_factor", start_factor, unit)
+    end = validation.check_number(fn, "end_factor", end_factor, validation.UNIT)
+    total_iters = _steps(fn, "total_iters", total_iters)
+    return _tagged(decay.linear_schedule(_base(fn, lr) * start, lr * end, total_iters), lr)
+
+
+def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> Schedule:  # noqa: N802
+    """`lr * (1 - min(t, total_iters) / total_iters) ** power`."""
+    fn = "jopt.torch.PolynomialLR"
+    base = _base(fn, lr)
+    total_iters = _steps(fn, "total_iters", total_iters)
+    power = validation.check_number(fn, "power", power, validation.POSITIVE)
+    return _tagged(decay.polynomial_schedule(base, 0.0, power, total_iters, owner=fn), lr)
+
+
+def ConstantLR(lr: float, factor: float = 1 / 3, total_iters: int = 5) -> Schedule:  # noqa: N802
+    """`lr * factor` for t < total_iters, then `lr`."""
+    fn = "jopt.torch.ConstantLR"
+    factor = validation.check_number(fn, "factor", factor, validation.UNIT)
+    total_iters = validation.check_int(fn, "total_iters", total_iters)
+    return _tagged(compose.piecewise_constant([total_iters], [_base(fn, lr) * factor, lr]), lr)
+
+
+def _schedulers(fn: str, schedulers: Sequence[Schedule]) -> tuple[Schedule, ...]:
+    try:
+        schedulers = tuple(schedulers)
+    except TypeError as e:
+        raise validation.ArgumentTypeError(
+            f"{fn}: schedulers must be a sequence of schedules, got {schedulers!r}."
+        ) from e
+    validation.require(fn, len(schedulers) >= 1, "needs at least one scheduler.")
+    for i, s in enumerate(schedulers):
+        if not callable(s):
+            raise validation.ArgumentTypeError(
+                f"{fn}: schedulers[{i}] must be callable, got {s!r}."
+            )
+    return schedulers
+
+
+def SequentialLR(schedulers: Sequence[Schedule], milestones: Sequence[int]) -> Schedule:  # noqa: N802
+    """Scheduler i from milestone i-1 on, counting its steps from there."""
+    fn = "jopt.torch.SequentialLR"
+    schedulers = _schedulers(fn, schedulers)
+    milestones = validation.check_increasing(fn, "milestones", milestones)
+    validation.require(
+        fn,
+        len(schedulers) == len(milestones) + 1,
+        f"needs one scheduler more than milestones, got {len(schedulers)} schedulers and "
+        f"{len(milestones)} milestones.",
+    )
+    joined = compose.join_schedules(schedulers, milestones)
+    return _tagged(joined, getattr(schedulers[0], "base_lr", None))
+
+
+def ChainedScheduler(schedulers: Sequence[Schedule]) -> Schedule:  # noqa: N802
+    """The product of multiplicative schedulers on one base learning rate (torch's chaining).
+
+    Each scheduler scales the base learning rate; chaining multiplies their factors:
+    `lr * prod(s_i(t) / lr)`. Exact for StepLR, MultiStepLR, ExponentialLR, ConstantLR,
+    LinearLR and PolynomialLR, whose torch updates are multiplicative.
+    """
+    fn = "jopt.torch.ChainedScheduler"
+    schedulers = _schedulers(fn, schedulers)
+    bases = {getattr(s, "base_lr", None) for s in schedulers}
+    validation.require(
+        fn,
+        len(bases) == 1 and None not in bases,
+        "needs jopt.torch schedulers built on the same base learning rate.",
+    )
+    lr = bases.pop()
+    validation.require(fn, lr > 0, f"needs a base learning rate > 0, got {lr}.")
+    product = compose.multiply_schedules(*schedulers)
+    return _tagged(lambda step: product(step) / jnp.asarray(lr) ** (len(schedulers) - 1), lr)
+
+
+def ReduceLROnPlateau(  # noqa: N802
+    optimizer: optax.GradientTransformation,
+    mode: str = "min",
+    factor: float = 0.1,
+    patience: int = 10,
+    threshold: float = 1e-4,
+    threshold_mode: str = "rel",
+    cooldown: int = 0,
+    min_lr: float = 0.0,
+    eps: float = 1e-8,
+) -> optax.GradientTransformationExtraArgs:
+    """torch's ReduceLROnPlateau: `optimizer` wrapped to lower its learning rate on plateaus.
+
+    torch's arguments in torch's order and with its defaults; the rule (in `jopt.reduce_on_plateau`,
+    which this builds) is torch's step for step:
+
+        improved = metric < best * (1 - threshold)  (mode "min", threshold_mode "rel"),
+                   metric < best - threshold  ("abs"); mirrored for mode "max"
+        after more than `patience` metrics without improvement (outside `cooldown`):
+        lr = max(lr * factor, min_lr), unless that lowers it by eps or less
+
+    Where torch calls `scheduler.step(metric)`, pass the metric to the update:
+    `tx.update(grads, state, params, value=metric)`; updates without `value` leave the controller
+    as it is. `optimizer` must hold one constant learning rate (any jopt optimizer built with a
+    number), so min_lr is one number: torch's list of one min_lr per parameter group has no
+    counterpart. Stricter than torch: factor in (0, 1) (torch takes factor <= 0), patience,
+    cooldown, threshold, min_lr and eps >= 0.
+    """
+    fn = "jopt.torch.ReduceLROnPlateau"
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise validation.ArgumentTypeError(
+            f"{fn}: optimizer must be an optax.GradientTransformation (a jopt optimizer), "
+            f"got {optimizer!r}."
+        )
+    mode = validation.check_choice(fn, "mode", mode, plateau.MODES)
+    factor = validation.check_number(fn, "factor", factor, PLATEAU_FACTOR)
+    patience = validation.check_int(fn, "patience", patience)
+    threshold = validation.check_number(fn, "threshold", threshold, validation.NON_NEGATIVE)
+    threshold_mode = validation.check_choice(
+        fn, "threshold_mode", threshold_mode, plateau.THRESHOLD_MODES
+    )
+    cooldown = validation.check_int(fn, "cooldown", cooldown)
+    if isinstance(min_lr, (list, tuple)):
+        raise validation.ArgumentTypeError(
+            f"{fn}: min_lr must be one number (a jopt optimizer holds one learning rate, not one "
+            f"per parameter group), got {min_lr!r}."
+        )
+    min_lr = validation.check_number(fn, "min_lr", min_lr, validation.NON_NEGATIVE)
+    eps = validation.check_number(fn, "eps", eps, validation.NON_NEGATIVE)
+    return plateau.reduce_on_plateau(
+        optimizer, factor, patience, threshold, threshold_mode, cooldown, min_lr, mode, eps
+    )

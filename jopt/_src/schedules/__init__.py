@@ -1,0 +1,1 @@
+"""The schedules' implementation; the public names are in `jopt.schedules`."""

@@ -1,0 +1,61 @@
+"""Per-leaf arithmetic shared by the transforms, so that each transform reads as its formula.
+
+All functions take hyperparameters as scalar arrays from the state and cast them to the
+arithmetic dtype of the leaf (at least float32, see `jopt._src.base.compute_dtype`). The order of
+operations is optax's, so that float32 and float64 results are bitwise identical to optax where
+the conventions agree.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jopt._src.base import wider
+
+Array = jax.Array
+
+
+def moment(g: Array, m: Array, decay: Array, complement: Array, order: int = 1) -> Array:
+    """Exponential moving average `(1 - decay) * g**order + decay * m`, in the wider dtype.
+
+    `complement` is `1 - decay`, kept in the state rounded once from float64.
+    """
+    dt = wider(g.dtype, m.dtype)
+    g = g.astype(dt)
+    return complement.astype(dt) * (g**order) + decay.astype(dt) * m.astype(dt)
+
+
+def bias_correction(decay: Array, count: Array) -> Array:
+    """`1 - decay**count`, in the hyperparameter dtype (float32 or wider).
+
+    Computed before any cast to the moment's dtype: in bfloat16, `decay**count` rounds to 1 for
+    decay = 0.999 and the correction would divide by zero.
+    """
+    return 1 - decay ** count.astype(decay.dtype)
+
+
+def debias(m: Array, correction: Array) -> Array:
+    """`m / correction`, dividing in `m`'s arithmetic dtype."""
+    dt = wider(m.dtype)
+    return m.astype(dt) / correction.astype(dt)
+
+
+def global_norm(tree) -> Array:
+    """The L2 norm of all leaves together, accumulated in float32 or wider.
+
+    Squaring overflows in float32 above ~1e19 and underflows below ~1e-19; there the norm is
+    recomputed from the leaves divided by their largest magnitude. Elsewhere the result is the
+    plain `sqrt(sum(g**2))`, bitwise as optax computes it.
+    """
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        return jnp.zeros([], jnp.float32)
+    dt = wider(*(leaf.dtype for leaf in leaves))
+    leaves = [leaf.astype(dt) for leaf in leaves]
+    plain = jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))
+    largest = jnp.max(jnp.stack([jnp.max(jnp.abs(leaf), initial=0) for leaf in leaves]))
+    safe = jnp.where(largest > 0, largest, jnp.ones_like(largest))
+    scaled = largest * jnp.sqrt(sum(jnp.sum(jnp.square(leaf / safe)) for leaf in leaves))
+    unreliable = (~jnp.isfinite(plain) | (plain == 0)) & (largest > 0) & jnp.isfinite(largest)
+    return jnp.where(unreliable, scaled, plain)
