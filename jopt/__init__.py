@@ -1,35 +1,81 @@
-"""jopt: JAX optimizers as optax transforms, with hyperparameters in state, validated, exact."""
+"""jopt: JAX optimizers as optax transforms, with hyperparameters in state, validated, exact.
 
-from jopt import keras, schedules, torch
-from jopt._src.adam_family import adam, adamax, adamw, amsgrad, lion, nadam, nadamw, radam
+The public API is this module's `__all__` and the modules `jopt.schedules`, `jopt.torch`,
+`jopt.keras` and `jopt.hparams`; everything under `jopt._src` is implementation and may change.
+The lab (`jopt.lab`, the `jopt` command) is an application built on the library.
+"""
+
+from jopt import hparams, keras, schedules, torch
+from jopt._src.errors import ArgumentError, ArgumentTypeError
 from jopt._src.hparams import HParams, current_lr, get_hparams, set_hparams
-from jopt._src.optimizers import adadelta, adagrad, rmsprop, sgd
+from jopt._src.schedules.compose import (
+    join_schedules,
+    multiply_schedules,
+    per_epoch,
+    piecewise_constant,
+    piecewise_constant_schedule,
+    piecewise_interpolate_schedule,
+    piecewise_linear,
+)
+from jopt._src.schedules.cyclic import (
+    cosine_onecycle_schedule,
+    cyclic_momentum,
+    cyclic_schedule,
+    one_cycle_momentum,
+    one_cycle_schedule,
+)
+from jopt._src.schedules.decay import (
+    constant_schedule,
+    cosine_decay_schedule,
+    exponential_decay,
+    inverse_time_decay,
+    linear_schedule,
+    multistep_decay,
+    polynomial_schedule,
+    step_decay,
+)
 from jopt._src.schedules.plateau import reduce_on_plateau
-from jopt._src.transforms.adadelta import scale_by_adadelta
-from jopt._src.transforms.adagrad import scale_by_rss
-from jopt._src.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
-from jopt._src.transforms.clipping import clip, clip_by_global_norm, clip_by_leaf_norm, clipped_norm
+from jopt._src.schedules.restarts import cosine_decay_restarts
+from jopt._src.schedules.schedule import Schedule
+from jopt._src.schedules.warmup import (
+    warmup_constant_schedule,
+    warmup_cosine_decay_schedule,
+    warmup_exponential_decay_schedule,
+    with_warmup,
+)
+from jopt._src.transforms.adadelta import adadelta, scale_by_adadelta
+from jopt._src.transforms.adagrad import adagrad, scale_by_rss
+from jopt._src.transforms.adam import adam, adamw, nadam, nadamw, scale_by_adam
+from jopt._src.transforms.adamax import adamax, scale_by_adamax
+from jopt._src.transforms.amsgrad import amsgrad, scale_by_amsgrad
+from jopt._src.transforms.clipping import (
+    clip,
+    clip_by_global_norm,
+    clip_by_leaf_norm,
+    clipped_norm,
+)
 from jopt._src.transforms.learning_rate import scale_by_learning_rate
-from jopt._src.transforms.lion import scale_by_lion
-from jopt._src.transforms.momentum import ema, momentum_lr_inside, scale_by_momentum, trace
+from jopt._src.transforms.lion import lion, scale_by_lion
+from jopt._src.transforms.momentum import (
+    ema,
+    momentum_lr_inside,
+    scale_by_momentum,
+    sgd,
+    trace,
+)
 from jopt._src.transforms.nadam import scale_by_nadam
 from jopt._src.transforms.nonfinite import skip_nonfinite, skipped_steps
-from jopt._src.transforms.radam import scale_by_radam
+from jopt._src.transforms.radam import radam, scale_by_radam
 from jopt._src.transforms.regularization import add_decayed_weights, add_l1_penalty
-from jopt._src.transforms.rms import scale_by_rms, scale_by_stddev
-from jopt.schedules import *  # noqa: F403 - the schedules are part of the public API
+from jopt._src.transforms.rms import rmsprop, scale_by_rms, scale_by_stddev
 
 __version__ = "0.1.0"
 
 __all__ = [
-    *schedules.__all__,
-    "clip_by_leaf_norm",
-    "keras",
-    "reduce_on_plateau",
-    "scale_by_nadam",
-    "schedules",
-    "torch",
+    "ArgumentError",
+    "ArgumentTypeError",
     "HParams",
+    "Schedule",
     "adadelta",
     "adagrad",
     "adam",
@@ -40,15 +86,39 @@ __all__ = [
     "amsgrad",
     "clip",
     "clip_by_global_norm",
+    "clip_by_leaf_norm",
     "clipped_norm",
+    "constant_schedule",
+    "cosine_decay_restarts",
+    "cosine_decay_schedule",
+    "cosine_onecycle_schedule",
     "current_lr",
+    "cyclic_momentum",
+    "cyclic_schedule",
     "ema",
+    "exponential_decay",
     "get_hparams",
+    "hparams",
+    "inverse_time_decay",
+    "join_schedules",
+    "keras",
+    "linear_schedule",
     "lion",
     "momentum_lr_inside",
+    "multiply_schedules",
+    "multistep_decay",
     "nadam",
     "nadamw",
+    "one_cycle_momentum",
+    "one_cycle_schedule",
+    "per_epoch",
+    "piecewise_constant",
+    "piecewise_constant_schedule",
+    "piecewise_interpolate_schedule",
+    "piecewise_linear",
+    "polynomial_schedule",
     "radam",
+    "reduce_on_plateau",
     "rmsprop",
     "scale_by_adadelta",
     "scale_by_adam",
@@ -57,13 +127,21 @@ __all__ = [
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_momentum",
+    "scale_by_nadam",
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rss",
     "scale_by_stddev",
+    "schedules",
     "set_hparams",
     "sgd",
     "skip_nonfinite",
     "skipped_steps",
+    "step_decay",
+    "torch",
     "trace",
+    "warmup_constant_schedule",
+    "warmup_cosine_decay_schedule",
+    "warmup_exponential_decay_schedule",
+    "with_warmup",
 ]

@@ -1,6 +1,8 @@
-"""Learning-rate and hyperparameter schedules: pure functions `step -> value`.
+"""Learning-rate and hyperparameter schedules: `Schedule`s, pure functions `step -> value`.
 
-Any jopt hyperparameter accepts one (learning rate, momentum, betas, weight decay...).
+Any jopt hyperparameter accepts one (learning rate, momentum, betas, weight decay...), and any
+function `step -> value` (an optax schedule, a lambda). `jopt.torch` and `jopt.keras` hold the
+frameworks' schedulers under their own names.
 """
 
 from jopt._src.schedules.compose import (
@@ -30,6 +32,7 @@ from jopt._src.schedules.decay import (
     step_decay,
 )
 from jopt._src.schedules.restarts import cosine_decay_restarts
+from jopt._src.schedules.schedule import Schedule
 from jopt._src.schedules.warmup import (
     warmup_constant_schedule,
     warmup_cosine_decay_schedule,
@@ -38,6 +41,7 @@ from jopt._src.schedules.warmup import (
 )
 
 __all__ = [
+    "Schedule",
     "constant_schedule",
     "cosine_decay_restarts",
     "cosine_decay_schedule",

@@ -647,14 +647,17 @@ def test_range_describes_itself_as_it_tests_membership(allowed, words):
 
 # Public names that are not constructors taking numbers.
 _NOT_CONSTRUCTORS = {
+    "ArgumentError",
+    "ArgumentTypeError",
     "HParams",
+    "Schedule",
     "current_lr",
     "get_hparams",
     "set_hparams",
     "clipped_norm",
     "skipped_steps",
 }
-_MODULES = {"keras", "schedules", "torch"}
+_MODULES = {"hparams", "keras", "schedules", "torch"}
 
 
 def test_every_public_constructor_has_a_row():
@@ -672,6 +675,13 @@ def test_bad_argument_raises_at_construction_naming_function_argument_value_and_
         fn(*args, **kwargs)
     # A wrong type is a TypeError and a ValueError: `except ValueError` catches every refusal.
     assert isinstance(raised.value, ValueError)
+    # The message's facts are the error's attributes: the function, and the argument it names.
+    error = raised.value
+    assert isinstance(error, jopt.ArgumentError)
+    assert str(error) == f"{error.fn}: {error.detail}"
+    assert error.fn == fn.public_name
+    if error.argument is not None:
+        assert error.detail.startswith(error.argument) or f" {error.argument}" in error.detail
 
 
 @pytest.mark.parametrize(
@@ -700,8 +710,7 @@ _PARAMS = {"w": jnp.array([0.5, -1.0]), "b": jnp.array(0.25)}
 
 def _set_row(error, match: str, name: str, value: Any, make: Callable[..., Any], *args, **kwargs):
     """`set_hparams(make(*args, **kwargs).init(params), name=value)` raises `error`, `match`."""
-    owner = f"jopt.{make.__name__}"
-    pattern = re.escape(f"jopt.set_hparams ({owner}): ") + match
+    pattern = re.escape("jopt.set_hparams: ") + match
     test_id = f"{make.__name__}-{name}={_fmt(value)}"
     return pytest.param(make(*args, **kwargs), name, value, error, pattern, id=test_id)
 
@@ -747,8 +756,9 @@ SET_ROWS = [
 @pytest.mark.parametrize(("tx", "name", "value", "error", "match"), SET_ROWS)
 def test_set_hparams_applies_the_constructor_rules(tx, name, value, error, match):
     state = tx.init(_PARAMS)
-    with pytest.raises(error, match=match):
+    with pytest.raises(error, match=match) as raised:
         jopt.set_hparams(state, **{name: value})
+    assert (raised.value.fn, raised.value.argument) == ("jopt.set_hparams", name)
 
 
 def test_set_hparams_accepts_the_closed_ends_of_the_ranges():

@@ -17,11 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 Array = jax.Array
-Params = optax.Params
-Updates = optax.Updates
 
 COUNT_DTYPE = jnp.int32
 
@@ -59,14 +56,8 @@ def zeros_like(tree: Any, dtype: Any = None) -> Any:
 
 
 def full_like(tree: Any, value: float, dtype: Any = None) -> Any:
+    """Fresh buffers shaped like `tree`, filled with `value`."""
     return jax.tree.map(lambda x: jnp.full(jnp.shape(x), value, dtype or jnp.result_type(x)), tree)
-
-
-def cast_tree(tree: Any, dtype: Any) -> Any:
-    """Casts every leaf to `dtype` (no-op for `None`)."""
-    if dtype is None:
-        return tree
-    return jax.tree.map(lambda x: x.astype(dtype), tree)
 
 
 def cast_like(tree: Any, like: Any) -> Any:

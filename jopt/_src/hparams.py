@@ -18,12 +18,14 @@ that jopt's trajectories are bitwise identical to the same optimizer with the co
 
 A hyperparameter may also be a schedule, a function of the step count: `update` evaluates it
 and stores the value it used, so that reading it shows the schedule's current value.
+
+What each hyperparameter is (its kind, range, derived values) is declared once per transform, in
+a `jopt.hparams.Spec` (see `jopt._src.spec`); the node's static data is those declarations.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,70 +33,77 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt._src import validation
+from jopt._src.errors import ArgumentError, ArgumentTypeError
 from jopt._src.validation import Range
 
 
-def one_minus(x):
-    """`1 - x`: the weight of the new sample in an EMA with decay rate x."""
-    return 1 - x
+def default_float() -> np.dtype:
+    """The dtype of hyperparameters and schedules: float32, or float64 under `jax_enable_x64`."""
+    return np.dtype(jnp.zeros([]).dtype)
 
 
 @dataclasses.dataclass(frozen=True)
-class _Meta:
-    """Static facts about an `HParams` node (pytree auxiliary data, hashable)."""
+class Derived:
+    """A value kept next to the hyperparameters, computed from one of them: `key = fn(source)`."""
 
-    owner: str  # the public function that built the transform, for error messages
-    names: tuple[str, ...]
-    ranges: tuple[Range, ...]
+    key: str
+    source: str
+    fn: Callable[[Any], Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Meta:
+    """Static facts about an `HParams` node (its pytree auxiliary data, hashable): the
+    declarations (`jopt.hparams.HParam`) of the numbers it holds, which of them follow a
+    schedule, and the values derived from them. Two transforms that compute the same thing have
+    equal metadata, and so states of the same tree structure."""
+
+    hparams: tuple[Any, ...]  # HParam declarations, in the order the values are packed
     scheduled: frozenset[str]
-    # (key, source name, function): values computed from a hyperparameter, e.g. ("1-b1", "b1",
-    # one_minus), in float64 when the source is a concrete number.
-    derived: tuple[tuple[str, str, Callable[[Any], Any]], ...]
-    # The keys of the derived values, and every key's position in the packed array.
-    derived_keys: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    derived: tuple[Derived, ...]
+    names: tuple[str, ...] = dataclasses.field(init=False, repr=False, compare=False)
     index: dict[str, int] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        derived_keys = tuple(key for key, _, _ in self.derived)
-        object.__setattr__(self, "derived_keys", derived_keys)
-        keys = (*self.names, *derived_keys)
+        names = tuple(h.name for h in self.hparams)
+        keys = (*names, *(rule.key for rule in self.derived))
+        object.__setattr__(self, "names", names)
         object.__setattr__(self, "index", {key: i for i, key in enumerate(keys)})
 
+    def declaration(self, name: str) -> Any:
+        return self.hparams[self.index[name]]
 
-def _default_float() -> np.dtype:
-    return np.dtype(jnp.zeros([]).dtype)  # float32, or float64 when jax_enable_x64 is on
 
-
-def store(owner: str, name: str, value: Any, allowed: Range, dtype: Any = None) -> jax.Array:
-    """`value` as a scalar array of `dtype` (default: the state's float), checked again after
+def store(fn: str, hparam: Any, value: Any, dtype: Any) -> jax.Array:
+    """`value` as a scalar array of `dtype`, checked again against `hparam.allowed` after
     rounding when concrete.
 
     b1 = 0.99999999 passes the check as a Python float but rounds to 1.0 in float32, where the
     bias correction 1 - b1**t is 0 and the first step is infinite.
     """
-    array = jnp.asarray(value, _default_float() if dtype is None else dtype)
+    return store_number(fn, hparam.name, value, hparam.allowed, dtype)
+
+
+def store_number(fn: str, name: str, value: Any, allowed: Range, dtype: Any = None) -> jax.Array:
+    """`store` for a number `name` in `allowed` (dtype default: the state's float)."""
+    array = jnp.asarray(value, default_float() if dtype is None else dtype)
     if not isinstance(array, jax.core.Tracer) and float(array) not in allowed:
-        raise ValueError(
-            f"{owner}: {name}={value!r} becomes {float(array)!r} when stored as {array.dtype}, "
-            f"which is not {allowed.describe()}."
+        raise ArgumentError(
+            fn,
+            f"{name}={value!r} becomes {float(array)!r} when stored as {array.dtype}, "
+            f"which is not {allowed.describe()}.",
+            argument=name,
+            value=value,
+            allowed=allowed,
         )
     return array
 
 
-def _derive(fn: Callable[[Any], Any], value: Any, dtype: np.dtype) -> jax.Array:
+def derive(fn: Callable[[Any], Any], value: Any, dtype: np.dtype) -> jax.Array:
     """`fn(value)`, rounded once from float64 when `value` is concrete, else in `dtype`."""
     if isinstance(value, jax.core.Tracer):
         return jnp.asarray(fn(jnp.asarray(value, dtype)), dtype)
     return jnp.asarray(fn(np.float64(value)), dtype=dtype)
-
-
-def _packed(meta: _Meta, values: dict[str, Any], raw: Mapping[str, Any], derived: dict) -> HParams:
-    """An `HParams` of `values`, re-deriving from `raw` what depends on the names it holds."""
-    for key, source, fn in meta.derived:
-        if source in raw:
-            derived[key] = _derive(fn, raw[source], jnp.result_type(values[source]))
-    return HParams.pack(values, derived, meta)
 
 
 @jax.tree_util.register_pytree_with_keys_class
@@ -104,19 +113,34 @@ class HParams:
     The values (and the values derived from them, such as `1 - b1`) are packed into one array,
     last axis in the order of `meta.index`: a jitted step then takes and returns one buffer per
     transform instead of one per hyperparameter, which is most of a small model's step time.
+    Integer hyperparameters are stored exactly in that float array and read back as int32.
     """
 
-    __slots__ = ("packed", "meta")
+    __slots__ = ("meta", "packed")
 
-    def __init__(self, packed: Any, meta: _Meta):
+    def __init__(self, packed: Any, meta: Meta):
         self.packed = packed
         self.meta = meta
 
     @classmethod
-    def pack(cls, values: Mapping[str, Any], derived: Mapping[str, Any], meta: _Meta) -> HParams:
-        arrays = [values[k] for k in meta.names] + [derived[k] for k in meta.derived_keys]
+    def pack(
+        cls,
+        meta: Meta,
+        values: Mapping[str, Any],
+        raw: Mapping[str, Any],
+        derived: Mapping[str, Any],
+    ) -> HParams:
+        """A node of `values` (arrays in the state's float dtype), re-deriving from `raw` (the
+        values as given, in float64 when concrete) what depends on the names it holds; the other
+        derived values are taken from `derived`."""
+        derived = dict(derived)
+        for rule in meta.derived:
+            if rule.source in raw:
+                dtype = jnp.result_type(values[rule.source])
+                derived[rule.key] = derive(rule.fn, raw[rule.source], dtype)
+        arrays = [values[name] for name in meta.names] + [derived[r.key] for r in meta.derived]
         if not arrays:
-            return cls(jnp.zeros((0,), _default_float()), meta)
+            return cls(jnp.zeros((0,), default_float()), meta)
         return cls(jnp.stack(jnp.broadcast_arrays(*arrays), axis=-1), meta)
 
     # -- pytree protocol -------------------------------------------------------------------------
@@ -127,131 +151,90 @@ class HParams:
         return [self.packed], self.meta
 
     @classmethod
-    def tree_unflatten(cls, meta: _Meta, children):
+    def tree_unflatten(cls, meta: Meta, children):
         node = object.__new__(cls)
         node.packed, node.meta = children[0], meta
         return node
 
     # -- reading ---------------------------------------------------------------------------------
+    def _column(self, key: str) -> jax.Array:
+        return self.packed[..., self.meta.index[key]]
+
     def __getitem__(self, name: str) -> jax.Array:
         if name not in self.meta.names:
             raise KeyError(name)
-        return self.packed[..., self.meta.index[name]]
+        value = self._column(name)
+        return value.astype(jnp.int32) if self.meta.declaration(name).kind == "int" else value
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self.meta.names
 
     def complement(self, name: str) -> jax.Array:
         """`1 - value` of decay rate `name`, correctly rounded from float64."""
-        return self.packed[..., self.meta.index["1-" + name]]
+        return self._column("1-" + name)
 
     @property
     def values(self) -> dict[str, jax.Array]:
         return {name: self[name] for name in self.meta.names}
 
     @property
+    def raw_values(self) -> dict[str, jax.Array]:
+        """The values as stored, all in the state's float dtype (integers too)."""
+        return {name: self._column(name) for name in self.meta.names}
+
+    @property
     def derived(self) -> dict[str, jax.Array]:
-        return {key: self.packed[..., self.meta.index[key]] for key in self.meta.derived_keys}
+        return {rule.key: self._column(rule.key) for rule in self.meta.derived}
 
     def __repr__(self) -> str:
-        inner = ", ".join(f"{n}={self[n]!r}" for n in self.meta.names)
-        return f"HParams({inner})"
+        packed = self.packed
+        if isinstance(packed, (np.ndarray, jax.Array)) and not isinstance(packed, jax.core.Tracer):
+            return f"HParams({', '.join(f'{n}={self[n]!r}' for n in self.meta.names)})"
+        # Abstract (jax.eval_shape, tracing) or a placeholder (optax's masked states): no values.
+        shape = getattr(packed, "shape", None)
+        dtype = getattr(packed, "dtype", None)
+        return f"HParams({', '.join(self.meta.names)}; packed {dtype}{list(shape or [])})"
 
     # -- writing ---------------------------------------------------------------------------------
-    def _with(self, values: dict[str, Any], raw: Mapping[str, Any]) -> HParams:
-        """A node with `values`, re-deriving what depends on the names in `raw` (given values)."""
-        return _packed(self.meta, values, raw, self.derived)
-
-    def replace(self, **new: Any) -> HParams:
-        """A copy with some values changed, checked against the constructor's rules."""
-        values = dict(self.values)
-        ranges = dict(zip(self.meta.names, self.meta.ranges, strict=True))
+    def replace(self, where: str = "", **new: Any) -> HParams:
+        """A copy with some values changed, checked against their declarations (`where` is the
+        node's key path in the state, for errors)."""
+        fn = "jopt.set_hparams"
+        values = self.raw_values
+        dtype = jnp.result_type(self.packed)
         for name, value in new.items():
+            hparam = self.meta.declaration(name)
+            at = f" (the hyperparameters at {where})" if where else ""
             if name in self.meta.scheduled:
-                raise ValueError(
-                    f"jopt.set_hparams: {name} of {self.meta.owner} follows a schedule and is "
-                    "recomputed at every step; build the optimizer with a number to set it, or "
-                    "with another schedule."
+                raise ArgumentError(
+                    fn,
+                    f"{name}{at} follows a schedule and is recomputed at every step; build the "
+                    "optimizer with a number to set it, or with another schedule.",
+                    argument=name,
+                    value=value,
                 )
             if jnp.shape(value) != ():
-                raise ValueError(
-                    f"jopt.set_hparams: {name} must be a scalar, got shape {jnp.shape(value)}; "
-                    "to run a batch of values, set a scalar inside jax.vmap."
+                raise ArgumentError(
+                    fn,
+                    f"{name} must be a scalar, got shape {jnp.shape(value)}; to run a batch of "
+                    "values, set a scalar inside jax.vmap.",
+                    argument=name,
+                    value=value,
                 )
-            if not isinstance(value, jax.core.Tracer):
-                validation.check_number(
-                    f"jopt.set_hparams ({self.meta.owner})", name, value, ranges[name]
-                )
-            dtype = jnp.result_type(self.packed)
-            values[name] = store("jopt.set_hparams", name, value, ranges[name], dtype)
-        return self._with(values, new)
-
-
-class Spec:
-    """A transform's hyperparameters as given to its constructor: numbers or schedules.
-
-    Built once at construction, after validation. `init` turns it into the `HParams` node of a
-    fresh state; `resolve` gives the values to use at a step (evaluating schedules).
-
-    `decays` names the decay rates whose complement `1 - rate` the transform reads
-    (`hparams.complement(name)`); `derived` maps further keys to (source name, function).
-    """
-
-    def __init__(
-        self,
-        owner: str,
-        values: Mapping[str, float | Callable[[Any], Any]],
-        ranges: Mapping[str, Range],
-        decays: tuple[str, ...] = (),
-        derived: Mapping[str, tuple[str, Callable[[Any], Any]]] | None = None,
-    ):
-        self.given = dict(values)
-        self.schedules = {n: v for n, v in values.items() if callable(v)}
-        names = tuple(values)
-        rules = [("1-" + name, name, one_minus) for name in decays]
-        rules += [(key, source, fn) for key, (source, fn) in (derived or {}).items()]
-        self.meta = _Meta(
-            owner=owner,
-            names=names,
-            ranges=tuple(ranges[n] for n in names),
-            scheduled=frozenset(self.schedules),
-            derived=tuple(rules),
-        )
-        for name, value in self.given.items():  # reject values that round out of range now
-            if name not in self.schedules:
-                store(owner, name, value, ranges[name], _default_float())
-
-    def init(self) -> HParams:
-        dtype = _default_float()
-        count = jnp.zeros([], jnp.int32)
-        raw = {
-            name: self.schedules[name](count) if name in self.schedules else value
-            for name, value in self.given.items()
-        }
-        ranges = dict(zip(self.meta.names, self.meta.ranges, strict=True))
-        values = {
-            name: jnp.asarray(value, dtype)
-            if name in self.schedules
-            else store(self.meta.owner, name, value, ranges[name], dtype)
-            for name, value in raw.items()
-        }
-        return _packed(self.meta, values, raw, {})
-
-    def resolve(self, hparams: HParams, count: jax.Array) -> HParams:
-        """The values in effect at step `count`: scheduled ones evaluated, the rest as stored."""
-        if not self.schedules:
-            return hparams
-        values = dict(hparams.values)
-        ranges = dict(zip(self.meta.names, self.meta.ranges, strict=True))
-        for name, schedule in self.schedules.items():
-            value = jnp.asarray(schedule(count), jnp.result_type(values[name]))
-            floor = ranges[name].lo
-            if math.isfinite(floor) and not ranges[name].lo_open:
-                # Under jit, XLA may turn `count / 10` into `count * 0.1`: a schedule decaying to
-                # 0 can end at -7e-10, and a negative learning rate would ascend.
-                value = jnp.maximum(value, jnp.asarray(floor, value.dtype))
-            values[name] = value
-        return hparams._with(values, {name: values[name] for name in self.schedules})
+            if isinstance(value, jax.core.Tracer):
+                if hparam.kind == "int" and not jnp.issubdtype(value.dtype, jnp.integer):
+                    raise ArgumentTypeError(
+                        fn,
+                        f"{name} is an integer; a traced value must have an integer dtype, got "
+                        f"{value.dtype}.",
+                        argument=name,
+                        value=value,
+                        allowed=hparam.allowed,
+                    )
+            else:
+                value = hparam.check_value(fn, value)
+            values[name] = store(fn, hparam, value, dtype)
+        return HParams.pack(self.meta, values, new, self.derived)
 
 
 # -- public functions over any state tree --------------------------------------------------------
@@ -261,26 +244,29 @@ def _is_hparams(node: Any) -> bool:
     return isinstance(node, HParams)
 
 
-def _nodes(state: Any) -> list[HParams]:
-    return [n for n in jax.tree.leaves(state, is_leaf=_is_hparams) if _is_hparams(n)]
+def _nodes(state: Any) -> list[tuple[str, HParams]]:
+    """(key path, node) of every HParams node in `state`."""
+    leaves, _ = jax.tree_util.tree_flatten_with_path(state, is_leaf=_is_hparams)
+    return [(jax.tree_util.keystr(path), n) for path, n in leaves if _is_hparams(n)]
 
 
 def get_hparams(state: Any) -> dict[str, jax.Array]:
     """All hyperparameters in `state` (any optimizer state tree, optax chains included).
 
-    Returns a dict name -> array. A name held by two transforms (say two chained `trace`s) is an
-    error: read those through the sub-states, `get_hparams(state[0])`.
+    Returns a dict name -> array (int32 for integer hyperparameters, the state's float dtype
+    otherwise). A name held by two transforms (say two chained `trace`s) is an error: read those
+    through the sub-states, `get_hparams(state[0])`.
     """
     found: dict[str, jax.Array] = {}
-    owners: dict[str, str] = {}
-    for node in _nodes(state):
+    where: dict[str, str] = {}
+    for path, node in _nodes(state):
         for name in node.meta.names:
             if name in found:
                 raise ValueError(
-                    f"jopt.get_hparams: {name!r} is held by both {owners[name]} and "
-                    f"{node.meta.owner}; read it from a sub-state instead."
+                    f"jopt.get_hparams: {name!r} is held by two transforms, at {where[name]} "
+                    f"and at {path}; read it from a sub-state instead."
                 )
-            found[name], owners[name] = node[name], node.meta.owner
+            found[name], where[name] = node[name], path
     return found
 
 
@@ -288,28 +274,32 @@ def set_hparams(state: Any, **values: Any) -> Any:
     """Returns `state` with hyperparameters changed: `set_hparams(state, learning_rate=1e-4)`.
 
     Works on any state tree (optax chains, `optax.MultiSteps`...), inside or outside `jit` and
-    `vmap`. Concrete values are checked against the same rules as the constructor; every
-    transform holding a name gets the new value. Unknown names and scheduled hyperparameters
-    (recomputed each step) raise a `ValueError`.
+    `vmap`. Concrete values are checked against the same rules as the constructor (an integer
+    hyperparameter takes integers); every transform holding a name gets the new value. Unknown
+    names and scheduled hyperparameters (recomputed each step) raise an `ArgumentError`.
     """
     hit: set[str] = set()
 
-    def visit(node: Any) -> Any:
+    def visit(path, node: Any) -> Any:
         if not _is_hparams(node):
             return node
         mine = {k: v for k, v in values.items() if k in node}
         hit.update(mine)
-        return node.replace(**mine) if mine else node
+        return node.replace(jax.tree_util.keystr(path), **mine) if mine else node
 
-    new_state = jax.tree.map(visit, state, is_leaf=_is_hparams)
+    new_state = jax.tree_util.tree_map_with_path(visit, state, is_leaf=_is_hparams)
     unknown = sorted(set(values) - hit)
     if unknown:
-        available = sorted({n for node in _nodes(state) for n in node.meta.names})
-        raise ValueError(
-            f"jopt.set_hparams: no hyperparameter named {', '.join(map(repr, unknown))} in this "
-            f"state; it holds: {', '.join(available) or 'none'}. A block switched off at "
-            "construction (momentum=None, weight_decay=None) has none: build the optimizer "
-            "with a value, 0.0 included, to set it later."
+        available = sorted({n for _, node in _nodes(state) for n in node.meta.names})
+        raise ArgumentError(
+            "jopt.set_hparams",
+            f"no hyperparameter named {', '.join(map(repr, unknown))} in this state; it holds: "
+            f"{', '.join(available) or 'none'}. A block switched off at construction "
+            "(momentum=None, weight_decay=None) has none: build the optimizer with a value, 0.0 "
+            "included, to set it later.",
+            argument=unknown[0],
+            value=values[unknown[0]],
+            allowed=tuple(available),
         )
     return new_state
 
@@ -319,7 +309,7 @@ def current_lr(state: Any) -> jax.Array:
 
     Before the first step, the learning rate the first step will use.
     """
-    rates = [node["learning_rate"] for node in _nodes(state) if "learning_rate" in node]
+    rates = [node["learning_rate"] for _, node in _nodes(state) if "learning_rate" in node]
     if not rates:
         raise ValueError("jopt.current_lr: this state holds no learning rate.")
     if len(rates) > 1:

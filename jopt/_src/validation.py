@@ -5,9 +5,10 @@ Every check names the function, the argument, the value it got and what is allow
 
     ValueError: jopt.adam: b1 must be in [0, 1), got 1.5.
 
-An argument of the wrong type (a string learning rate, a schedule where a number is needed)
-raises `ArgumentTypeError`, both a TypeError and a ValueError: `except ValueError` catches every
-argument jopt refuses.
+The error is an `ArgumentError` (a ValueError) holding those four facts as attributes (see
+`jopt._src.errors`); an argument of the wrong type (a string learning rate, a schedule where a
+number is needed) raises `ArgumentTypeError`, both a TypeError and an ArgumentError: `except
+ValueError` catches every argument jopt refuses.
 
 A `Range` is also kept (as static metadata) next to each hyperparameter in the optimizer state, so
 that `jopt.set_hparams` applies the same rules as the constructor.
@@ -23,12 +24,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-Schedule = Callable[[Any], Any]
+from jopt._src.errors import ArgumentError, ArgumentTypeError
 
-
-class ArgumentTypeError(TypeError, ValueError):
-    """An argument of the wrong type: a TypeError, and a ValueError like every other bad value."""
+# A schedule, as hyperparameters take it: any function `step count -> value` (jopt's typed
+# `jopt.schedules.Schedule`, optax's plain functions, a lambda).
+ScheduleFn = Callable[[Any], Any]
+ScalarOrSchedule = float | ScheduleFn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,36 +74,51 @@ UNIT = Range(0.0, 1.0)  # dampening, fractions
 ANY_FINITE = Range()
 
 
-def _scalar(fn: str, name: str, value: Any) -> float:
+def _scalar(fn: str, name: str, value: Any, allowed: Any = "a real number") -> float:
     """Returns `value` as a Python float, or raises if it is not a concrete real scalar."""
+
+    def refuse(detail: str) -> ArgumentTypeError:
+        return ArgumentTypeError(fn, detail, argument=name, value=value, allowed=allowed)
+
     if isinstance(value, bool):
-        raise ArgumentTypeError(f"{fn}: {name} must be a real number, got the bool {value!r}.")
+        raise refuse(f"{name} must be a real number, got the bool {value!r}.")
     if isinstance(value, jax.core.Tracer):
-        raise ArgumentTypeError(
-            f"{fn}: {name} must be a concrete number at construction, got a traced value. "
+        raise refuse(
+            f"{name} must be a concrete number at construction, got a traced value. "
             "To vary it inside jit or vmap, build the optimizer with a number and change it in "
             "the state with jopt.set_hparams."
         )
     try:
         array = np.asarray(value)
     except Exception as e:  # noqa: BLE001 - anything that is not array-like
-        raise ArgumentTypeError(f"{fn}: {name} must be a real number, got {value!r}.") from e
+        raise refuse(f"{name} must be a real number, got {value!r}.") from e
     if array.shape != () or not (
         np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)
     ):
-        raise ArgumentTypeError(f"{fn}: {name} must be a real scalar, got {value!r}.")
+        raise refuse(f"{name} must be a real scalar, got {value!r}.")
     return float(array)
+
+
+def out_of_range(fn: str, name: str, value: Any, allowed: Range) -> ArgumentError:
+    """The error for a number outside `allowed`: `{fn}: {name} must be {allowed}, got {value}.`"""
+    return ArgumentError(
+        fn,
+        f"{name} must be {allowed.describe()}, got {value!r}.",
+        argument=name,
+        value=value,
+        allowed=allowed,
+    )
 
 
 def check_number(fn: str, name: str, value: Any, allowed: Range) -> float:
     """Checks that `value` is a real scalar in `allowed`; returns it as a float."""
-    x = _scalar(fn, name, value)
+    x = _scalar(fn, name, value, allowed)
     if x not in allowed:
-        raise ValueError(f"{fn}: {name} must be {allowed.describe()}, got {value!r}.")
+        raise out_of_range(fn, name, value, allowed)
     return x
 
 
-def check_number_or_schedule(fn: str, name: str, value: Any, allowed: Range) -> float | Schedule:
+def check_number_or_schedule(fn: str, name: str, value: Any, allowed: Range) -> float | ScheduleFn:
     """Checks a hyperparameter that may be a number in `allowed` or a schedule `step -> value`.
 
     A schedule is checked for being callable only: its values are checked where they are known,
@@ -110,8 +128,12 @@ def check_number_or_schedule(fn: str, name: str, value: Any, allowed: Range) -> 
         return value
     if isinstance(value, str):
         raise ArgumentTypeError(
-            f"{fn}: {name} must be a number or a schedule (a function of the step count), "
-            f"got the string {value!r}."
+            fn,
+            f"{name} must be a number or a schedule (a function of the step count), "
+            f"got the string {value!r}.",
+            argument=name,
+            value=value,
+            allowed=allowed,
         )
     return check_number(fn, name, value, allowed)
 
@@ -122,14 +144,26 @@ def check_optional_number(fn: str, name: str, value: Any, allowed: Range) -> flo
 
 def check_bool(fn: str, name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise ArgumentTypeError(f"{fn}: {name} must be True or False, got {value!r}.")
+        raise ArgumentTypeError(
+            fn,
+            f"{name} must be True or False, got {value!r}.",
+            argument=name,
+            value=value,
+            allowed=(True, False),
+        )
     return bool(value)
 
 
 def check_choice(fn: str, name: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"{fn}: {name} must be one of {allowed}, got {value!r}.")
+        raise ArgumentError(
+            fn,
+            f"{name} must be one of {allowed}, got {value!r}.",
+            argument=name,
+            value=value,
+            allowed=tuple(choices),
+        )
     return value
 
 
@@ -141,14 +175,16 @@ def check_dtype(fn: str, name: str, value: Any) -> np.dtype | None:
     """
     if value is None:
         return None
+    allowed = "a floating dtype or None"
+    refusal = ArgumentTypeError(
+        fn, f"{name} must be {allowed}, got {value!r}.", argument=name, value=value, allowed=allowed
+    )
     try:
         dtype = np.dtype(jax.dtypes.canonicalize_dtype(value))
     except TypeError as e:
-        raise ArgumentTypeError(
-            f"{fn}: {name} must be a floating dtype or None, got {value!r}."
-        ) from e
+        raise refusal from e
     if not jnp.issubdtype(dtype, jnp.inexact):
-        raise ArgumentTypeError(f"{fn}: {name} must be a floating dtype or None, got {value!r}.")
+        raise refusal
     return dtype
 
 
@@ -158,28 +194,65 @@ def check_mask(fn: str, name: str, value: Any) -> Any:
         return value
     leaves = jax.tree.leaves(value)
     if not all(isinstance(leaf, (bool, np.bool_)) for leaf in leaves):
+        allowed = (
+            "None, a callable params -> tree of bools, or a tree of bools shaped like the params"
+        )
         raise ArgumentTypeError(
-            f"{fn}: {name} must be None, a callable params -> tree of bools, or a tree of bools "
-            f"shaped like the params, got {value!r}."
+            fn,
+            f"{name} must be {allowed}, got {value!r}.",
+            argument=name,
+            value=value,
+            allowed=allowed,
         )
     return value
 
 
-def require(fn: str, condition: bool, message: str) -> None:
-    """Raises a ValueError with `message` (prefixed by the function name) unless `condition`."""
+def check_callable(fn: str, name: str, value: Any, what: str = "callable") -> Any:
+    """Checks that `value` can be called (a schedule, a function)."""
+    if not callable(value):
+        raise ArgumentTypeError(
+            fn, f"{name} must be {what}, got {value!r}.", argument=name, value=value, allowed=what
+        )
+    return value
+
+
+def check_transform(fn: str, name: str, value: Any, what: str = "") -> Any:
+    """Checks that `value` is an optax transform (an optimizer to wrap)."""
+    if not isinstance(value, optax.GradientTransformation):
+        allowed = f"an optax.GradientTransformation{what}"
+        raise ArgumentTypeError(
+            fn,
+            f"{name} must be {allowed}, got {value!r}.",
+            argument=name,
+            value=value,
+            allowed=allowed,
+        )
+    return value
+
+
+def require(
+    fn: str, condition: bool, message: str, *, argument: str | None = None, value: Any = None
+) -> None:
+    """Raises an ArgumentError with `message` (prefixed by the function name) unless `condition`.
+
+    `argument` names the argument the error is reported against (None: the condition spans
+    several), `value` its value.
+    """
     if not condition:
-        raise ValueError(f"{fn}: {message}")
+        raise ArgumentError(fn, message, argument=argument, value=value)
 
 
 def check_int(fn: str, name: str, value: Any, minimum: int = 0) -> int:
     """Checks an integer (a step count or a period) >= `minimum`; returns it as an int."""
+    allowed = Range(float(minimum))
+    detail = f"{name} must be an integer >= {minimum}, got {value!r}."
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
             value = int(value)
         else:
-            raise ArgumentTypeError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}.")
+            raise ArgumentTypeError(fn, detail, argument=name, value=value, allowed=allowed)
     if value < minimum:
-        raise ValueError(f"{fn}: {name} must be an integer >= {minimum}, got {value!r}.")
+        raise ArgumentError(fn, detail, argument=name, value=value, allowed=allowed)
     return int(value)
 
 
@@ -189,12 +262,18 @@ def check_increasing(fn: str, name: str, values: Any, *, strict: bool = True) ->
         items = tuple(values)
     except TypeError as e:
         raise ArgumentTypeError(
-            f"{fn}: {name} must be a sequence of integers, got {values!r}."
+            fn,
+            f"{name} must be a sequence of integers, got {values!r}.",
+            argument=name,
+            value=values,
+            allowed="a sequence of integers",
         ) from e
     items = tuple(check_int(fn, f"{name}[{i}]", v) for i, v in enumerate(items))
     pairs = zip(items, items[1:], strict=False)
     bad = next(((a, b) for a, b in pairs if (b <= a if strict else b < a)), None)
     if bad is not None:
         order = "strictly increasing" if strict else "non-decreasing"
-        raise ValueError(f"{fn}: {name} must be {order}, got {list(items)}.")
+        raise ArgumentError(
+            fn, f"{name} must be {order}, got {list(items)}.", argument=name, value=values
+        )
     return items

@@ -119,8 +119,7 @@ def _schedule(path: str, raw: Mapping[str, Any]) -> ScheduleConfig:
             f"{path}.schedule",
             f"unknown schedule {name!r}{registry.closest(name, registry.SCHEDULES)}.",
         )
-    # `owner` only renames the function in error messages: not a config key.
-    parameters = set(inspect.signature(registry.SCHEDULES[name]).parameters) - {"owner"}
+    parameters = set(inspect.signature(registry.SCHEDULES[name]).parameters)
     checks.reject_unknown(path, raw, parameters)
     config = ScheduleConfig(name, {k: _hparam(f"{path}.{k}", v) for k, v in raw.items()})
     try:

@@ -86,7 +86,11 @@ OPTIMIZERS: Mapping[str, Callable[..., Any]] = {
 }
 
 SCHEDULES: Mapping[str, Callable[..., Any]] = {
-    **{name: vars(jschedules)[name] for name in jschedules.__all__ if name != "per_epoch"},
+    **{
+        name: vars(jschedules)[name]
+        for name in jschedules.__all__
+        if name not in ("per_epoch", "Schedule")
+    },
     **_namespaced("torch", jtorch, _TORCH_SCHEDULES),
     **_namespaced("keras", jkeras, _KERAS_SCHEDULES),
 }

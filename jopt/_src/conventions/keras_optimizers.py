@@ -29,10 +29,12 @@ from typing import Any
 
 import optax
 
-from jopt._src import validation
+from jopt._src import errors, validation
 from jopt._src.transforms.adadelta import scale_by_adadelta
 from jopt._src.transforms.adagrad import scale_by_rss
-from jopt._src.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
+from jopt._src.transforms.adam import scale_by_adam
+from jopt._src.transforms.adamax import scale_by_adamax
+from jopt._src.transforms.amsgrad import scale_by_amsgrad
 from jopt._src.transforms.clipping import clip, clip_by_global_norm, clip_by_leaf_norm
 from jopt._src.transforms.learning_rate import scale_by_learning_rate
 from jopt._src.transforms.lion import scale_by_lion
@@ -41,7 +43,7 @@ from jopt._src.transforms.nadam import scale_by_nadam
 from jopt._src.transforms.regularization import add_decayed_weights
 from jopt._src.transforms.rms import scale_by_rms
 
-LearningRate = float | validation.Schedule
+LearningRate = validation.ScalarOrSchedule
 Transform = optax.GradientTransformationExtraArgs
 
 _DECAY = validation.DECAY
@@ -54,7 +56,7 @@ class _Globals:
     """Keras' arguments common to every optimizer, checked."""
 
     learning_rate: LearningRate
-    weight_decay: float | validation.Schedule | None
+    weight_decay: validation.ScalarOrSchedule | None
     mask: Any
     clipping: list[Transform]
 
@@ -90,6 +92,7 @@ def _check_globals(
         "only one of clipnorm, clipvalue and global_clipnorm may be set, got "
         + ", ".join(f"{name}={value!r}" for name, value in given.items())
         + ".",
+        argument=list(given)[-1] if given else None,
     )
     clips = {
         name: validation.check_number(fn, name, value, validation.POSITIVE)
@@ -119,12 +122,12 @@ def _chain(fn: str, scaling: list[Transform], common: _Globals) -> Transform:
     """clip -> scaling -> decoupled decay -> -lr: `theta -= lr * (scaled + wd * theta)`."""
     decay = []
     if common.weight_decay is not None:
-        decay = [add_decayed_weights(common.weight_decay, common.mask, owner=fn)]
+        decay = [add_decayed_weights(common.weight_decay, common.mask)]
     return optax.chain(
         *common.clipping,
         *scaling,
         *decay,
-        scale_by_learning_rate(common.learning_rate, owner=fn),
+        scale_by_learning_rate(common.learning_rate),
     )
 
 
@@ -137,17 +140,18 @@ def _momentum_chain(
         common.mask is None or common.weight_decay is None,
         "weight_decay_mask is not supported with momentum > 0 (the decay shares the momentum "
         "block's learning rate).",
+        argument="weight_decay_mask",
     )
     step = momentum_lr_inside(
         common.learning_rate,
         momentum,
         nesterov=nesterov,
         weight_decay=common.weight_decay,
-        owner=fn,
     )
     return optax.chain(*common.clipping, *scaling, step)
 
 
+@errors.public("jopt.keras.SGD")
 def SGD(  # noqa: N802 - Keras' name
     learning_rate: LearningRate = 0.01,
     momentum: float = 0.0,
@@ -164,7 +168,7 @@ def SGD(  # noqa: N802 - Keras' name
     As in Keras, `nesterov` has no effect at `momentum=0`. Keras accepts `momentum=1` (a buffer
     that never forgets); jopt asks for momentum in [0, 1).
     """
-    fn = "jopt.keras.SGD"
+    fn = errors.current_function()
     learning_rate = _check_learning_rate(fn, learning_rate)
     momentum = validation.check_number(fn, "momentum", momentum, _DECAY)
     nesterov = validation.check_bool(fn, "nesterov", nesterov)
@@ -176,6 +180,7 @@ def SGD(  # noqa: N802 - Keras' name
     return _momentum_chain(fn, [], momentum, nesterov, common)
 
 
+@errors.public("jopt.keras.RMSprop")
 def RMSprop(  # noqa: N802
     learning_rate: LearningRate = 0.001,
     rho: float = 0.9,
@@ -190,7 +195,7 @@ def RMSprop(  # noqa: N802
     weight_decay_mask: Any = None,
 ) -> Transform:
     """keras.optimizers.RMSprop: `g / sqrt(v + eps)`, lr inside the momentum buffer."""
-    fn = "jopt.keras.RMSprop"
+    fn = errors.current_function()
     learning_rate = _check_learning_rate(fn, learning_rate)
     rho = validation.check_number_or_schedule(fn, "rho", rho, _DECAY)
     momentum = validation.check_number(fn, "momentum", momentum, _DECAY)
@@ -199,7 +204,7 @@ def RMSprop(  # noqa: N802
     common = _check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
-    scaling = [scale_by_rms(rho, epsilon, 0.0, True, False, centered=centered, owner=fn)]
+    scaling = [scale_by_rms(rho, epsilon, 0.0, True, False, centered=centered)]
     if momentum == 0:
         return _chain(fn, scaling, common)
     return _momentum_chain(fn, scaling, momentum, False, common)
@@ -220,12 +225,13 @@ def _adam(fn, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, cli
     amsgrad = validation.check_bool(fn, "amsgrad", amsgrad)
     common = _check_globals(fn, learning_rate, weight_decay, *clips, mask)
     if amsgrad:
-        scaling = scale_by_amsgrad(beta_1, beta_2, epsilon, max_of="raw", eps_hat=True, owner=fn)
+        scaling = scale_by_amsgrad(beta_1, beta_2, epsilon, max_of="raw", eps_hat=True)
     else:
-        scaling = scale_by_adam(beta_1, beta_2, epsilon, eps_hat=True, owner=fn)
+        scaling = scale_by_adam(beta_1, beta_2, epsilon, eps_hat=True)
     return _chain(fn, [scaling], common)
 
 
+@errors.public("jopt.keras.Adam")
 def Adam(  # noqa: N802
     learning_rate: LearningRate = 0.001,
     beta_1: float = 0.9,
@@ -242,7 +248,7 @@ def Adam(  # noqa: N802
     """keras.optimizers.Adam: `lr sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)`."""
     clips = (clipnorm, clipvalue, global_clipnorm)
     return _adam(
-        "jopt.keras.Adam",
+        errors.current_function(),
         learning_rate,
         beta_1,
         beta_2,
@@ -254,6 +260,7 @@ def Adam(  # noqa: N802
     )
 
 
+@errors.public("jopt.keras.AdamW")
 def AdamW(  # noqa: N802
     learning_rate: LearningRate = 0.001,
     weight_decay: float = 0.004,
@@ -271,7 +278,7 @@ def AdamW(  # noqa: N802
 
     As in Keras, `weight_decay` may not be None.
     """
-    fn = "jopt.keras.AdamW"
+    fn = errors.current_function()
     validation.check_number_or_schedule(fn, "weight_decay", weight_decay, validation.NON_NEGATIVE)
     clips = (clipnorm, clipvalue, global_clipnorm)
     return _adam(
@@ -279,6 +286,7 @@ def AdamW(  # noqa: N802
     )
 
 
+@errors.public("jopt.keras.Adamax")
 def Adamax(  # noqa: N802
     learning_rate: LearningRate = 0.001,
     beta_1: float = 0.9,
@@ -292,17 +300,18 @@ def Adamax(  # noqa: N802
     weight_decay_mask: Any = None,
 ) -> Transform:
     """keras.optimizers.Adamax: `u = max(b2 u, |g|)`, step `m / (1 - b1**t) / (u + eps)`."""
-    fn = "jopt.keras.Adamax"
+    fn = errors.current_function()
     learning_rate = _check_learning_rate(fn, learning_rate)
     beta_1, beta_2 = _check_betas(fn, beta_1, beta_2)
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
     common = _check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
-    scaling = [scale_by_adamax(beta_1, beta_2, epsilon, eps_in_max=False, owner=fn)]
+    scaling = [scale_by_adamax(beta_1, beta_2, epsilon, eps_in_max=False)]
     return _chain(fn, scaling, common)
 
 
+@errors.public("jopt.keras.Nadam")
 def Nadam(  # noqa: N802
     learning_rate: LearningRate = 0.001,
     beta_1: float = 0.9,
@@ -316,17 +325,18 @@ def Nadam(  # noqa: N802
     weight_decay_mask: Any = None,
 ) -> Transform:
     """keras.optimizers.Nadam: momentum schedule `mu_t = b1 (1 - 0.96**t / 2)`."""
-    fn = "jopt.keras.Nadam"
+    fn = errors.current_function()
     learning_rate = _check_learning_rate(fn, learning_rate)
     beta_1, beta_2 = _check_betas(fn, beta_1, beta_2)
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
     common = _check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
-    scaling = [scale_by_nadam(beta_1, beta_2, epsilon, 1.0, owner=fn)]
+    scaling = [scale_by_nadam(beta_1, beta_2, epsilon, 1.0)]
     return _chain(fn, scaling, common)
 
 
+@errors.public("jopt.keras.Adagrad")
 def Adagrad(  # noqa: N802
     learning_rate: LearningRate = 0.001,
     initial_accumulator_value: float = 0.1,
@@ -339,7 +349,7 @@ def Adagrad(  # noqa: N802
     weight_decay_mask: Any = None,
 ) -> Transform:
     """keras.optimizers.Adagrad: `g / sqrt(acc + eps)`, acc from 0.1."""
-    fn = "jopt.keras.Adagrad"
+    fn = errors.current_function()
     learning_rate = _check_learning_rate(fn, learning_rate)
     initial = validation.check_number(
         fn, "initial_accumulator_value", initial_accumulator_value, validation.NON_NEGATIVE
@@ -348,9 +358,10 @@ def Adagrad(  # noqa: N802
     common = _check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
-    return _chain(fn, [scale_by_rss(initial, epsilon, owner=fn)], common)
+    return _chain(fn, [scale_by_rss(initial, epsilon)], common)
 
 
+@errors.public("jopt.keras.Adadelta")
 def Adadelta(  # noqa: N802
     learning_rate: LearningRate = 0.001,
     rho: float = 0.95,
@@ -363,16 +374,17 @@ def Adadelta(  # noqa: N802
     weight_decay_mask: Any = None,
 ) -> Transform:
     """keras.optimizers.Adadelta (Zeiler 2012); note Keras' default learning rate is 0.001."""
-    fn = "jopt.keras.Adadelta"
+    fn = errors.current_function()
     learning_rate = _check_learning_rate(fn, learning_rate)
     rho = validation.check_number_or_schedule(fn, "rho", rho, _DECAY)
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
     common = _check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
-    return _chain(fn, [scale_by_adadelta(rho, epsilon, owner=fn)], common)
+    return _chain(fn, [scale_by_adadelta(rho, epsilon)], common)
 
 
+@errors.public("jopt.keras.Lion")
 def Lion(  # noqa: N802
     learning_rate: LearningRate = 0.001,
     beta_1: float = 0.9,
@@ -389,10 +401,10 @@ def Lion(  # noqa: N802
     Keras refuses `beta_1 = 0` (Lion would be signSGD) and accepts `beta_1 = 1`; jopt asks for
     beta_1 in (0, 1).
     """
-    fn = "jopt.keras.Lion"
+    fn = errors.current_function()
     learning_rate = _check_learning_rate(fn, learning_rate)
     beta_1, beta_2 = _check_betas(fn, beta_1, beta_2, _LION_BETA_1)
     common = _check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
-    return _chain(fn, [scale_by_lion(beta_1, beta_2, owner=fn)], common)
+    return _chain(fn, [scale_by_lion(beta_1, beta_2)], common)

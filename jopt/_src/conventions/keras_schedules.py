@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from jopt._src import validation
+from jopt._src import errors, validation
 from jopt._src.schedules import compose, decay, restarts, warmup
-from jopt._src.schedules._base import Schedule
+from jopt._src.schedules.schedule import Schedule
 
 _FINITE = validation.ANY_FINITE
 
@@ -29,6 +29,7 @@ def _initial(fn: str, initial_learning_rate: float) -> float:
     return validation.check_number(fn, "initial_learning_rate", initial_learning_rate, _FINITE)
 
 
+@errors.public("jopt.keras.ExponentialDecay")
 def ExponentialDecay(  # noqa: N802 - Keras' name
     initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False
 ) -> Schedule:
@@ -36,23 +37,27 @@ def ExponentialDecay(  # noqa: N802 - Keras' name
 
     decay_rate must be in (0, 1] (Keras takes any rate; above 1 it grows without bound).
     """
-    fn = "jopt.keras.ExponentialDecay"
+    fn = errors.current_function()
     initial = _initial(fn, initial_learning_rate)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
     decay_rate = validation.check_number(fn, "decay_rate", decay_rate, decay.FACTOR)
     staircase = validation.check_bool(fn, "staircase", staircase)
-    return decay.exponential_decay(initial, decay_steps, decay_rate, 0, staircase, owner=fn)
+    return decay.exponential_decay(initial, decay_steps, decay_rate, 0, staircase)
 
 
+@errors.public("jopt.keras.PiecewiseConstantDecay")
 def PiecewiseConstantDecay(boundaries: Sequence[int], values: Sequence[float]) -> Schedule:  # noqa: N802
     """`values[i]` for `boundaries[i-1] < step <= boundaries[i]`: changes one step after torch."""
-    fn = "jopt.keras.PiecewiseConstantDecay"
+    fn = errors.current_function()
     boundaries = validation.check_increasing(fn, "boundaries", boundaries)
     try:
         values = tuple(values)
     except TypeError as e:
-        raise validation.ArgumentTypeError(
-            f"{fn}: values must be a sequence of numbers, got {values!r}."
+        raise errors.ArgumentTypeError(
+            fn,
+            f"values must be a sequence of numbers, got {values!r}.",
+            argument="values",
+            value=values,
         ) from e
     values = tuple(
         validation.check_number(fn, f"values[{i}]", v, _FINITE) for i, v in enumerate(values)
@@ -62,10 +67,13 @@ def PiecewiseConstantDecay(boundaries: Sequence[int], values: Sequence[float]) -
         len(values) == len(boundaries) + 1,
         f"values must have one more element than boundaries, got {len(values)} values and "
         f"{len(boundaries)} boundaries.",
+        argument="values",
+        value=values,
     )
     return compose.piecewise_constant(boundaries, values, switch="after")
 
 
+@errors.public("jopt.keras.PolynomialDecay")
 def PolynomialDecay(  # noqa: N802
     initial_learning_rate: float,
     decay_steps: int,
@@ -74,20 +82,21 @@ def PolynomialDecay(  # noqa: N802
     cycle: bool = False,
 ) -> Schedule:
     """Polynomial decay to end_learning_rate; with `cycle`, the horizon grows by decay_steps."""
-    fn = "jopt.keras.PolynomialDecay"
+    fn = errors.current_function()
     initial = _initial(fn, initial_learning_rate)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
     end = validation.check_number(fn, "end_learning_rate", end_learning_rate, _FINITE)
     power = validation.check_number(fn, "power", power, validation.POSITIVE)
     cycle = validation.check_bool(fn, "cycle", cycle)
-    return decay.polynomial_schedule(initial, end, power, decay_steps, cycle=cycle, owner=fn)
+    return decay.polynomial_schedule(initial, end, power, decay_steps, cycle=cycle)
 
 
+@errors.public("jopt.keras.InverseTimeDecay")
 def InverseTimeDecay(  # noqa: N802
     initial_learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False
 ) -> Schedule:
     """`initial_learning_rate / (1 + decay_rate * step / decay_steps)`."""
-    fn = "jopt.keras.InverseTimeDecay"
+    fn = errors.current_function()
     initial = _initial(fn, initial_learning_rate)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
     decay_rate = validation.check_number(fn, "decay_rate", decay_rate, validation.NON_NEGATIVE)
@@ -95,6 +104,7 @@ def InverseTimeDecay(  # noqa: N802
     return decay.inverse_time_decay(initial, decay_steps, decay_rate, staircase)
 
 
+@errors.public("jopt.keras.CosineDecay")
 def CosineDecay(  # noqa: N802
     initial_learning_rate: float,
     decay_steps: int,
@@ -108,23 +118,23 @@ def CosineDecay(  # noqa: N802
     optax's includes it). Without warmup_target there is no warmup and warmup_steps is unused,
     as in Keras. alpha must be in [0, 1] (Keras takes any).
     """
-    fn = "jopt.keras.CosineDecay"
+    fn = errors.current_function()
     initial = _initial(fn, initial_learning_rate)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
     alpha = validation.check_number(fn, "alpha", alpha, validation.UNIT)
     target = validation.check_optional_number(fn, "warmup_target", warmup_target, _FINITE)
     warmup_steps = validation.check_int(fn, "warmup_steps", warmup_steps)
     if target is None:
-        return decay.cosine_decay_schedule(initial, decay_steps, alpha, owner=fn)
+        return decay.cosine_decay_schedule(initial, decay_steps, alpha)
     return warmup.with_warmup(
-        decay.cosine_decay_schedule(target, decay_steps, alpha, owner=fn),
+        decay.cosine_decay_schedule(target, decay_steps, alpha),
         warmup_steps,
         initial,
         decay_steps_include_warmup=False,
-        owner=fn,
     )
 
 
+@errors.public("jopt.keras.CosineDecayRestarts")
 def CosineDecayRestarts(  # noqa: N802
     initial_learning_rate: float,
     first_decay_steps: int,
@@ -136,10 +146,10 @@ def CosineDecayRestarts(  # noqa: N802
 
     t_mul must be >= 1, m_mul and alpha in [0, 1] (Keras takes any t_mul, m_mul and alpha).
     """
-    fn = "jopt.keras.CosineDecayRestarts"
+    fn = errors.current_function()
     initial = _initial(fn, initial_learning_rate)
     first = validation.check_int(fn, "first_decay_steps", first_decay_steps, 1)
     t_mul = validation.check_number(fn, "t_mul", t_mul, validation.Range(1.0))
     m_mul = validation.check_number(fn, "m_mul", m_mul, validation.UNIT)
     alpha = validation.check_number(fn, "alpha", alpha, validation.UNIT)
-    return restarts.cosine_decay_restarts(initial, first, t_mul, m_mul, alpha, owner=fn)
+    return restarts.cosine_decay_restarts(initial, first, t_mul, m_mul, alpha)

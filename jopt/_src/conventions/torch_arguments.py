@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from jopt._src import hparams, validation
+from jopt._src import errors, hparams, validation
+from jopt._src.schedules.schedule import Schedule, momentum_of
 
-LearningRate = float | validation.Schedule
+LearningRate = validation.ScalarOrSchedule
 
 _CYCLING_HINT = (
     "to cycle the momentum as torch's OneCycleLR and CyclicLR do, pass jopt.torch.OneCycleLR "
@@ -24,15 +25,19 @@ _CYCLING_HINT = (
 def number(fn: str, name: str, value: Any, allowed: validation.Range) -> float:
     """A number in `allowed` that stays in it once stored in the state's dtype."""
     x = validation.check_number(fn, name, value, allowed)
-    hparams.store(fn, name, x, allowed)
+    hparams.store_number(fn, name, x, allowed)
     return x
 
 
 def decay_rate(fn: str, name: str, value: Any) -> float:
     """momentum, alpha, rho, betas[i]: a number in [0, 1) (a schedule gets a hint)."""
     if callable(value):
-        raise validation.ArgumentTypeError(
-            f"{fn}: {name} must be a number (as in torch), got a schedule; {_CYCLING_HINT}."
+        raise errors.ArgumentTypeError(
+            fn,
+            f"{name} must be a number (as in torch), got a schedule; {_CYCLING_HINT}.",
+            argument=name,
+            value=value,
+            allowed=validation.DECAY,
         )
     return number(fn, name, value, validation.DECAY)
 
@@ -42,7 +47,11 @@ def lr(fn: str, lr: Any) -> LearningRate:
     schedule."""
     if not callable(lr) and not isinstance(lr, str) and np.ndim(lr) > 0:
         validation.require(
-            fn, np.size(lr) == 1, f"lr must be a 1-element array, got shape {np.shape(lr)}."
+            fn,
+            np.size(lr) == 1,
+            f"lr must be a 1-element array, got shape {np.shape(lr)}.",
+            argument="lr",
+            value=lr,
         )
         lr = np.reshape(lr, ())
     if callable(lr) or isinstance(lr, str):
@@ -55,7 +64,12 @@ def betas(fn: str, betas: Any) -> tuple[float, float]:
     try:
         b1, b2 = betas
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{fn}: betas must be a pair (beta1, beta2), got {betas!r}.") from e
+        raise errors.ArgumentError(
+            fn,
+            f"betas must be a pair (beta1, beta2), got {betas!r}.",
+            argument="betas",
+            value=betas,
+        ) from e
     return decay_rate(fn, "betas[0]", b1), decay_rate(fn, "betas[1]", b2)
 
 
@@ -68,14 +82,14 @@ def flags(fn: str, **flags: Any) -> dict[str, bool]:
     return {name: validation.check_bool(fn, name, value) for name, value in flags.items()}
 
 
-def cycled_momentum(fn: str, lr: LearningRate, has_momentum: bool) -> validation.Schedule | None:
+def cycled_momentum(fn: str, lr: LearningRate, has_momentum: bool) -> Schedule | None:
     """The momentum schedule a cycling `lr` (OneCycleLR, CyclicLR) imposes, or None.
 
     torch's schedulers raise at construction for an optimizer without `momentum` or `betas` in
     its defaults ("optimizer must support momentum or beta1 with `cycle_momentum` option
     enabled"); so do the optimizers here, given such an `lr`.
     """
-    momentum = getattr(lr, "momentum", None) if callable(lr) else None
+    momentum = momentum_of(lr)
     if momentum is None:
         return None
     name = fn.rsplit(".", 1)[-1]
@@ -85,9 +99,7 @@ def cycled_momentum(fn: str, lr: LearningRate, has_momentum: bool) -> validation
         f"lr cycles the momentum (a OneCycleLR or CyclicLR with cycle_momentum=True), but "
         f"{name} has neither momentum nor betas for it to set (torch's schedulers raise here "
         "too); build the schedule with cycle_momentum=False.",
+        argument="lr",
+        value=lr,
     )
-    if not callable(momentum):
-        raise validation.ArgumentTypeError(
-            f"{fn}: lr.momentum must be a schedule or None, got {momentum!r}."
-        )
     return momentum

@@ -46,13 +46,15 @@ from __future__ import annotations
 
 import optax
 
-from jopt._src import validation
+from jopt._src import errors, validation
 from jopt._src.conventions import torch_arguments as checks
 from jopt._src.schedules.compose import multiply_schedules
 from jopt._src.schedules.decay import inverse_time_decay
 from jopt._src.transforms.adadelta import scale_by_adadelta
 from jopt._src.transforms.adagrad import scale_by_rss
-from jopt._src.transforms.adam import scale_by_adam, scale_by_adamax, scale_by_amsgrad
+from jopt._src.transforms.adam import scale_by_adam
+from jopt._src.transforms.adamax import scale_by_adamax
+from jopt._src.transforms.amsgrad import scale_by_amsgrad
 from jopt._src.transforms.learning_rate import scale_by_learning_rate
 from jopt._src.transforms.momentum import scale_by_momentum
 from jopt._src.transforms.nadam import scale_by_nadam
@@ -80,19 +82,20 @@ def _chain(
     The weight-decay block is kept at 0.0, where it adds `0 * theta` (exactly nothing for
     finite parameters), so that the state holds `weight_decay` as torch's param group does.
     """
-    decay = [add_decayed_weights(weight_decay, owner=fn)]
+    decay = [add_decayed_weights(weight_decay)]
     return optax.chain(
         *([optax.scale(-1.0)] if maximize else []),
         *([] if decoupled else decay),
         *scaling,
         *(decay if decoupled else []),
-        scale_by_learning_rate(lr, owner=fn),
+        scale_by_learning_rate(lr),
     )
 
 
 # -- the optimizers ----------------------------------------------------------------------------
 
 
+@errors.public("jopt.torch.SGD")
 def SGD(  # noqa: N802 - torch's name
     lr: LearningRate = 1e-3,
     momentum: float = 0.0,
@@ -113,7 +116,7 @@ def SGD(  # noqa: N802 - torch's name
     (0 included), as torch's schedulers overwrite it; `nesterov=True` still needs momentum > 0
     here, as torch checks it when the optimizer is built.
     """
-    fn = "jopt.torch.SGD"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     momentum = checks.decay_rate(fn, "momentum", momentum)
     dampening = checks.number(fn, "dampening", dampening, validation.UNIT)
@@ -124,6 +127,8 @@ def SGD(  # noqa: N802 - torch's name
         not flags["nesterov"] or (momentum > 0 and dampening == 0),
         f"nesterov=True needs momentum > 0 and dampening == 0, got momentum={momentum}, "
         f"dampening={dampening}.",
+        argument="nesterov",
+        value=flags["nesterov"],
     )
     cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
     scaling = []
@@ -133,12 +138,12 @@ def SGD(  # noqa: N802 - torch's name
             dampening=dampening,
             nesterov=flags["nesterov"],
             dampen_first_step=False,
-            owner=fn,
         )
         scaling.append(block)
     return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
 
 
+@errors.public("jopt.torch.RMSprop")
 def RMSprop(  # noqa: N802
     lr: LearningRate = 1e-2,
     alpha: float = 0.99,
@@ -159,7 +164,7 @@ def RMSprop(  # noqa: N802
     Under an `lr` that cycles momentum, `momentum` is that schedule (the given value, 0
     included, is checked and ignored), as torch's schedulers overwrite it.
     """
-    fn = "jopt.torch.RMSprop"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     alpha = checks.decay_rate(fn, "alpha", alpha)
     eps = checks.non_negative(fn, "eps", eps)
@@ -167,13 +172,13 @@ def RMSprop(  # noqa: N802
     momentum = checks.decay_rate(fn, "momentum", momentum)
     flags = checks.flags(fn, centered=centered, maximize=maximize)
     cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
-    scaling = [scale_by_rms(alpha, eps, 0.0, False, False, centered=flags["centered"], owner=fn)]
+    scaling = [scale_by_rms(alpha, eps, 0.0, False, False, centered=flags["centered"])]
     if cycled is not None or momentum != 0:
-        scaling.append(scale_by_momentum(momentum if cycled is None else cycled, owner=fn))
+        scaling.append(scale_by_momentum(momentum if cycled is None else cycled))
     return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
 
 
-def _beta1(fn: str, lr: LearningRate, b1: float) -> float | validation.Schedule:
+def _beta1(fn: str, lr: LearningRate, b1: float) -> validation.ScalarOrSchedule:
     """betas[0], or the schedule a cycling `lr` puts in its place."""
     cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
     return b1 if cycled is None else cycled
@@ -182,10 +187,11 @@ def _beta1(fn: str, lr: LearningRate, b1: float) -> float | validation.Schedule:
 def _adam_block(fn, b1, b2, eps, amsgrad):
     """Adam's moments; with amsgrad, the max of the raw second moment (torch's)."""
     if amsgrad:
-        return scale_by_amsgrad(b1, b2, eps, max_of="raw", owner=fn)
-    return scale_by_adam(b1, b2, eps, owner=fn)
+        return scale_by_amsgrad(b1, b2, eps, max_of="raw")
+    return scale_by_adam(b1, b2, eps)
 
 
+@errors.public("jopt.torch.Adam")
 def Adam(  # noqa: N802
     lr: LearningRate = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -207,7 +213,7 @@ def Adam(  # noqa: N802
     as torch's schedulers overwrite betas[0]; the bias correction reads the current value,
     `1 - b1_t ** t`, as torch's does.
     """
-    fn = "jopt.torch.Adam"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     b1, b2 = checks.betas(fn, betas)
     eps = checks.non_negative(fn, "eps", eps)
@@ -220,6 +226,7 @@ def Adam(  # noqa: N802
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
 
 
+@errors.public("jopt.torch.AdamW")
 def AdamW(  # noqa: N802
     lr: LearningRate = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -235,7 +242,7 @@ def AdamW(  # noqa: N802
     Under an `lr` that cycles momentum (jopt.torch.OneCycleLR, CyclicLR), b1 is that schedule,
     as torch's schedulers overwrite betas[0]; the bias correction reads the current value.
     """
-    fn = "jopt.torch.AdamW"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     b1, b2 = checks.betas(fn, betas)
     eps = checks.non_negative(fn, "eps", eps)
@@ -245,6 +252,7 @@ def AdamW(  # noqa: N802
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=True)
 
 
+@errors.public("jopt.torch.Adamax")
 def Adamax(  # noqa: N802
     lr: LearningRate = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -259,16 +267,17 @@ def Adamax(  # noqa: N802
 
     Under an `lr` that cycles momentum, b1 is that schedule (torch overwrites betas[0]).
     """
-    fn = "jopt.torch.Adamax"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     b1, b2 = checks.betas(fn, betas)
     eps = checks.non_negative(fn, "eps", eps)
     weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
     flags = checks.flags(fn, maximize=maximize)
-    block = scale_by_adamax(_beta1(fn, lr, b1), b2, eps, owner=fn)
+    block = scale_by_adamax(_beta1(fn, lr, b1), b2, eps)
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
 
 
+@errors.public("jopt.torch.NAdam")
 def NAdam(  # noqa: N802
     lr: LearningRate = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -288,18 +297,19 @@ def NAdam(  # noqa: N802
     schedule (torch overwrites betas[0]): mu_t and mu_{t+1} use the current b1, and P_t
     multiplies the mu_t of every step taken.
     """
-    fn = "jopt.torch.NAdam"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     b1, b2 = checks.betas(fn, betas)
     eps = checks.non_negative(fn, "eps", eps)
     weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
     momentum_decay = checks.non_negative(fn, "momentum_decay", momentum_decay)
     flags = checks.flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-    block = scale_by_nadam(_beta1(fn, lr, b1), b2, eps, momentum_decay, owner=fn)
+    block = scale_by_nadam(_beta1(fn, lr, b1), b2, eps, momentum_decay)
     decoupled = flags["decoupled_weight_decay"]
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
 
 
+@errors.public("jopt.torch.RAdam")
 def RAdam(  # noqa: N802
     lr: LearningRate = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -315,17 +325,18 @@ def RAdam(  # noqa: N802
     Under an `lr` that cycles momentum, b1 is that schedule (torch overwrites betas[0]); the
     bias correction reads the current value, `1 - b1_t ** t`.
     """
-    fn = "jopt.torch.RAdam"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     b1, b2 = checks.betas(fn, betas)
     eps = checks.non_negative(fn, "eps", eps)
     weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
     flags = checks.flags(fn, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-    block = scale_by_radam(_beta1(fn, lr, b1), b2, eps, 0.0, 5.0, eps_hat=True, owner=fn)
+    block = scale_by_radam(_beta1(fn, lr, b1), b2, eps, 0.0, 5.0, eps_hat=True)
     decoupled = flags["decoupled_weight_decay"]
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
 
 
+@errors.public("jopt.torch.Adagrad")
 def Adagrad(  # noqa: N802
     lr: LearningRate = 1e-2,
     lr_decay: float = 0.0,
@@ -342,7 +353,7 @@ def Adagrad(  # noqa: N802
 
     It has neither momentum nor betas: an `lr` that cycles momentum raises, as in torch.
     """
-    fn = "jopt.torch.Adagrad"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     lr_decay = checks.non_negative(fn, "lr_decay", lr_decay)
     weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
@@ -353,10 +364,11 @@ def Adagrad(  # noqa: N802
     if lr_decay != 0:
         decay = inverse_time_decay(1.0, 1, lr_decay)
         lr = multiply_schedules(lr, decay) if callable(lr) else inverse_time_decay(lr, 1, lr_decay)
-    block = scale_by_rss(initial, eps, eps_in_sqrt=False, owner=fn)
+    block = scale_by_rss(initial, eps, eps_in_sqrt=False)
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])
 
 
+@errors.public("jopt.torch.Adadelta")
 def Adadelta(  # noqa: N802
     lr: LearningRate = 1.0,
     rho: float = 0.9,
@@ -372,12 +384,12 @@ def Adadelta(  # noqa: N802
 
     It has neither momentum nor betas: an `lr` that cycles momentum raises, as in torch.
     """
-    fn = "jopt.torch.Adadelta"
+    fn = errors.current_function()
     lr = checks.lr(fn, lr)
     rho = checks.decay_rate(fn, "rho", rho)
     eps = checks.non_negative(fn, "eps", eps)
     weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
     flags = checks.flags(fn, maximize=maximize)
     checks.cycled_momentum(fn, lr, has_momentum=False)
-    block = scale_by_adadelta(rho, eps, owner=fn)
+    block = scale_by_adadelta(rho, eps)
     return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"])

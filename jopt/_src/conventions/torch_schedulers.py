@@ -29,27 +29,29 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import validation
+from jopt._src import errors, validation
 from jopt._src.schedules import compose, cyclic, decay, plateau, restarts
-from jopt._src.schedules._base import Schedule
+from jopt._src.schedules.schedule import (
+    Schedule,
+    make_schedule,
+    refuse_momentum_cycles,
+)
+from jopt._src.validation import ScheduleFn
 
 DECAY_FACTOR = validation.Range(0.0, 1.0, lo_open=True)  # gamma: shrinks or keeps the rate
-PLATEAU_FACTOR = validation.Range(0.0, 1.0, lo_open=True, hi_open=True)  # a reduction lowers it
 
 
 def _base(fn: str, lr: float) -> float:
     return validation.check_number(fn, "lr", lr, validation.NON_NEGATIVE)
 
 
-def _tagged(schedule: Schedule, base_lr: float, momentum: Schedule | None = None) -> Schedule:
-    """Attaches the base learning rate (for ChainedScheduler) and a momentum schedule."""
-
-    def tagged(step: Any):
-        return schedule(step)
-
-    tagged.base_lr = base_lr
-    tagged.momentum = momentum
-    return tagged
+def _tagged(
+    schedule: ScheduleFn, base_lr: float | None, momentum: Schedule | None = None
+) -> Schedule:
+    """`schedule` as the torch scheduler being built: its name, its base learning rate (which
+    ChainedScheduler divides out) and the momentum cycle it imposes."""
+    values = schedule.fn if isinstance(schedule, Schedule) else schedule
+    return make_schedule(values, momentum=momentum, base_lr=base_lr)
 
 
 def _steps(fn: str, name: str, value: int) -> int:
@@ -67,46 +69,57 @@ def _fraction(fn: str, lr: float, eta_min: float) -> float:
         fn,
         eta_min <= lr,
         f"eta_min must be at most lr={lr} (an annealing that rises is refused), got {eta_min}.",
+        argument="eta_min",
+        value=eta_min,
     )
     return eta_min / lr if lr > 0 else 0.0
 
 
+@errors.public("jopt.torch.StepLR")
 def StepLR(lr: float, step_size: int, gamma: float = 0.1) -> Schedule:  # noqa: N802
     """`lr * gamma ** (t // step_size)`."""
-    fn = "jopt.torch.StepLR"
+    fn = errors.current_function()
     base = _base(fn, lr)
     step_size = _steps(fn, "step_size", step_size)
-    return _tagged(decay.step_decay(base, step_size, _gamma(fn, gamma), owner=fn), lr)
+    return _tagged(decay.step_decay(base, step_size, _gamma(fn, gamma)), lr)
 
 
+@errors.public("jopt.torch.MultiStepLR")
 def MultiStepLR(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:  # noqa: N802
     """`lr * gamma ** (number of milestones <= t)` (milestones in any order, as torch)."""
-    fn = "jopt.torch.MultiStepLR"
+    fn = errors.current_function()
     base = _base(fn, lr)
     try:
         marks = tuple(milestones)
     except TypeError as e:
-        raise validation.ArgumentTypeError(
-            f"{fn}: milestones must be a sequence of integers, got {milestones!r}."
+        raise errors.ArgumentTypeError(
+            fn,
+            f"milestones must be a sequence of integers, got {milestones!r}.",
+            argument="milestones",
+            value=milestones,
         ) from e
+    # In any order, as torch takes them.
     marks = sorted(validation.check_int(fn, f"milestones[{i}]", m) for i, m in enumerate(marks))
-    return _tagged(decay.multistep_decay(base, marks, _gamma(fn, gamma), owner=fn), lr)
+    return _tagged(decay.multistep_decay(base, marks, _gamma(fn, gamma)), lr)
 
 
+@errors.public("jopt.torch.ExponentialLR")
 def ExponentialLR(lr: float, gamma: float) -> Schedule:  # noqa: N802
     """`lr * gamma ** t`."""
-    fn = "jopt.torch.ExponentialLR"
-    return _tagged(decay.exponential_decay(_base(fn, lr), 1, _gamma(fn, gamma), owner=fn), lr)
+    fn = errors.current_function()
+    return _tagged(decay.exponential_decay(_base(fn, lr), 1, _gamma(fn, gamma)), lr)
 
 
+@errors.public("jopt.torch.CosineAnnealingLR")
 def CosineAnnealingLR(lr: float, T_max: int, eta_min: float = 0.0) -> Schedule:  # noqa: N802, N803
     """`eta_min + (lr - eta_min) (1 + cos(pi t / T_max)) / 2`, periodic past T_max as torch."""
-    fn = "jopt.torch.CosineAnnealingLR"
+    fn = errors.current_function()
     T_max = _steps(fn, "T_max", T_max)  # noqa: N806
     alpha = _fraction(fn, _base(fn, lr), eta_min)
     return _tagged(decay.cosine_decay_schedule(lr, T_max, alpha, periodic=True), lr)
 
 
+@errors.public("jopt.torch.CosineAnnealingWarmRestarts")
 def CosineAnnealingWarmRestarts(  # noqa: N802
     lr: float,
     T_0: int,  # noqa: N803
@@ -114,13 +127,14 @@ def CosineAnnealingWarmRestarts(  # noqa: N802
     eta_min: float = 0.0,
 ) -> Schedule:
     """SGDR: cosine from lr to eta_min over T_0 steps, restarting with periods times T_mult."""
-    fn = "jopt.torch.CosineAnnealingWarmRestarts"
+    fn = errors.current_function()
     T_0 = _steps(fn, "T_0", T_0)  # noqa: N806
     T_mult = validation.check_int(fn, "T_mult", T_mult, 1)  # noqa: N806
     alpha = _fraction(fn, _base(fn, lr), eta_min)
     return _tagged(restarts.cosine_decay_restarts(lr, T_0, float(T_mult), 1.0, alpha), lr)
 
 
+@errors.public("jopt.torch.OneCycleLR")
 def OneCycleLR(  # noqa: N802
     max_lr: float,
     total_steps: int | None = None,
@@ -140,12 +154,13 @@ def OneCycleLR(  # noqa: N802
     div_factor and final_div_factor must be >= 1 (torch takes any number), base_momentum <=
     max_momentum.
     """
-    fn = "jopt.torch.OneCycleLR"
+    fn = errors.current_function()
     if total_steps is None:
         validation.require(
             fn,
             epochs is not None and steps_per_epoch is not None,
             "give total_steps, or epochs and steps_per_epoch.",
+            argument="total_steps",
         )
         total_steps = validation.check_int(fn, "epochs", epochs, 1) * validation.check_int(
             fn, "steps_per_epoch", steps_per_epoch, 1
@@ -168,6 +183,7 @@ def OneCycleLR(  # noqa: N802
     return _tagged(lr, max_lr / div_factor, momentum)
 
 
+@errors.public("jopt.torch.CyclicLR")
 def CyclicLR(  # noqa: N802
     base_lr: float,
     max_lr: float,
@@ -188,7 +204,7 @@ def CyclicLR(  # noqa: N802
     `jopt.cyclic_schedule`. Stricter than torch: base_lr <= max_lr, base_momentum <= max_momentum,
     gamma in (0, 1], mode and scale_mode among their choices even where torch ignores them.
     """
-    fn = "jopt.torch.CyclicLR"
+    fn = errors.current_function()
     cyclic._ordered(fn, "base_lr", base_lr, "max_lr", max_lr, validation.NON_NEGATIVE)
     cyclic._triangle(fn, step_size_up, step_size_down)
     cyclic._amplitude(fn, mode, gamma, scale_fn, scale_mode)
@@ -203,11 +219,12 @@ def CyclicLR(  # noqa: N802
     return _tagged(lr, base_lr, momentum)
 
 
+@errors.public("jopt.torch.LinearLR")
 def LinearLR(  # noqa: N802
     lr: float, start_factor: float = 1 / 3, end_factor: float = 1.0, total_iters: int = 5
 ) -> Schedule:
     """`lr * (start_factor + (end_factor - start_factor) * min(t, total_iters) / total_iters)`."""
-    fn = "jopt.torch.LinearLR"
+    fn = errors.current_function()
     unit = validation.Range(0.0, 1.0, lo_open=True)
     start = validation.check_number(fn, "start_factor", start_factor, unit)
     end = validation.check_number(fn, "end_factor", end_factor, validation.UNIT)
@@ -215,54 +232,46 @@ def LinearLR(  # noqa: N802
     return _tagged(decay.linear_schedule(_base(fn, lr) * start, lr * end, total_iters), lr)
 
 
+@errors.public("jopt.torch.PolynomialLR")
 def PolynomialLR(lr: float, total_iters: int = 5, power: float = 1.0) -> Schedule:  # noqa: N802
     """`lr * (1 - min(t, total_iters) / total_iters) ** power`."""
-    fn = "jopt.torch.PolynomialLR"
+    fn = errors.current_function()
     base = _base(fn, lr)
     total_iters = _steps(fn, "total_iters", total_iters)
     power = validation.check_number(fn, "power", power, validation.POSITIVE)
-    return _tagged(decay.polynomial_schedule(base, 0.0, power, total_iters, owner=fn), lr)
+    return _tagged(decay.polynomial_schedule(base, 0.0, power, total_iters), lr)
 
 
+@errors.public("jopt.torch.ConstantLR")
 def ConstantLR(lr: float, factor: float = 1 / 3, total_iters: int = 5) -> Schedule:  # noqa: N802
     """`lr * factor` for t < total_iters, then `lr`."""
-    fn = "jopt.torch.ConstantLR"
+    fn = errors.current_function()
     factor = validation.check_number(fn, "factor", factor, validation.UNIT)
     total_iters = validation.check_int(fn, "total_iters", total_iters)
     return _tagged(compose.piecewise_constant([total_iters], [_base(fn, lr) * factor, lr]), lr)
 
 
-def _schedulers(fn: str, schedulers: Sequence[Schedule]) -> tuple[Schedule, ...]:
-    try:
-        schedulers = tuple(schedulers)
-    except TypeError as e:
-        raise validation.ArgumentTypeError(
-            f"{fn}: schedulers must be a sequence of schedules, got {schedulers!r}."
-        ) from e
-    validation.require(fn, len(schedulers) >= 1, "needs at least one scheduler.")
-    for i, s in enumerate(schedulers):
-        if not callable(s):
-            raise validation.ArgumentTypeError(
-                f"{fn}: schedulers[{i}] must be callable, got {s!r}."
-            )
-    return schedulers
-
-
+@errors.public("jopt.torch.SequentialLR")
 def SequentialLR(schedulers: Sequence[Schedule], milestones: Sequence[int]) -> Schedule:  # noqa: N802
     """Scheduler i from milestone i-1 on, counting its steps from there."""
-    fn = "jopt.torch.SequentialLR"
-    schedulers = _schedulers(fn, schedulers)
+    fn = errors.current_function()
+    schedulers = compose.check_schedules(fn, "schedulers", schedulers)
     milestones = validation.check_increasing(fn, "milestones", milestones)
     validation.require(
         fn,
         len(schedulers) == len(milestones) + 1,
         f"needs one scheduler more than milestones, got {len(schedulers)} schedulers and "
         f"{len(milestones)} milestones.",
+        argument="milestones",
+        value=milestones,
     )
-    joined = compose.join_schedules(schedulers, milestones)
-    return _tagged(joined, getattr(schedulers[0], "base_lr", None))
+    refuse_momentum_cycles(
+        fn, {f"schedulers[{i}]": s for i, s in enumerate(schedulers)}, "a SequentialLR"
+    )
+    return compose.join_schedules(schedulers, milestones)
 
 
+@errors.public("jopt.torch.ChainedScheduler")
 def ChainedScheduler(schedulers: Sequence[Schedule]) -> Schedule:  # noqa: N802
     """The product of multiplicative schedulers on one base learning rate (torch's chaining).
 
@@ -270,20 +279,26 @@ def ChainedScheduler(schedulers: Sequence[Schedule]) -> Schedule:  # noqa: N802
     `lr * prod(s_i(t) / lr)`. Exact for StepLR, MultiStepLR, ExponentialLR, ConstantLR,
     LinearLR and PolynomialLR, whose torch updates are multiplicative.
     """
-    fn = "jopt.torch.ChainedScheduler"
-    schedulers = _schedulers(fn, schedulers)
-    bases = {getattr(s, "base_lr", None) for s in schedulers}
+    fn = errors.current_function()
+    schedulers = compose.check_schedules(fn, "schedulers", schedulers)
+    refuse_momentum_cycles(
+        fn, {f"schedulers[{i}]": s for i, s in enumerate(schedulers)}, "a ChainedScheduler"
+    )
+    lr = compose.common_base_lr(schedulers)
     validation.require(
         fn,
-        len(bases) == 1 and None not in bases,
+        lr is not None,
         "needs jopt.torch schedulers built on the same base learning rate.",
+        argument="schedulers",
     )
-    lr = bases.pop()
-    validation.require(fn, lr > 0, f"needs a base learning rate > 0, got {lr}.")
+    validation.require(
+        fn, lr > 0, f"needs a base learning rate > 0, got {lr}.", argument="schedulers"
+    )
     product = compose.multiply_schedules(*schedulers)
     return _tagged(lambda step: product(step) / jnp.asarray(lr) ** (len(schedulers) - 1), lr)
 
 
+@errors.public("jopt.torch.ReduceLROnPlateau")
 def ReduceLROnPlateau(  # noqa: N802
     optimizer: optax.GradientTransformation,
     mode: str = "min",
@@ -312,27 +327,28 @@ def ReduceLROnPlateau(  # noqa: N802
     counterpart. Stricter than torch: factor in (0, 1) (torch takes factor <= 0), patience,
     cooldown, threshold, min_lr and eps >= 0.
     """
-    fn = "jopt.torch.ReduceLROnPlateau"
-    if not isinstance(optimizer, optax.GradientTransformation):
-        raise validation.ArgumentTypeError(
-            f"{fn}: optimizer must be an optax.GradientTransformation (a jopt optimizer), "
-            f"got {optimizer!r}."
-        )
-    mode = validation.check_choice(fn, "mode", mode, plateau.MODES)
-    factor = validation.check_number(fn, "factor", factor, PLATEAU_FACTOR)
-    patience = validation.check_int(fn, "patience", patience)
-    threshold = validation.check_number(fn, "threshold", threshold, validation.NON_NEGATIVE)
-    threshold_mode = validation.check_choice(
-        fn, "threshold_mode", threshold_mode, plateau.THRESHOLD_MODES
-    )
-    cooldown = validation.check_int(fn, "cooldown", cooldown)
+    fn = errors.current_function()
+    validation.check_transform(fn, "optimizer", optimizer, " (a jopt optimizer)")
     if isinstance(min_lr, (list, tuple)):
-        raise validation.ArgumentTypeError(
-            f"{fn}: min_lr must be one number (a jopt optimizer holds one learning rate, not one "
-            f"per parameter group), got {min_lr!r}."
+        raise errors.ArgumentTypeError(
+            fn,
+            "min_lr must be one number (a jopt optimizer holds one learning rate, not one per "
+            f"parameter group), got {min_lr!r}.",
+            argument="min_lr",
+            value=min_lr,
         )
-    min_lr = validation.check_number(fn, "min_lr", min_lr, validation.NON_NEGATIVE)
-    eps = validation.check_number(fn, "eps", eps, validation.NON_NEGATIVE)
+    # torch's arguments in torch's order, against jopt.reduce_on_plateau's declarations.
+    plateau.REDUCE_ON_PLATEAU.check(
+        fn,
+        mode=mode,
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        threshold_mode=threshold_mode,
+        cooldown=cooldown,
+        min_lr=min_lr,
+        eps=eps,
+    )
     return plateau.reduce_on_plateau(
         optimizer, factor, patience, threshold, threshold_mode, cooldown, min_lr, mode, eps
     )

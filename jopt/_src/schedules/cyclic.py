@@ -28,17 +28,18 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jopt._src import validation
-from jopt._src.schedules._base import (
+from jopt._src import errors, validation
+from jopt._src.hparams import default_float
+from jopt._src.schedules.compose import piecewise_interpolate_schedule
+from jopt._src.schedules.schedule import (
     Schedule,
     as_float,
     constant,
     cosine_anneal,
     divmod_steps,
-    float_dtype,
     linear_anneal,
+    make_schedule,
 )
-from jopt._src.schedules.compose import piecewise_interpolate_schedule
 
 ANNEAL = {"cos": cosine_anneal, "linear": linear_anneal}
 CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
@@ -54,7 +55,13 @@ def _ordered(fn, low_name, low, high_name, high, allowed):
     """Checks the two levels of a cycle: each in `allowed`, the low one not above the high one."""
     low = validation.check_number(fn, low_name, low, allowed)
     high = validation.check_number(fn, high_name, high, allowed)
-    validation.require(fn, low <= high, f"{low_name}={low} must not exceed {high_name}={high}.")
+    validation.require(
+        fn,
+        low <= high,
+        f"{low_name}={low} must not exceed {high_name}={high}.",
+        argument=low_name,
+        value=low,
+    )
     return low, high
 
 
@@ -78,6 +85,8 @@ def _one_cycle_phases(fn, total_steps, pct_start, three_phase):
         fn,
         all(b > a for a, b in zip((0, *ends), ends, strict=False)),
         f"pct_start={pct_start} leaves an empty phase in total_steps={total_steps}.",
+        argument="pct_start",
+        value=pct_start,
     )
     return total_steps, ends
 
@@ -85,25 +94,34 @@ def _one_cycle_phases(fn, total_steps, pct_start, three_phase):
 def _scale_fn(fn, scale_fn):
     """Checks a custom amplitude scale: callable, traceable, one scalar in and one scalar out."""
     if not callable(scale_fn):
-        raise validation.ArgumentTypeError(
-            f"{fn}: scale_fn must be None or a function of one number, got {scale_fn!r}."
+        raise errors.ArgumentTypeError(
+            fn,
+            f"scale_fn must be None or a function of one number, got {scale_fn!r}.",
+            argument="scale_fn",
+            value=scale_fn,
         )
     try:
-        out = jax.eval_shape(scale_fn, jax.ShapeDtypeStruct((), float_dtype()))
+        out = jax.eval_shape(scale_fn, jax.ShapeDtypeStruct((), default_float()))
     except Exception as e:  # noqa: BLE001 - any failure to trace is the user's function's
         first_line = (str(e).splitlines() or [""])[0]
-        raise validation.ArgumentTypeError(
-            f"{fn}: scale_fn must be a JAX-traceable function of one scalar array (jnp, not "
-            f"math); called on a traced float scalar it raised {type(e).__name__}: {first_line}"
+        raise errors.ArgumentTypeError(
+            fn,
+            "scale_fn must be a JAX-traceable function of one scalar array (jnp, not math); "
+            f"called on a traced float scalar it raised {type(e).__name__}: {first_line}",
+            argument="scale_fn",
+            value=scale_fn,
         ) from e
     numeric = isinstance(out, jax.ShapeDtypeStruct) and (
         jnp.issubdtype(out.dtype, jnp.floating) or jnp.issubdtype(out.dtype, jnp.integer)
     )
     if not numeric or out.shape != ():
-        raise validation.ArgumentTypeError(
-            f"{fn}: scale_fn must return one real scalar, it returned {out!r} for a scalar input."
+        raise errors.ArgumentTypeError(
+            fn,
+            f"scale_fn must return one real scalar, it returned {out!r} for a scalar input.",
+            argument="scale_fn",
+            value=scale_fn,
         )
-    return lambda x: jnp.asarray(scale_fn(x)).astype(float_dtype())
+    return lambda x: jnp.asarray(scale_fn(x)).astype(default_float())
 
 
 def _amplitude(fn, mode, gamma, scale_fn, scale_mode):
@@ -152,9 +170,10 @@ def _one_cycle(fn, total_steps, pct_start, anneal_strategy, three_phase, levels)
         # cancels, and in float32 (peak 0.5, final 0.0005) it is 1.3e-5 of the final value off.
         return jnp.where(t >= total_steps - 1, constant(levels[-1]), value)
 
-    return schedule
+    return make_schedule(schedule)
 
 
+@errors.public("jopt.one_cycle_schedule")
 def one_cycle_schedule(
     total_steps: int,
     max_value: float,
@@ -177,7 +196,7 @@ def one_cycle_schedule(
       final_div_factor: the end is `start / final_div_factor`; >= 1 (torch takes any number).
       three_phase: fall back to the start by step `2 * pct_start * total_steps - 2` first.
     """
-    fn = "jopt.one_cycle_schedule"
+    fn = errors.current_function()
     max_value = validation.check_number(fn, "max_value", max_value, validation.NON_NEGATIVE)
     div_factor, final_div = _div_factors(fn, div_factor, final_div_factor)
     initial = max_value / div_factor
@@ -185,6 +204,7 @@ def one_cycle_schedule(
     return _one_cycle(fn, total_steps, pct_start, anneal_strategy, three_phase, levels)
 
 
+@errors.public("jopt.one_cycle_momentum")
 def one_cycle_momentum(
     total_steps: int,
     base_momentum: float = 0.85,
@@ -198,7 +218,7 @@ def one_cycle_momentum(
     From max_momentum down to base_momentum while the learning rate rises, then back up.
     Both in [0, 1), base_momentum <= max_momentum.
     """
-    fn = "jopt.one_cycle_momentum"
+    fn = errors.current_function()
     base, peak = _ordered(
         fn, "base_momentum", base_momentum, "max_momentum", max_momentum, validation.DECAY
     )
@@ -233,6 +253,7 @@ def _triangle(fn, step_size_up, step_size_down):
     return position
 
 
+@errors.public("jopt.cyclic_schedule")
 def cyclic_schedule(
     base_value: float,
     max_value: float,
@@ -266,7 +287,7 @@ def cyclic_schedule(
       scale_fn: None, or a function of one scalar returning the amplitude's scale.
       scale_mode: "cycle" or "iterations": what scale_fn is a function of.
     """
-    fn = "jopt.cyclic_schedule"
+    fn = errors.current_function()
     base, peak = _ordered(
         fn, "base_value", base_value, "max_value", max_value, validation.NON_NEGATIVE
     )
@@ -277,9 +298,10 @@ def cyclic_schedule(
         cycle, factor = position(step)
         return base + (peak - base) * factor * amplitude(cycle, step)
 
-    return schedule
+    return make_schedule(schedule)
 
 
+@errors.public("jopt.cyclic_momentum")
 def cyclic_momentum(
     base_momentum: float = 0.8,
     max_momentum: float = 0.9,
@@ -296,7 +318,7 @@ def cyclic_momentum(
     as the learning rate's (torch applies scale_fn to both); 0 <= base <= max < 1.
     h(t), s and the other arguments are `cyclic_schedule`'s.
     """
-    fn = "jopt.cyclic_momentum"
+    fn = errors.current_function()
     base, peak = _ordered(
         fn, "base_momentum", base_momentum, "max_momentum", max_momentum, validation.DECAY
     )
@@ -307,9 +329,10 @@ def cyclic_momentum(
         cycle, factor = position(step)
         return peak - (peak - base) * factor * amplitude(cycle, step)
 
-    return schedule
+    return make_schedule(schedule)
 
 
+@errors.public("jopt.cosine_onecycle_schedule")
 def cosine_onecycle_schedule(
     transition_steps: int,
     peak_value: float,
@@ -323,7 +346,7 @@ def cosine_onecycle_schedule(
     than optax: div_factor and final_div_factor >= 1, and the rise holds at least one step
     (`int(pct_start * transition_steps) >= 1`; optax starts at the peak otherwise).
     """
-    fn = "jopt.cosine_onecycle_schedule"
+    fn = errors.current_function()
     transition_steps = validation.check_int(fn, "transition_steps", transition_steps, 1)
     peak_value = validation.check_number(fn, "peak_value", peak_value, validation.NON_NEGATIVE)
     # pct_start = 1 would give both boundaries the same step (the peak is never reached).
@@ -334,6 +357,8 @@ def cosine_onecycle_schedule(
         peak_step >= 1,
         f"pct_start={pct_start} leaves an empty rise in transition_steps={transition_steps} "
         f"(the peak would be at step int(pct_start * transition_steps) = 0).",
+        argument="pct_start",
+        value=pct_start,
     )
     div_factor, final_div_factor = _div_factors(fn, div_factor, final_div_factor)
     return piecewise_interpolate_schedule(

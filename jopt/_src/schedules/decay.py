@@ -1,6 +1,6 @@
 """Decay schedules: constant, step, multi-step, exponential, inverse-time, polynomial, cosine.
 
-Each returns a pure function `step -> value` (see `jopt._src.schedules._base`). Where optax has the
+Each returns a `jopt.schedules.Schedule`, a pure function `step -> value`. Where optax has the
 schedule, the signature is a drop-in for it; the numbers match optax, torch.optim.lr_scheduler and
 keras.optimizers.schedules (tests/golden holds fixtures made by the real packages).
 
@@ -18,19 +18,28 @@ from collections.abc import Sequence
 
 import jax.numpy as jnp
 
-from jopt._src import validation
-from jopt._src.schedules._base import Schedule, as_float, constant, cosine_anneal, divmod_steps
+from jopt._src import errors, validation
+from jopt._src.schedules.schedule import (
+    Schedule,
+    as_float,
+    constant,
+    cosine_anneal,
+    divmod_steps,
+    make_schedule,
+)
 
 _FINITE = validation.ANY_FINITE
 FACTOR = validation.Range(0.0, 1.0, lo_open=True)  # a factor that shrinks (or keeps) the value
 
 
+@errors.public("jopt.constant_schedule")
 def constant_schedule(value: float) -> Schedule:
     """`value` at every step."""
     value = validation.check_number("jopt.constant_schedule", "value", value, _FINITE)
-    return lambda step: constant(value) + 0 * as_float(step)
+    return make_schedule(lambda step: constant(value) + 0 * as_float(step))
 
 
+@errors.public("jopt.exponential_decay")
 def exponential_decay(
     init_value: float,
     transition_steps: int,
@@ -38,8 +47,6 @@ def exponential_decay(
     transition_begin: int = 0,
     staircase: bool = False,
     end_value: float | None = None,
-    *,
-    owner: str = "jopt.exponential_decay",
 ) -> Schedule:
     """Exponential decay; a drop-in for `optax.exponential_decay` (and Keras' ExponentialDecay).
 
@@ -55,9 +62,8 @@ def exponential_decay(
     >= init_value, and init_value >= 0 (a negative value would grow towards -inf past the
     ceiling). optax, torch's ExponentialLR and Keras' ExponentialDecay accept growth without
     a ceiling; jopt does not.
-    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = owner
+    fn = errors.current_function()
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     transition_steps = validation.check_int(fn, "transition_steps", transition_steps, 1)
     decay_rate, end_value = check_exponential_bounds(
@@ -80,7 +86,7 @@ def exponential_decay(
             value = bound(value, end_value)
         return value
 
-    return schedule
+    return make_schedule(schedule)
 
 
 def check_exponential_bounds(
@@ -100,6 +106,8 @@ def check_exponential_bounds(
             decay_rate <= 1,
             f"decay_rate must be in (0, 1] without end_value, got {decay_rate!r}: a rate above "
             "1 grows without bound; give end_value as a ceiling.",
+            argument="decay_rate",
+            value=decay_rate,
         )
         return decay_rate, None
     if decay_rate < 1:
@@ -111,6 +119,8 @@ def check_exponential_bounds(
             decay_rate == 1 or start >= 0,
             f"{start_name} must be >= 0 with decay_rate={decay_rate!r} > 1, got {start!r}: "
             "a negative value grows towards -inf past the ceiling end_value.",
+            argument=start_name,
+            value=start,
         )
         reached = end_value >= start
         where = f"a ceiling >= {start_name}"
@@ -119,42 +129,36 @@ def check_exponential_bounds(
         reached,
         f"end_value={end_value!r} is never reached from {start_name}={start!r} with "
         f"decay_rate={decay_rate!r}: it must be {where}.",
+        argument="end_value",
+        value=end_value,
     )
     return decay_rate, end_value
 
 
-def step_decay(
-    init_value: float, step_size: int, gamma: float = 0.1, *, owner: str = "jopt.step_decay"
-) -> Schedule:
+@errors.public("jopt.step_decay")
+def step_decay(init_value: float, step_size: int, gamma: float = 0.1) -> Schedule:
     """`init_value * gamma ** floor(step / step_size)`: torch's StepLR.
 
     gamma must be in (0, 1]: a decay. torch's StepLR also takes gamma > 1, a value that grows
     without bound; for a capped growth use `exponential_decay(init_value, step_size, gamma,
     staircase=True, end_value=ceiling)`.
-    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = owner
+    fn = errors.current_function()
     validation.check_number(fn, "init_value", init_value, _FINITE)
     gamma = validation.check_number(fn, "gamma", gamma, FACTOR)
     step_size = validation.check_int(fn, "step_size", step_size, 1)
-    return exponential_decay(init_value, step_size, gamma, staircase=True, owner=fn)
+    return exponential_decay(init_value, step_size, gamma, staircase=True)
 
 
-def multistep_decay(
-    init_value: float,
-    milestones: Sequence[int],
-    gamma: float = 0.1,
-    *,
-    owner: str = "jopt.multistep_decay",
-) -> Schedule:
+@errors.public("jopt.multistep_decay")
+def multistep_decay(init_value: float, milestones: Sequence[int], gamma: float = 0.1) -> Schedule:
     """`init_value * gamma ** (number of milestones <= step)`: torch's MultiStepLR.
 
     A milestone listed twice applies gamma twice, as in torch. gamma must be in (0, 1]: a
     decay (torch's MultiStepLR also takes gamma > 1); for values that rise at given steps use
     `piecewise_constant`.
-    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = owner
+    fn = errors.current_function()
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     milestones = validation.check_increasing(fn, "milestones", milestones, strict=False)
     gamma = validation.check_number(fn, "gamma", gamma, FACTOR)
@@ -164,9 +168,10 @@ def multistep_decay(
         passed = jnp.sum(jnp.asarray(step) >= marks) if milestones else 0
         return init_value * constant(gamma) ** as_float(passed)
 
-    return schedule
+    return make_schedule(schedule)
 
 
+@errors.public("jopt.inverse_time_decay")
 def inverse_time_decay(
     init_value: float, decay_steps: int, decay_rate: float, staircase: bool = False
 ) -> Schedule:
@@ -174,7 +179,7 @@ def inverse_time_decay(
 
     The ratio `step / decay_steps` is floored with `staircase`.
     """
-    fn = "jopt.inverse_time_decay"
+    fn = errors.current_function()
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
     decay_rate = validation.check_number(fn, "decay_rate", decay_rate, validation.NON_NEGATIVE)
@@ -187,9 +192,10 @@ def inverse_time_decay(
             ratio = as_float(step) / decay_steps
         return init_value / (1 + decay_rate * ratio)
 
-    return schedule
+    return make_schedule(schedule)
 
 
+@errors.public("jopt.polynomial_schedule")
 def polynomial_schedule(
     init_value: float,
     end_value: float,
@@ -198,7 +204,6 @@ def polynomial_schedule(
     transition_begin: int = 0,
     *,
     cycle: bool = False,
-    owner: str = "jopt.polynomial_schedule",
 ) -> Schedule:
     """Polynomial decay; a drop-in for `optax.polynomial_schedule`, with Keras' `cycle`.
 
@@ -208,9 +213,8 @@ def polynomial_schedule(
     With `cycle` (Keras' PolynomialDecay), T grows to the next multiple of transition_steps
     instead of holding at end_value: T = transition_steps * ceil(t / transition_steps).
     torch's PolynomialLR(total_iters, power) is `polynomial_schedule(lr, 0, power, total_iters)`.
-    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = owner
+    fn = errors.current_function()
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     end_value = validation.check_number(fn, "end_value", end_value, _FINITE)
     power = validation.check_number(fn, "power", power, validation.POSITIVE)
@@ -233,9 +237,10 @@ def polynomial_schedule(
         remaining = jnp.clip((horizon - t) / horizon, 0, 1)
         return (init_value - end_value) * remaining**power + end_value
 
-    return schedule
+    return make_schedule(schedule)
 
 
+@errors.public("jopt.linear_schedule")
 def linear_schedule(
     init_value: float, end_value: float, transition_steps: int, transition_begin: int = 0
 ) -> Schedule:
@@ -244,16 +249,10 @@ def linear_schedule(
     torch's LinearLR(start_factor, end_factor, total_iters) on a base lr is
     `linear_schedule(lr * start_factor, lr * end_factor, total_iters)`.
     """
-    return polynomial_schedule(
-        init_value,
-        end_value,
-        1.0,
-        transition_steps,
-        transition_begin,
-        owner="jopt.linear_schedule",
-    )
+    return polynomial_schedule(init_value, end_value, 1.0, transition_steps, transition_begin)
 
 
+@errors.public("jopt.cosine_decay_schedule")
 def cosine_decay_schedule(
     init_value: float,
     decay_steps: int,
@@ -261,7 +260,6 @@ def cosine_decay_schedule(
     exponent: float = 1.0,
     *,
     periodic: bool = False,
-    owner: str = "jopt.cosine_decay_schedule",
 ) -> Schedule:
     """Cosine annealing (Loshchilov & Hutter 2017); a drop-in for `optax.cosine_decay_schedule`.
 
@@ -275,9 +273,8 @@ def cosine_decay_schedule(
     alpha must be in [0, 1]: below 0 the value ends with the opposite sign of init_value (a
     negative learning rate), above 1 the "decay" rises. optax, torch (eta_min > lr) and Keras
     accept both; jopt does not. exponent must be > 0.
-    `owner` is the public name reported in errors (set by the schedules built on this one).
     """
-    fn = owner
+    fn = errors.current_function()
     init_value = validation.check_number(fn, "init_value", init_value, _FINITE)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
     alpha = validation.check_number(fn, "alpha", alpha, validation.UNIT)
@@ -291,4 +288,4 @@ def cosine_decay_schedule(
         c = cosine_anneal(1.0, 0.0, t / decay_steps)
         return init_value * ((1 - alpha) * c**exponent + alpha)
 
-    return schedule
+    return make_schedule(schedule)

@@ -29,12 +29,24 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import hparams, validation
-from jopt._src.hparams import HParams, Spec
-from jopt._src.schedules._base import float_dtype
+from jopt._src import errors, hparams
+from jopt._src.hparams import HParams, default_float
+from jopt._src.spec import Choice, Float, Int, Spec
+from jopt._src.validation import NON_NEGATIVE, Range, check_transform
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
+FACTOR = Float("factor", Range(0.0, 1.0, lo_open=True, hi_open=True))
+REDUCE_ON_PLATEAU = Spec(
+    FACTOR,
+    Int("patience"),
+    Float("threshold", NON_NEGATIVE),
+    Choice("threshold_mode", THRESHOLD_MODES),
+    Int("cooldown"),
+    Float("min_lr", NON_NEGATIVE),
+    Choice("mode", MODES),
+    Float("eps", NON_NEGATIVE),
+)
 
 
 class ReduceOnPlateauState(NamedTuple):
@@ -46,6 +58,7 @@ class ReduceOnPlateauState(NamedTuple):
     hparams: HParams  # factor, patience, threshold, cooldown, min_lr, eps
 
 
+@errors.public("jopt.reduce_on_plateau")
 def reduce_on_plateau(
     tx: optax.GradientTransformation,
     factor: float = 0.1,
@@ -70,32 +83,21 @@ def reduce_on_plateau(
       mode: "min" (a loss) or "max" (an accuracy).
       eps: reductions smaller than this are skipped (torch's eps).
     """
-    fn = "jopt.reduce_on_plateau"
-    if not isinstance(tx, optax.GradientTransformation):
-        raise validation.ArgumentTypeError(
-            f"{fn}: tx must be an optax.GradientTransformation, got {tx!r}."
-        )
-    open_unit = validation.Range(0.0, 1.0, lo_open=True, hi_open=True)
-    values = {
-        "factor": validation.check_number(fn, "factor", factor, open_unit),
-        "patience": validation.check_int(fn, "patience", patience),
-        "threshold": validation.check_number(fn, "threshold", threshold, validation.NON_NEGATIVE),
-        "cooldown": validation.check_int(fn, "cooldown", cooldown),
-        "min_lr": validation.check_number(fn, "min_lr", min_lr, validation.NON_NEGATIVE),
-        "eps": validation.check_number(fn, "eps", eps, validation.NON_NEGATIVE),
-    }
-    ranges = {
-        "factor": open_unit,
-        "patience": validation.NON_NEGATIVE,
-        "threshold": validation.NON_NEGATIVE,
-        "cooldown": validation.NON_NEGATIVE,
-        "min_lr": validation.NON_NEGATIVE,
-        "eps": validation.NON_NEGATIVE,
-    }
-    spec = Spec(fn, values, ranges)
+    fn = errors.current_function()
+    check_transform(fn, "tx", tx)
+    bound = REDUCE_ON_PLATEAU.bind(
+        fn,
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        threshold_mode=threshold_mode,
+        cooldown=cooldown,
+        min_lr=min_lr,
+        mode=mode,
+        eps=eps,
+    )
     tx = optax.with_extra_args_support(tx)
-    threshold_mode = validation.check_choice(fn, "threshold_mode", threshold_mode, THRESHOLD_MODES)
-    mode = validation.check_choice(fn, "mode", mode, MODES)
+    threshold_mode, mode = bound["threshold_mode"], bound["mode"]
     sign = 1.0 if mode == "min" else -1.0  # "max" is "min" of the negated metric
 
     def improved(metric, best, threshold):
@@ -110,13 +112,15 @@ def reduce_on_plateau(
         try:
             hparams.set_hparams(inner, learning_rate=hparams.current_lr(inner))
         except ValueError as e:
-            raise ValueError(
-                f"{fn}: the wrapped optimizer must hold one learning rate given as a number "
-                f"(not a schedule): {e}"
+            raise errors.ArgumentError(
+                fn,
+                "the wrapped optimizer must hold one learning rate given as a number (not a "
+                f"schedule): {e}",
+                argument="tx",
             ) from e
         zero = jnp.zeros([], jnp.int32)
-        best = jnp.asarray(sign * jnp.inf, float_dtype())
-        return ReduceOnPlateauState(inner, best, zero, zero, zero, spec.init())
+        best = jnp.asarray(sign * jnp.inf, default_float())
+        return ReduceOnPlateauState(inner, best, zero, zero, zero, bound.init())
 
     def control(state, metric):
         hp = state.hparams
@@ -136,9 +140,7 @@ def reduce_on_plateau(
             inner_state=inner,
             best=best,
             num_bad_evaluations=jnp.where(triggered, 0, bad).astype(jnp.int32),
-            cooldown_counter=jnp.where(
-                triggered, hp["cooldown"].astype(jnp.int32), cooldown_left
-            ).astype(jnp.int32),
+            cooldown_counter=jnp.where(triggered, hp["cooldown"], cooldown_left).astype(jnp.int32),
             num_reductions=state.num_reductions + reduce.astype(jnp.int32),
             hparams=hp,
         )

@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jopt._src import validation
-from jopt._src.schedules._base import Schedule, as_float, cosine_anneal, divmod_steps
+from jopt._src import errors, validation
+from jopt._src.schedules.schedule import (
+    Schedule,
+    as_float,
+    cosine_anneal,
+    divmod_steps,
+    make_schedule,
+)
 
 
+@errors.public("jopt.cosine_decay_restarts")
 def cosine_decay_restarts(
     init_value: float,
     first_decay_steps: int,
     t_mul: float = 2.0,
     m_mul: float = 1.0,
     alpha: float = 0.0,
-    *,
-    owner: str = "jopt.cosine_decay_restarts",
 ) -> Schedule:
     """Cosine annealing restarted every cycle, cycles growing by t_mul and peaks by m_mul.
 
@@ -38,13 +43,12 @@ def cosine_decay_restarts(
         (0: one cosine, then the floor; above 1 the peaks grow without bound).
       alpha: the floor, as a fraction of init_value, in [0, 1] (below 0 the value crosses
         zero, above 1 each cycle rises instead of decaying).
-      owner: the public name reported in errors (set by the schedules built on this one).
 
     Keras' CosineDecayRestarts accepts any m_mul and alpha, and torch's
     CosineAnnealingWarmRestarts any eta_min (alpha = eta_min / lr > 1 when eta_min > lr);
     jopt does not.
     """
-    fn = owner
+    fn = errors.current_function()
     init_value = validation.check_number(fn, "init_value", init_value, validation.ANY_FINITE)
     first = validation.check_int(fn, "first_decay_steps", first_decay_steps, 1)
     t_mul = validation.check_number(fn, "t_mul", t_mul, validation.Range(1.0))
@@ -70,4 +74,4 @@ def cosine_decay_restarts(
         peak = m_mul**cycle
         return init_value * (alpha + (1 - alpha) * peak * cosine_anneal(1.0, 0.0, fraction))
 
-    return schedule
+    return make_schedule(schedule)

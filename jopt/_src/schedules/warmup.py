@@ -27,25 +27,33 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jopt._src import validation
-from jopt._src.schedules._base import Schedule, as_float, cosine_anneal, linear_anneal
+from jopt._src import errors, validation
 from jopt._src.schedules.decay import (
     check_exponential_bounds,
     cosine_decay_schedule,
     exponential_decay,
 )
+from jopt._src.schedules.schedule import (
+    Schedule,
+    as_float,
+    cosine_anneal,
+    linear_anneal,
+    make_schedule,
+    refuse_momentum_cycles,
+)
+from jopt._src.validation import ScheduleFn
 
 SHAPES = ("linear", "cosine")
 
 
+@errors.public("jopt.with_warmup")
 def with_warmup(
-    schedule: Schedule,
+    schedule: ScheduleFn,
     warmup_steps: int,
     init_value: float = 0.0,
     *,
     shape: str = "linear",
     decay_steps_include_warmup: bool = False,
-    owner: str = "jopt.with_warmup",
 ) -> Schedule:
     """Prepends a warmup from `init_value` to `schedule`, continuous where the schedule picks up.
 
@@ -58,7 +66,8 @@ def with_warmup(
 
     Args:
       schedule: the schedule after the warmup.
-      warmup_steps: the length of the warmup (0: no warmup, `schedule` itself).
+      warmup_steps: the length of the warmup (0: no warmup, `schedule` itself). A schedule that
+        cycles the momentum (torch's OneCycleLR, CyclicLR) cannot be warmed up.
       init_value: the value at step 0.
       shape: "linear", or "cosine" (a half cosine from init_value up to the target).
       decay_steps_include_warmup: False (the default): `schedule`'s clock starts at 0 at the end
@@ -66,17 +75,16 @@ def with_warmup(
         warmup_steps, optax's join_schedules). True: `schedule` runs on the global step from 0,
         its step counts include the warmup, and the warmup replaces its first warmup_steps
         values (the ramp ends at schedule(warmup_steps)).
-      owner: the public name reported in errors (set by the schedules built on this one).
     """
-    fn = owner
-    if not callable(schedule):
-        raise validation.ArgumentTypeError(f"{fn}: schedule must be callable, got {schedule!r}.")
+    fn = errors.current_function()
+    validation.check_callable(fn, "schedule", schedule)
     warmup_steps = validation.check_int(fn, "warmup_steps", warmup_steps)
     init_value = validation.check_number(fn, "init_value", init_value, validation.ANY_FINITE)
     shape = validation.check_choice(fn, "shape", shape, SHAPES)
     include = validation.check_bool(fn, "decay_steps_include_warmup", decay_steps_include_warmup)
     if warmup_steps == 0:
-        return schedule
+        return schedule if isinstance(schedule, Schedule) else make_schedule(schedule)
+    refuse_momentum_cycles(fn, {"schedule": schedule}, "a warmed-up schedule")
     # The schedule's step at the end of the warmup, and how far its clock lags the global step.
     pickup, offset = (warmup_steps, 0) if include else (0, warmup_steps)
 
@@ -91,18 +99,20 @@ def with_warmup(
         after = schedule(jnp.maximum(step - offset, 0)) if offset else schedule(step)
         return jnp.where(step < warmup_steps, ramp, after)
 
-    return warmed
+    return make_schedule(warmed)
 
 
+@errors.public("jopt.warmup_constant_schedule")
 def warmup_constant_schedule(init_value: float, peak_value: float, warmup_steps: int) -> Schedule:
     """Linear warmup from init_value to peak_value, then constant; as `optax`'s."""
-    fn = "jopt.warmup_constant_schedule"
+    fn = errors.current_function()
     peak_value = validation.check_number(fn, "peak_value", peak_value, validation.ANY_FINITE)
     return with_warmup(
-        lambda step: jnp.full_like(as_float(step), peak_value), warmup_steps, init_value, owner=fn
+        lambda step: jnp.full_like(as_float(step), peak_value), warmup_steps, init_value
     )
 
 
+@errors.public("jopt.warmup_cosine_decay_schedule")
 def warmup_cosine_decay_schedule(
     init_value: float,
     peak_value: float,
@@ -130,7 +140,7 @@ def warmup_cosine_decay_schedule(
     end_value must lie between 0 and peak_value (the cosine's floor `alpha = end_value /
     peak_value` in [0, 1]; optax takes any end_value, and a peak_value of 0 ignores it).
     """
-    fn = "jopt.warmup_cosine_decay_schedule"
+    fn = errors.current_function()
     peak_value = validation.check_number(fn, "peak_value", peak_value, validation.ANY_FINITE)
     end_value = validation.check_number(fn, "end_value", end_value, validation.ANY_FINITE)
     between = validation.Range(min(0.0, peak_value), max(0.0, peak_value))
@@ -139,6 +149,8 @@ def warmup_cosine_decay_schedule(
         end_value in between,
         f"end_value must be {between.describe()} (between 0 and peak_value={peak_value!r}), "
         f"got {end_value!r}.",
+        argument="end_value",
+        value=end_value,
     )
     warmup_steps = validation.check_int(fn, "warmup_steps", warmup_steps)
     decay_steps = validation.check_int(fn, "decay_steps", decay_steps, 1)
@@ -150,13 +162,16 @@ def warmup_cosine_decay_schedule(
         cosine_steps >= 1,
         f"decay_steps={decay_steps} must exceed warmup_steps={warmup_steps} when it includes "
         "the warmup (decay_steps_include_warmup=True).",
+        argument="decay_steps",
+        value=decay_steps,
     )
     alpha = 0.0 if peak_value == 0 else end_value / peak_value
-    decay = cosine_decay_schedule(peak_value, cosine_steps, alpha, exponent, owner=fn)
+    decay = cosine_decay_schedule(peak_value, cosine_steps, alpha, exponent)
     # The cosine is built over the steps after the warmup: its clock starts there either way.
-    return with_warmup(decay, warmup_steps, init_value, shape=warmup_shape, owner=fn)
+    return with_warmup(decay, warmup_steps, init_value, shape=warmup_shape)
 
 
+@errors.public("jopt.warmup_exponential_decay_schedule")
 def warmup_exponential_decay_schedule(
     init_value: float,
     peak_value: float,
@@ -189,7 +204,7 @@ def warmup_exponential_decay_schedule(
     decay_rate and end_value are checked as in `exponential_decay`, with peak_value as the
     start: a decay_rate > 1 needs end_value as a ceiling.
     """
-    fn = "jopt.warmup_exponential_decay_schedule"
+    fn = errors.current_function()
     # exponential_decay calls peak_value its init_value: the checks that involve it come first.
     peak_value = validation.check_number(fn, "peak_value", peak_value, validation.ANY_FINITE)
     decay_rate, end_value = check_exponential_bounds(
@@ -197,8 +212,6 @@ def warmup_exponential_decay_schedule(
     )
     include = validation.check_bool(fn, "decay_steps_include_warmup", decay_steps_include_warmup)
     decay = exponential_decay(
-        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value, owner=fn
+        peak_value, transition_steps, decay_rate, transition_begin, staircase, end_value
     )
-    return with_warmup(
-        decay, warmup_steps, init_value, decay_steps_include_warmup=include, owner=fn
-    )
+    return with_warmup(decay, warmup_steps, init_value, decay_steps_include_warmup=include)

@@ -16,8 +16,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, validation
-from jopt._src.hparams import HParams, Spec
+from jopt._src import base, errors
+from jopt._src.hparams import HParams
+from jopt._src.spec import Flag, Float, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
+from jopt._src.validation import NON_NEGATIVE, ScalarOrSchedule
+
+SCALE_BY_RSS = Spec(
+    Float("initial_accumulator_value", NON_NEGATIVE, in_state=False),
+    Float("eps", NON_NEGATIVE),
+    Flag("eps_in_sqrt"),
+)
+
+ADAGRAD = Spec(LEARNING_RATE, *SCALE_BY_RSS)
 
 
 class ScaleByRssState(NamedTuple):
@@ -26,32 +38,25 @@ class ScaleByRssState(NamedTuple):
     hparams: HParams  # eps
 
 
+@errors.public("jopt.scale_by_rss")
 def scale_by_rss(
-    initial_accumulator_value: float = 0.1,
-    eps: float = 1e-7,
-    *,
-    eps_in_sqrt: bool = True,
-    owner: str = "jopt.scale_by_rss",
+    initial_accumulator_value: float = 0.1, eps: float = 1e-7, *, eps_in_sqrt: bool = True
 ) -> optax.GradientTransformationExtraArgs:
     """Divides updates by the root of the sum of squares of all past updates (Adagrad).
 
     A drop-in for `optax.scale_by_rss`; `eps_in_sqrt=False` gives torch's form.
     """
-    initial = validation.check_number(
-        owner, "initial_accumulator_value", initial_accumulator_value, validation.NON_NEGATIVE
+    bound = SCALE_BY_RSS.bind(
+        errors.current_function(),
+        initial_accumulator_value=initial_accumulator_value,
+        eps=eps,
+        eps_in_sqrt=eps_in_sqrt,
     )
-    eps = validation.check_number(owner, "eps", eps, validation.NON_NEGATIVE)
-    eps_in_sqrt = validation.check_bool(owner, "eps_in_sqrt", eps_in_sqrt)
-    spec = Spec(owner, {"eps": eps}, {"eps": validation.NON_NEGATIVE})
 
-    def init_fn(params):
-        return ScaleByRssState(base.zero_count(), base.full_like(params, initial), spec.init())
+    def buffers(params):
+        return {"sum_of_squares": base.full_like(params, bound["initial_accumulator_value"])}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.sum_of_squares, "accumulator")
-        hp = spec.resolve(state.hparams, state.count)
-
+    def step(updates, state, hp, count, params):
         def accumulate(g, a):
             dt = base.wider(g.dtype, a.dtype)
             return jnp.square(g.astype(dt)) + a.astype(dt)
@@ -60,16 +65,33 @@ def scale_by_rss(
 
         def scale(g, a):
             e = hp["eps"].astype(a.dtype)
-            if eps_in_sqrt:
+            if bound["eps_in_sqrt"]:
                 factor = jnp.where(a + e > 0, jax.lax.rsqrt(a + e), jnp.zeros_like(a))
             else:
                 factor = 1 / (jnp.sqrt(a) + e)
             return (factor * g.astype(a.dtype)).astype(g.dtype)
 
-        out = jax.tree.map(scale, updates, acc)
-        new_state = ScaleByRssState(
-            base.increment(state.count), base.cast_like(acc, state.sum_of_squares), hp
-        )
-        return out, new_state
+        return jax.tree.map(scale, updates, acc), {"sum_of_squares": acc}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ScaleByRssState, buffers, step, matches="sum_of_squares")
+
+
+@errors.public("jopt.adagrad")
+def adagrad(
+    learning_rate: ScalarOrSchedule,
+    initial_accumulator_value: float = 0.1,
+    eps: float = 1e-7,
+    *,
+    eps_in_sqrt: bool = True,
+) -> optax.GradientTransformationExtraArgs:
+    """Adagrad (Duchi et al. 2011); a drop-in for `optax.adagrad`.
+
+        acc = acc + g**2;   theta -= lr * g / sqrt(acc + eps)
+
+    Warning: torch starts the accumulator at 0 with eps=1e-10 outside the root:
+    `jopt.adagrad(lr, 0.0, 1e-10, eps_in_sqrt=False)`.
+    """
+    return optax.chain(
+        scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
+        scale_by_learning_rate(learning_rate),
+    )

@@ -24,10 +24,23 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, tree_math, validation
-from jopt._src.hparams import HParams, Spec
+from jopt._src import base, errors, tree_math, validation
+from jopt._src.hparams import HParams
+from jopt._src.spec import Flag, Float, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
+from jopt._src.transforms.regularization import WEIGHT_DECAY, add_decayed_weights
+from jopt._src.validation import DECAY, NON_NEGATIVE, ScalarOrSchedule
 
-MAX_OF = ("raw", "corrected")
+B1 = Float("b1", DECAY, schedulable=True, complement=True)
+B2 = Float("b2", DECAY, schedulable=True, complement=True)
+EPS = Float("eps", NON_NEGATIVE)
+EPS_ROOT = Float("eps_root", NON_NEGATIVE)
+EPS_HAT = Flag("eps_hat")
+NESTEROV = Flag("nesterov")
+SCALE_BY_ADAM = Spec(B1, B2, EPS, EPS_ROOT, NESTEROV, EPS_HAT)
+ADAM = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, NESTEROV)
+ADAMW = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, WEIGHT_DECAY, NESTEROV)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -37,40 +50,10 @@ class ScaleByAdamState(NamedTuple):
     hparams: HParams  # b1, b2, eps, eps_root
 
 
-class ScaleByAmsgradState(NamedTuple):
-    count: jax.Array  # steps taken, int32, saturating
-    mu: optax.Updates  # first moment m
-    nu: optax.Updates  # second moment v
-    nu_max: optax.Updates  # running max of v (max_of="raw") or of v_hat ("corrected")
-    hparams: HParams  # b1, b2, eps, eps_root
-
-
 def _eps_hat_scale(hp, count):
     """`sqrt(1 - b2**t) / (1 - b1**t)`: both bias corrections moved onto the step size."""
     correction1 = tree_math.bias_correction(hp["b1"], count)
     return jnp.sqrt(tree_math.bias_correction(hp["b2"], count)) / correction1
-
-
-def _adam_spec(owner, b1, b2, eps, eps_root=None, derived=None, extra=None) -> Spec:
-    """Spec of an Adam-like block: b1, b2, eps, [eps_root], `extra` {name: (value, Range)}."""
-    ranges = {
-        "b1": validation.DECAY,
-        "b2": validation.DECAY,
-        "eps": validation.NON_NEGATIVE,
-        "eps_root": validation.NON_NEGATIVE,
-    }
-    given = {"b1": b1, "b2": b2, "eps": eps}
-    if eps_root is not None:
-        given["eps_root"] = eps_root
-    for name, (value, allowed) in (extra or {}).items():
-        given[name], ranges[name] = value, allowed
-    values = {
-        name: validation.check_number_or_schedule(owner, name, value, ranges[name])
-        if name in ("b1", "b2")
-        else validation.check_number(owner, name, value, ranges[name])
-        for name, value in given.items()
-    }
-    return Spec(owner, values, ranges, decays=("b1", "b2"), derived=derived)
 
 
 def _first_moments(updates, state_mu, hp):
@@ -111,9 +94,10 @@ def _normalize(m_hat, v_hat, hp, like, scale=None):
     return jax.tree.map(leaf, m_hat, v_hat, like)
 
 
+@errors.public("jopt.scale_by_adam")
 def scale_by_adam(
-    b1: float | validation.Schedule = 0.9,
-    b2: float | validation.Schedule = 0.999,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
     eps: float = 1e-8,
     eps_root: float = 0.0,
     mu_dtype: Any = None,
@@ -121,7 +105,6 @@ def scale_by_adam(
     nesterov: bool = False,
     nu_dtype: Any = None,
     eps_hat: bool = False,
-    owner: str = "jopt.scale_by_adam",
 ) -> optax.GradientTransformationExtraArgs:
     """Rescales updates by Adam's bias-corrected moments; a drop-in for `optax.scale_by_adam`.
 
@@ -136,30 +119,28 @@ def scale_by_adam(
       eps_hat: the paper's "epsilon hat" form used by Keras: eps is added to sqrt(v), not to
         sqrt(v_hat), and both bias corrections scale the step instead,
         `update = sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v + eps_root) + eps)`.
-      owner: the public name reported in errors.
     """
-    spec = _adam_spec(owner, b1, b2, eps, eps_root)
-    nesterov = validation.check_bool(owner, "nesterov", nesterov)
-    eps_hat = validation.check_bool(owner, "eps_hat", eps_hat)
-    validation.require(owner, not (nesterov and eps_hat), "eps_hat is not defined with nesterov.")
-    mu_dtype = validation.check_dtype(owner, "mu_dtype", mu_dtype)
-    nu_dtype = validation.check_dtype(owner, "nu_dtype", nu_dtype)
+    fn = errors.current_function()
+    bound = SCALE_BY_ADAM.bind(
+        fn, b1=b1, b2=b2, eps=eps, eps_root=eps_root, nesterov=nesterov, eps_hat=eps_hat
+    )
+    nesterov, eps_hat = bound["nesterov"], bound["eps_hat"]
+    validation.require(
+        fn,
+        not (nesterov and eps_hat),
+        "eps_hat is not defined with nesterov.",
+        argument="eps_hat",
+        value=eps_hat,
+    )
+    mu_dtype = validation.check_dtype(fn, "mu_dtype", mu_dtype)
+    nu_dtype = validation.check_dtype(fn, "nu_dtype", nu_dtype)
 
-    def init_fn(params):
-        return ScaleByAdamState(
-            count=base.zero_count(),
-            mu=base.zeros_like(params, mu_dtype),
-            nu=base.zeros_like(params, nu_dtype),
-            hparams=spec.init(),
-        )
+    def buffers(params):
+        return {"mu": base.zeros_like(params, mu_dtype), "nu": base.zeros_like(params, nu_dtype)}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.mu, "first moment")
-        hp = spec.resolve(state.hparams, state.count)
+    def step(updates, state, hp, count, params):
         mu = _first_moments(updates, state.mu, hp)
         nu = _second_moments(updates, state.nu, hp)
-        count = base.increment(state.count)
         if eps_hat:
             out = _normalize(mu, nu, hp, updates, _eps_hat_scale(hp, count))
         else:
@@ -167,148 +148,107 @@ def scale_by_adam(
             correction2 = tree_math.bias_correction(hp["b2"], count)
             v_hat = jax.tree.map(lambda v: tree_math.debias(v, correction2), nu)
             out = _normalize(m_hat, v_hat, hp, updates)
-        new_state = ScaleByAdamState(
-            count, base.cast_like(mu, state.mu), base.cast_like(nu, state.nu), hp
-        )
-        return out, new_state
+        return out, {"mu": mu, "nu": nu}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ScaleByAdamState, buffers, step, matches="mu")
 
 
-def scale_by_amsgrad(
-    b1: float | validation.Schedule = 0.9,
-    b2: float | validation.Schedule = 0.999,
+@errors.public("jopt.adam")
+def adam(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
     eps: float = 1e-8,
     eps_root: float = 0.0,
     mu_dtype: Any = None,
-    bias_correction_mu: bool = True,
-    bias_correction_nu: bool = True,
     *,
-    max_of: str = "raw",
-    eps_hat: bool = False,
-    owner: str = "jopt.scale_by_amsgrad",
+    nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """AMSGrad: Adam with the running maximum of the second moment.
+    """Adam (Kingma & Ba 2015); a drop-in for `optax.adam`.
 
-    Args:
-      b1, b2, eps, eps_root, mu_dtype: as `scale_by_adam`.
-      bias_correction_mu: divide m by `1 - b1**t`.
-      bias_correction_nu: divide the second moment by `1 - b2**t`.
-      max_of: "raw" (torch, Keras; default) keeps `max(v)` and bias-corrects it afterwards;
-        "corrected" (optax) keeps `max(v_hat)`. Warning: optax's default is "corrected".
-      eps_hat: Keras' "epsilon hat" form (see `scale_by_adam`), with the max of the raw v.
-      owner: the public name reported in errors.
+        m = b1 m + (1 - b1) g;   v = b2 v + (1 - b2) g**2
+        theta -= lr * m_hat / (sqrt(v_hat + eps_root) + eps),  x_hat = x / (1 - b**t)
+
+    eps is outside the root as in the paper, optax and torch (Keras' Adam uses the "epsilon hat"
+    form, see `jopt.keras`).
     """
-    spec = _adam_spec(owner, b1, b2, eps, eps_root)
-    mu_dtype = validation.check_dtype(owner, "mu_dtype", mu_dtype)
-    bias_correction_mu = validation.check_bool(owner, "bias_correction_mu", bias_correction_mu)
-    bias_correction_nu = validation.check_bool(owner, "bias_correction_nu", bias_correction_nu)
-    max_of = validation.check_choice(owner, "max_of", max_of, MAX_OF)
-    eps_hat = validation.check_bool(owner, "eps_hat", eps_hat)
-    validation.require(
-        owner,
-        not eps_hat or (max_of == "raw" and bias_correction_mu and bias_correction_nu),
-        "eps_hat needs max_of='raw' and both bias corrections.",
+    return optax.chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
+        scale_by_learning_rate(learning_rate),
     )
 
-    def init_fn(params):
-        return ScaleByAmsgradState(
-            count=base.zero_count(),
-            mu=base.zeros_like(params, mu_dtype),
-            nu=base.zeros_like(params),
-            nu_max=base.zeros_like(params),
-            hparams=spec.init(),
-        )
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.mu, "first moment")
-        hp = spec.resolve(state.hparams, state.count)
-        mu = _first_moments(updates, state.mu, hp)
-        nu = _second_moments(updates, state.nu, hp)
-        count = base.increment(state.count)
-        m_hat = mu
-        if bias_correction_mu:
-            correction1 = tree_math.bias_correction(hp["b1"], count)
-            m_hat = jax.tree.map(lambda m: tree_math.debias(m, correction1), mu)
-        correction2 = tree_math.bias_correction(hp["b2"], count)
-
-        def corrected(v):
-            return tree_math.debias(v, correction2) if bias_correction_nu else v
-
-        if max_of == "raw":
-            nu_max = jax.tree.map(
-                lambda old, v: jnp.maximum(old.astype(v.dtype), v), state.nu_max, nu
-            )
-            v_hat = jax.tree.map(corrected, nu_max)
-        else:
-            nu_max = jax.tree.map(
-                lambda old, v: jnp.maximum(old.astype(v.dtype), corrected(v)), state.nu_max, nu
-            )
-            v_hat = nu_max
-        if eps_hat:
-            out = _normalize(mu, nu_max, hp, updates, _eps_hat_scale(hp, count))
-        else:
-            out = _normalize(m_hat, v_hat, hp, updates)
-        new_state = ScaleByAmsgradState(
-            count,
-            base.cast_like(mu, state.mu),
-            base.cast_like(nu, state.nu),
-            base.cast_like(nu_max, state.nu_max),
-            hp,
-        )
-        return out, new_state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
-
-
-def scale_by_adamax(
-    b1: float | validation.Schedule = 0.9,
-    b2: float | validation.Schedule = 0.999,
+@errors.public("jopt.adamw")
+def adamw(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
     eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
     *,
-    eps_in_max: bool = True,
-    owner: str = "jopt.scale_by_adamax",
+    nesterov: bool = False,
+    nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
-    """Adamax, Adam with the infinity norm; a drop-in for `optax.scale_by_adamax`.
+    """AdamW, Adam with decoupled weight decay (Loshchilov & Hutter 2019); a drop-in for optax's.
 
-        m = b1 m + (1 - b1) g;  u = max(b2 u, |g| + eps);  update = m / (1 - b1**t) / u
+        theta -= lr * (m_hat / (sqrt(v_hat + eps_root) + eps) + weight_decay * theta)
 
-    With `eps_in_max=False` (Keras): u = max(b2 u, |g|), update = m / (1 - b1**t) / (u + eps).
+    The decay is multiplied by the learning rate, as in optax and torch (the paper's schedule
+    multiplier eta_t). Warning: torch's AdamW default weight_decay is 1e-2, optax's is 1e-4.
     """
-    spec = _adam_spec(owner, b1, b2, eps)
-    eps_in_max = validation.check_bool(owner, "eps_in_max", eps_in_max)
+    return optax.chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
 
-    def init_fn(params):
-        return ScaleByAdamState(
-            base.zero_count(), base.zeros_like(params), base.zeros_like(params), spec.init()
-        )
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.mu, "first moment")
-        hp = spec.resolve(state.hparams, state.count)
-        count = base.increment(state.count)
-        mu = _first_moments(updates, state.mu, hp)
+@errors.public("jopt.nadam")
+def nadam(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    *,
+    nesterov: bool = True,
+    nu_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """NAdam (Dozat 2016), as optax: Adam with a Nesterov first moment and no momentum schedule.
 
-        def infinity_norm(g, u):
-            dt = base.wider(g.dtype, u.dtype)
-            size = jnp.abs(g.astype(dt))
-            if eps_in_max:
-                size = size + hp["eps"].astype(dt)
-            return jnp.maximum(size, hp["b2"].astype(dt) * u.astype(dt))
+        m_hat = b1 m / (1 - b1**(t+1)) + (1 - b1) g / (1 - b1**t)
 
-        nu = jax.tree.map(infinity_norm, updates, state.nu)
-        correction1 = tree_math.bias_correction(hp["b1"], count)
+    Warning: torch's NAdam and Keras' Nadam add a momentum schedule mu_t; see `jopt.torch` and
+    `jopt.keras`.
+    """
+    return optax.chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
+        scale_by_learning_rate(learning_rate),
+    )
 
-        def step(m, u, g):
-            u = u if eps_in_max else u + hp["eps"].astype(u.dtype)
-            return (tree_math.debias(m, correction1) / u).astype(g.dtype)
 
-        out = jax.tree.map(step, mu, nu, updates)
-        new_state = ScaleByAdamState(
-            count, base.cast_like(mu, state.mu), base.cast_like(nu, state.nu), hp
-        )
-        return out, new_state
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+@errors.public("jopt.nadamw")
+def nadamw(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+    *,
+    nesterov: bool = True,
+    nu_dtype: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """NAdam with decoupled weight decay; a drop-in for `optax.nadamw`."""
+    return optax.chain(
+        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )

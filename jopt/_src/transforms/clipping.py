@@ -16,8 +16,15 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, tree_math, validation
-from jopt._src.hparams import HParams, Spec
+from jopt._src import base, errors, tree_math
+from jopt._src.hparams import HParams
+from jopt._src.spec import Float, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.validation import NON_NEGATIVE, POSITIVE, ScalarOrSchedule
+
+CLIP = Spec(Float("max_delta", NON_NEGATIVE, schedulable=True))
+CLIP_BY_GLOBAL_NORM = Spec(Float("max_norm", NON_NEGATIVE, schedulable=True))
+CLIP_BY_LEAF_NORM = Spec(Float("max_norm", POSITIVE, schedulable=True))
 
 
 class ClipState(NamedTuple):
@@ -31,54 +38,38 @@ class ClipByGlobalNormState(NamedTuple):
     hparams: HParams  # max_norm
 
 
-def clip(max_delta: float | validation.Schedule) -> optax.GradientTransformationExtraArgs:
+def _no_buffers(params: Any) -> dict[str, Any]:
+    return {}
+
+
+@errors.public("jopt.clip")
+def clip(max_delta: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
     """Clips every element to [-max_delta, max_delta]; a drop-in for `optax.clip`."""
-    owner = "jopt.clip"
-    max_delta = validation.check_number_or_schedule(
-        owner, "max_delta", max_delta, validation.NON_NEGATIVE
-    )
-    spec = Spec(owner, {"max_delta": max_delta}, {"max_delta": validation.NON_NEGATIVE})
+    bound = CLIP.bind(errors.current_function(), max_delta=max_delta)
 
-    def init_fn(params):
-        del params
-        return ClipState(base.zero_count(), spec.init())
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        base.check_tree(owner, updates, params, "params", dtypes=True)
-        hp = spec.resolve(state.hparams, state.count)
-
+    def step(updates, state, hp, count, params):
         def leaf(g):
-            bound = hp["max_delta"].astype(g.dtype)
-            return jnp.clip(g, -bound, bound)
+            limit = hp["max_delta"].astype(g.dtype)
+            return jnp.clip(g, -limit, limit)
 
-        return jax.tree.map(leaf, updates), ClipState(base.increment(state.count), hp)
+        return jax.tree.map(leaf, updates), {}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ClipState, _no_buffers, step)
 
 
-def clip_by_global_norm(
-    max_norm: float | validation.Schedule,
-) -> optax.GradientTransformationExtraArgs:
+@errors.public("jopt.clip_by_global_norm")
+def clip_by_global_norm(max_norm: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
     """Rescales updates so that their global L2 norm is at most `max_norm`.
 
     A drop-in for `optax.clip_by_global_norm` (Pascanu et al. 2013) that also keeps the measured
     norm in its state. Updates with a norm <= max_norm pass unchanged, bit for bit.
     """
-    owner = "jopt.clip_by_global_norm"
-    max_norm = validation.check_number_or_schedule(
-        owner, "max_norm", max_norm, validation.NON_NEGATIVE
-    )
-    spec = Spec(owner, {"max_norm": max_norm}, {"max_norm": validation.NON_NEGATIVE})
+    bound = CLIP_BY_GLOBAL_NORM.bind(errors.current_function(), max_norm=max_norm)
 
-    def init_fn(params):
-        del params
-        return ClipByGlobalNormState(base.zero_count(), jnp.zeros([], jnp.float32), spec.init())
+    def buffers(params):
+        return {"global_norm": jnp.zeros([], jnp.float32)}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        base.check_tree(owner, updates, params, "params", dtypes=True)
-        hp = spec.resolve(state.hparams, state.count)
+    def step(updates, state, hp, count, params):
         norm = tree_math.global_norm(updates)
         limit = hp["max_norm"].astype(norm.dtype)
         clipped = norm > limit
@@ -88,41 +79,29 @@ def clip_by_global_norm(
             scaled = (g.astype(dt) / norm.astype(dt) * limit.astype(dt)).astype(g.dtype)
             return jnp.where(clipped, scaled, g)
 
-        new_state = ClipByGlobalNormState(base.increment(state.count), norm.astype(jnp.float32), hp)
-        return jax.tree.map(leaf, updates), new_state
+        return jax.tree.map(leaf, updates), {"global_norm": norm}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ClipByGlobalNormState, buffers, step)
 
 
-def clip_by_leaf_norm(
-    max_norm: float | validation.Schedule,
-) -> optax.GradientTransformationExtraArgs:
+@errors.public("jopt.clip_by_leaf_norm")
+def clip_by_leaf_norm(max_norm: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
     """Rescales each leaf separately so that its L2 norm is at most `max_norm` (Keras' clipnorm).
 
     g = g * max_norm / max(||g||, max_norm)     for every leaf (tensor) on its own
     """
-    owner = "jopt.clip_by_leaf_norm"
-    max_norm = validation.check_number_or_schedule(owner, "max_norm", max_norm, validation.POSITIVE)
-    spec = Spec(owner, {"max_norm": max_norm}, {"max_norm": validation.POSITIVE})
+    bound = CLIP_BY_LEAF_NORM.bind(errors.current_function(), max_norm=max_norm)
 
-    def init_fn(params):
-        del params
-        return ClipState(base.zero_count(), spec.init())
-
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        base.check_tree(owner, updates, params, "params", dtypes=True)
-        hp = spec.resolve(state.hparams, state.count)
-
+    def step(updates, state, hp, count, params):
         def leaf(g):
             dt = base.wider(g.dtype)
             norm = tree_math.global_norm(g).astype(dt)
             limit = hp["max_norm"].astype(dt)
             return (g.astype(dt) * limit / jnp.maximum(norm, limit)).astype(g.dtype)
 
-        return jax.tree.map(leaf, updates), ClipState(base.increment(state.count), hp)
+        return jax.tree.map(leaf, updates), {}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ClipState, _no_buffers, step)
 
 
 def clipped_norm(state: Any) -> jax.Array:

@@ -12,13 +12,19 @@ dtypes: this block ends every optimizer's chain, and is the only check plain SGD
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import optax
 
-from jopt._src import base, validation
-from jopt._src.hparams import HParams, Spec
+from jopt._src import errors
+from jopt._src.hparams import HParams
+from jopt._src.spec import Flag, Float, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.validation import NON_NEGATIVE, ScalarOrSchedule
+
+LEARNING_RATE = Float("learning_rate", NON_NEGATIVE, schedulable=True)
+SCALE_BY_LEARNING_RATE = Spec(LEARNING_RATE, Flag("flip_sign"))
 
 
 class ScaleByLearningRateState(NamedTuple):
@@ -26,35 +32,22 @@ class ScaleByLearningRateState(NamedTuple):
     hparams: HParams  # learning_rate
 
 
+@errors.public("jopt.scale_by_learning_rate")
 def scale_by_learning_rate(
-    learning_rate: float | validation.Schedule,
-    *,
-    flip_sign: bool = True,
-    owner: str = "jopt.scale_by_learning_rate",
+    learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
 ) -> optax.GradientTransformationExtraArgs:
     """Multiplies updates by `-learning_rate` (or `+learning_rate` with `flip_sign=False`).
 
     Args:
       learning_rate: a number >= 0, or a schedule `count -> value`.
       flip_sign: negate, so that adding the updates to the params descends.
-      owner: the public name reported in errors (set by the optimizers that use this block).
     """
-    learning_rate = validation.check_number_or_schedule(
-        owner, "learning_rate", learning_rate, validation.NON_NEGATIVE
+    bound = SCALE_BY_LEARNING_RATE.bind(
+        errors.current_function(), learning_rate=learning_rate, flip_sign=flip_sign
     )
-    flip_sign = validation.check_bool(owner, "flip_sign", flip_sign)
-    spec = Spec(owner, {"learning_rate": learning_rate}, {"learning_rate": validation.NON_NEGATIVE})
 
-    def init_fn(params: Any) -> ScaleByLearningRateState:
-        del params
-        return ScaleByLearningRateState(count=base.zero_count(), hparams=spec.init())
+    def step(updates, state, hp, count, params):
+        lr = -hp["learning_rate"] if bound["flip_sign"] else hp["learning_rate"]
+        return jax.tree.map(lambda g: lr.astype(g.dtype) * g, updates), {}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        base.check_tree(owner, updates, params, "params", dtypes=True)
-        hp = spec.resolve(state.hparams, state.count)
-        lr = -hp["learning_rate"] if flip_sign else hp["learning_rate"]
-        updates = jax.tree.map(lambda g: lr.astype(g.dtype) * g, updates)
-        return updates, ScaleByLearningRateState(count=base.increment(state.count), hparams=hp)
-
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ScaleByLearningRateState, lambda params: {}, step)

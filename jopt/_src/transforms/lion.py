@@ -11,8 +11,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, tree_math, validation
-from jopt._src.hparams import HParams, Spec
+from jopt._src import base, errors, tree_math, validation
+from jopt._src.hparams import HParams
+from jopt._src.spec import Float, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
+from jopt._src.transforms.regularization import WEIGHT_DECAY, add_decayed_weights
+from jopt._src.validation import DECAY, ScalarOrSchedule
+
+SCALE_BY_LION = Spec(
+    Float("b1", DECAY, schedulable=True, complement=True),
+    Float("b2", DECAY, schedulable=True, complement=True),
+)
+
+LION = Spec(LEARNING_RATE, *SCALE_BY_LION, WEIGHT_DECAY)
 
 
 class ScaleByLionState(NamedTuple):
@@ -21,42 +33,46 @@ class ScaleByLionState(NamedTuple):
     hparams: HParams  # b1, b2
 
 
+@errors.public("jopt.scale_by_lion")
 def scale_by_lion(
-    b1: float | validation.Schedule = 0.9,
-    b2: float | validation.Schedule = 0.99,
-    mu_dtype: Any = None,
-    *,
-    owner: str = "jopt.scale_by_lion",
+    b1: ScalarOrSchedule = 0.9, b2: ScalarOrSchedule = 0.99, mu_dtype: Any = None
 ) -> optax.GradientTransformationExtraArgs:
     """Lion's sign update; a drop-in for `optax.scale_by_lion` (its "hard" mode)."""
-    b1 = validation.check_number_or_schedule(owner, "b1", b1, validation.DECAY)
-    b2 = validation.check_number_or_schedule(owner, "b2", b2, validation.DECAY)
-    mu_dtype = validation.check_dtype(owner, "mu_dtype", mu_dtype)
-    spec = Spec(
-        owner,
-        {"b1": b1, "b2": b2},
-        {"b1": validation.DECAY, "b2": validation.DECAY},
-        decays=("b1", "b2"),
-    )
+    fn = errors.current_function()
+    bound = SCALE_BY_LION.bind(fn, b1=b1, b2=b2)
+    mu_dtype = validation.check_dtype(fn, "mu_dtype", mu_dtype)
 
-    def init_fn(params):
-        return ScaleByLionState(base.zero_count(), base.zeros_like(params, mu_dtype), spec.init())
+    def buffers(params):
+        return {"mu": base.zeros_like(params, mu_dtype)}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.mu, "momentum")
-        hp = spec.resolve(state.hparams, state.count)
-        out = jax.tree.map(
-            lambda g, m: jnp.sign(tree_math.moment(g, m, hp["b1"], hp.complement("b1"))).astype(
-                g.dtype
-            ),
-            updates,
-            state.mu,
-        )
+    def step(updates, state, hp, count, params):
+        def direction(g, m):
+            return jnp.sign(tree_math.moment(g, m, hp["b1"], hp.complement("b1"))).astype(g.dtype)
+
+        out = jax.tree.map(direction, updates, state.mu)
         mu = jax.tree.map(
             lambda g, m: tree_math.moment(g, m, hp["b2"], hp.complement("b2")), updates, state.mu
         )
-        new_state = ScaleByLionState(base.increment(state.count), base.cast_like(mu, state.mu), hp)
-        return out, new_state
+        return out, {"mu": mu}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ScaleByLionState, buffers, step, matches="mu")
+
+
+@errors.public("jopt.lion")
+def lion(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.99,
+    mu_dtype: Any = None,
+    weight_decay: ScalarOrSchedule = 1e-3,
+    mask: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Lion (Chen et al. 2023) with decoupled weight decay; a drop-in for `optax.lion`.
+
+    theta -= lr * (sign(b1 m + (1 - b1) g) + weight_decay * theta);  m = b2 m + (1 - b2) g
+    """
+    return optax.chain(
+        scale_by_lion(b1, b2, mu_dtype),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )

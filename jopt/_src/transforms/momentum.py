@@ -24,12 +24,35 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, tree_math, validation
-from jopt._src.hparams import HParams, Spec
+from jopt._src import base, errors, tree_math, validation
+from jopt._src.hparams import HParams
+from jopt._src.spec import Bound, Choice, Flag, Float, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
+from jopt._src.transforms.regularization import WEIGHT_DECAY, coupled_weight_decay
 from jopt._src.tree_math import moment
+from jopt._src.validation import DECAY, UNIT, ScalarOrSchedule
 
 FORMS = ("classic", "ema")  # the forms scale_by_momentum computes
 MOMENTUM_FORMS = (*FORMS, "lr_inside")  # the forms the optimizers offer
+
+MOMENTUM = Float("momentum", DECAY, schedulable=True, complement=True)
+DAMPENING = Float("dampening", UNIT, complement=True)
+NESTEROV = Flag("nesterov")
+SCALE_BY_MOMENTUM = Spec(
+    MOMENTUM, Choice("form", FORMS), DAMPENING, NESTEROV, Flag("dampen_first_step")
+)
+MOMENTUM_FORM = Choice("momentum_form", MOMENTUM_FORMS)
+SGD = Spec(
+    LEARNING_RATE,
+    MOMENTUM.as_optional(),
+    NESTEROV,
+    DAMPENING,
+    MOMENTUM_FORM,
+    WEIGHT_DECAY.as_optional(),
+)
+MOMENTUM_LR_INSIDE = Spec(LEARNING_RATE, MOMENTUM, WEIGHT_DECAY.as_optional(), NESTEROV)
+EMA = Spec(Float("decay", DECAY, schedulable=True, complement=True), Flag("debias"))
 
 
 class MomentumState(NamedTuple):
@@ -38,15 +61,15 @@ class MomentumState(NamedTuple):
     hparams: HParams  # momentum, dampening (lr_inside: learning_rate, momentum, weight_decay)
 
 
+@errors.public("jopt.scale_by_momentum")
 def scale_by_momentum(
-    momentum: float | validation.Schedule = 0.9,
+    momentum: ScalarOrSchedule = 0.9,
     *,
     form: str = "classic",
     dampening: float = 0.0,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
     dampen_first_step: bool = True,
-    owner: str = "jopt.scale_by_momentum",
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum whose output the learning rate multiplies afterwards (classic or EMA form).
 
@@ -58,58 +81,49 @@ def scale_by_momentum(
       accumulator_dtype: dtype of the buffer (default: the params' dtype).
       dampen_first_step: with False, the first step sets `m = g` undampened, as torch's SGD
         does (it differs from the default only when dampening > 0).
-      owner: the public name reported in errors.
     """
-    form = validation.check_choice(owner, "form", form, FORMS)
-    dampen_first_step = validation.check_bool(owner, "dampen_first_step", dampen_first_step)
-    momentum = validation.check_number_or_schedule(owner, "momentum", momentum, validation.DECAY)
-    dampening = validation.check_number(owner, "dampening", dampening, validation.UNIT)
-    nesterov = validation.check_bool(owner, "nesterov", nesterov)
-    accumulator_dtype = validation.check_dtype(owner, "accumulator_dtype", accumulator_dtype)
+    fn = errors.current_function()
+    args = SCALE_BY_MOMENTUM.check(
+        fn,
+        momentum=momentum,
+        form=form,
+        dampening=dampening,
+        nesterov=nesterov,
+        dampen_first_step=dampen_first_step,
+    )
     validation.require(
-        owner,
+        fn,
         not (form == "ema" and dampening != 0.0),
         f"dampening applies to the classic form only, got dampening={dampening} with form='ema'.",
+        argument="dampening",
+        value=dampening,
     )
-    # dampening is a hyperparameter of the classic form only: the EMA form has none to set.
-    values = {"momentum": momentum, **({"dampening": dampening} if form == "classic" else {})}
-    spec = Spec(
-        owner,
-        values,
-        {"momentum": validation.DECAY, "dampening": validation.UNIT},
-        decays=tuple(values),
-    )
+    if form == "ema":
+        del args["dampening"]  # a hyperparameter of the classic form only: none to set here
+    bound = Bound(SCALE_BY_MOMENTUM, fn, args)
+    accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
 
-    def init_fn(params):
-        return MomentumState(
-            count=base.zero_count(),
-            momentum=base.zeros_like(params, accumulator_dtype),
-            hparams=spec.init(),
-        )
+    def buffers(params):
+        return {"momentum": base.zeros_like(params, accumulator_dtype)}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.momentum, "momentum buffer")
-        hp = spec.resolve(state.hparams, state.count)
+    def step(updates, state, hp, count, params):
         mu = hp["momentum"]
         # The weight of the new gradient: 1 - dampening (classic) or 1 - mu (ema).
         weight = hp.complement("dampening" if form == "classic" else "momentum")
-        if not dampen_first_step:
+        if not args["dampen_first_step"]:
             weight = jnp.where(state.count == 0, jnp.ones_like(weight), weight)
         new_m = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, state.momentum)
-        if nesterov:
+        direction = new_m
+        if bound["nesterov"]:
             direction = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, new_m)
-        else:
-            direction = new_m
-        direction = base.cast_like(direction, updates)
-        new_m = base.cast_like(new_m, state.momentum)
-        return direction, MomentumState(base.increment(state.count), new_m, hp)
+        return direction, {"momentum": new_m}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, MomentumState, buffers, step, matches="momentum")
 
 
+@errors.public("jopt.trace")
 def trace(
-    decay: float | validation.Schedule,
+    decay: ScalarOrSchedule,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
     *,
@@ -120,26 +134,24 @@ def trace(
     The decay is kept in the state under the name `momentum`. `dampening` (torch) scales the new
     gradient by `1 - dampening`.
     """
-    owner = "jopt.trace"
-    decay = validation.check_number_or_schedule(owner, "decay", decay, validation.DECAY)
+    decay = MOMENTUM.check(errors.current_function(), decay, argument="decay")
     return scale_by_momentum(
         decay,
         form="classic",
         dampening=dampening,
         nesterov=nesterov,
         accumulator_dtype=accumulator_dtype,
-        owner=owner,
     )
 
 
+@errors.public("jopt.momentum_lr_inside")
 def momentum_lr_inside(
-    learning_rate: float | validation.Schedule,
-    momentum: float | validation.Schedule = 0.9,
+    learning_rate: ScalarOrSchedule,
+    momentum: ScalarOrSchedule = 0.9,
     *,
     nesterov: bool = False,
     accumulator_dtype: Any = None,
-    weight_decay: float | validation.Schedule | None = None,
-    owner: str = "jopt.momentum_lr_inside",
+    weight_decay: ScalarOrSchedule | None = None,
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum with the learning rate inside the buffer (Keras): `v = mu v - lr g`, update `v`.
 
@@ -154,63 +166,39 @@ def momentum_lr_inside(
       nesterov: use the Nesterov look-ahead update.
       accumulator_dtype: dtype of the buffer (default: the params' dtype).
       weight_decay: None, or a decoupled decay coefficient >= 0 (needs params in update).
-      owner: the public name reported in errors.
     """
-    values = {
-        "learning_rate": validation.check_number_or_schedule(
-            owner, "learning_rate", learning_rate, validation.NON_NEGATIVE
-        ),
-        "momentum": validation.check_number_or_schedule(
-            owner, "momentum", momentum, validation.DECAY
-        ),
-    }
-    if weight_decay is not None:
-        values["weight_decay"] = validation.check_number_or_schedule(
-            owner, "weight_decay", weight_decay, validation.NON_NEGATIVE
-        )
-    nesterov = validation.check_bool(owner, "nesterov", nesterov)
-    accumulator_dtype = validation.check_dtype(owner, "accumulator_dtype", accumulator_dtype)
-    spec = Spec(
-        owner,
-        values,
-        {
-            "learning_rate": validation.NON_NEGATIVE,
-            "momentum": validation.DECAY,
-            "weight_decay": validation.NON_NEGATIVE,
-        },
+    fn = errors.current_function()
+    decay = {} if weight_decay is None else {"weight_decay": weight_decay}
+    bound = MOMENTUM_LR_INSIDE.bind(
+        fn, learning_rate=learning_rate, momentum=momentum, **decay, nesterov=nesterov
     )
+    accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
 
-    def init_fn(params):
-        return MomentumState(
-            count=base.zero_count(),
-            momentum=base.zeros_like(params, accumulator_dtype),
-            hparams=spec.init(),
-        )
+    def buffers(params):
+        return {"momentum": base.zeros_like(params, accumulator_dtype)}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        base.check_tree(owner, updates, state.momentum, "momentum buffer")
-        # It ends its chain, as the learning-rate scaling does: it checks the params the same way.
-        base.check_tree(owner, updates, params, "params", dtypes=True)
-        hp = spec.resolve(state.hparams, state.count)
-        step = -hp["learning_rate"]
+    def step(updates, state, hp, count, params):
+        step_size = -hp["learning_rate"]
         new_v = jax.tree.map(
-            lambda g, v: moment(g, v, hp["momentum"], step), updates, state.momentum
+            lambda g, v: moment(g, v, hp["momentum"], step_size), updates, state.momentum
         )
-        if nesterov:
-            out = jax.tree.map(lambda g, v: moment(g, v, hp["momentum"], step), updates, new_v)
-        else:
-            out = new_v
+        out = new_v
+        if bound["nesterov"]:
+            out = jax.tree.map(lambda g, v: moment(g, v, hp["momentum"], step_size), updates, new_v)
         if weight_decay is not None:
-            if params is None:
-                raise ValueError(f"{owner}: weight decay needs the params in update.")
-            decay = step * hp["weight_decay"]
+            decay = step_size * hp["weight_decay"]
             out = jax.tree.map(lambda u, p: u + decay.astype(u.dtype) * p, out, params)
-        out = base.cast_like(out, updates)
-        new_v = base.cast_like(new_v, state.momentum)
-        return out, MomentumState(base.increment(state.count), new_v, hp)
+        return out, {"momentum": new_v}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    # It ends its chain, as the learning-rate scaling does: it checks the params the same way.
+    return stateful_transform(
+        bound,
+        MomentumState,
+        buffers,
+        step,
+        matches=("momentum", "params"),
+        needs_params=weight_decay is not None,
+    )
 
 
 class EmaState(NamedTuple):
@@ -219,37 +207,135 @@ class EmaState(NamedTuple):
     hparams: HParams  # decay
 
 
+@errors.public("jopt.ema")
 def ema(
-    decay: float | validation.Schedule,
-    debias: bool = True,
-    accumulator_dtype: Any = None,
+    decay: ScalarOrSchedule, debias: bool = True, accumulator_dtype: Any = None
 ) -> optax.GradientTransformationExtraArgs:
     """Exponential moving average of updates, a drop-in for `optax.ema`.
 
     ema = decay * ema + (1 - decay) * g;   output ema / (1 - decay**t) if debias.
     """
-    owner = "jopt.ema"
-    decay = validation.check_number_or_schedule(owner, "decay", decay, validation.DECAY)
-    debias = validation.check_bool(owner, "debias", debias)
-    accumulator_dtype = validation.check_dtype(owner, "accumulator_dtype", accumulator_dtype)
-    spec = Spec(owner, {"decay": decay}, {"decay": validation.DECAY}, decays=("decay",))
+    fn = errors.current_function()
+    bound = EMA.bind(fn, decay=decay, debias=debias)
+    accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
 
-    def init_fn(params):
-        return EmaState(base.zero_count(), base.zeros_like(params, accumulator_dtype), spec.init())
+    def buffers(params):
+        return {"ema": base.zeros_like(params, accumulator_dtype)}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.ema, "moving average")
-        hp = spec.resolve(state.hparams, state.count)
+    def step(updates, state, hp, count, params):
         new_ema = jax.tree.map(
             lambda g, m: moment(g, m, hp["decay"], hp.complement("decay")), updates, state.ema
         )
-        count = base.increment(state.count)
         out = new_ema
-        if debias:
+        if bound["debias"]:
             correction = tree_math.bias_correction(hp["decay"], count)
             out = jax.tree.map(lambda m: tree_math.debias(m, correction), new_ema)
-        out = base.cast_like(out, updates)
-        return out, EmaState(count, base.cast_like(new_ema, state.ema), hp)
+        return out, {"ema": new_ema}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, EmaState, buffers, step, matches="ema")
+
+
+def momentum_then_learning_rate(
+    learning_rate: ScalarOrSchedule,
+    momentum: ScalarOrSchedule | None,
+    nesterov: bool,
+    form: str,
+    dampening: float = 0.0,
+    accumulator_dtype: Any = None,
+    forms: tuple[str, ...] = MOMENTUM_FORMS,
+) -> list[optax.GradientTransformationExtraArgs]:
+    """The momentum block in the chosen form, followed by the learning rate where it is outside.
+
+    `forms` are the momentum forms the calling optimizer offers, listed in its error messages.
+    """
+    fn = errors.current_function()
+    form = validation.check_choice(fn, "momentum_form", form, forms)
+    nesterov = validation.check_bool(fn, "nesterov", nesterov)
+    dampening = validation.check_number(fn, "dampening", dampening, UNIT)
+    validation.require(
+        fn,
+        not (nesterov and momentum is None),
+        "nesterov=True needs a momentum value.",
+        argument="nesterov",
+        value=nesterov,
+    )
+    if momentum is None:
+        validation.require(
+            fn,
+            dampening == 0.0,
+            f"dampening={dampening} needs a momentum value.",
+            argument="dampening",
+            value=dampening,
+        )
+        return [scale_by_learning_rate(learning_rate)]
+    validation.require(
+        fn,
+        form == "classic" or dampening == 0.0,
+        f"dampening={dampening} applies to momentum_form='classic' only, got "
+        f"momentum_form={form!r}.",
+        argument="dampening",
+        value=dampening,
+    )
+    if form == "lr_inside":
+        return [
+            momentum_lr_inside(
+                learning_rate, momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype
+            )
+        ]
+    block = scale_by_momentum(
+        momentum,
+        form=form,
+        dampening=dampening,
+        nesterov=nesterov,
+        accumulator_dtype=accumulator_dtype,
+    )
+    return [block, scale_by_learning_rate(learning_rate)]
+
+
+@errors.public("jopt.sgd")
+def sgd(
+    learning_rate: ScalarOrSchedule,
+    momentum: ScalarOrSchedule | None = None,
+    nesterov: bool = False,
+    accumulator_dtype: Any = None,
+    *,
+    dampening: float = 0.0,
+    momentum_form: str = "classic",
+    weight_decay: ScalarOrSchedule | None = None,
+    weight_decay_mask: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Stochastic gradient descent with optional momentum and L2 weight decay.
+
+        g = g + weight_decay * theta                      (coupled L2, as torch's SGD)
+        classic:   m = mu m + (1 - dampening) g;  theta -= lr * m   (nesterov: lr * (g + mu m))
+        ema:       m = mu m + (1 - mu) g;         theta -= lr * m
+        lr_inside: v = mu v - lr g;               theta += v        (Keras)
+
+    Momentum: Polyak (1964); Nesterov: Sutskever et al. (2013). The forms are equal at a constant
+    learning rate (ema up to lr / (1 - mu)) and differ under a schedule (see the module
+    docstring). A drop-in for `optax.sgd`.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule.
+      momentum: mu in [0, 1), a schedule, or None for plain SGD (no buffer).
+      nesterov: Nesterov momentum (needs a momentum value).
+      accumulator_dtype: dtype of the momentum buffer (default: the params' dtype).
+      dampening: torch's dampening, classic form only.
+      momentum_form: "classic" (default; optax, torch), "ema" or "lr_inside" (Keras).
+      weight_decay: coupled L2 coefficient >= 0 (torch's `weight_decay`), a schedule, or None
+        (default: no decay block; 0.0 keeps one in the state to set later). Needs params.
+      weight_decay_mask: which params to decay (tree of bools or a function of the params).
+    """
+    fn = errors.current_function()
+    accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
+    return optax.chain(
+        *coupled_weight_decay(weight_decay, weight_decay_mask),
+        *momentum_then_learning_rate(
+            learning_rate,
+            momentum,
+            nesterov,
+            momentum_form,
+            dampening,
+            accumulator_dtype,
+        ),
+    )

@@ -16,9 +16,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, tree_math, validation
-from jopt._src.hparams import HParams
-from jopt._src.transforms.adam import _adam_spec, _first_moments, _second_moments
+from jopt._src import base, errors, tree_math, validation
+from jopt._src.hparams import HParams, default_float
+from jopt._src.spec import Float, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.transforms.adam import B1, B2, EPS, _first_moments, _second_moments
+from jopt._src.validation import NON_NEGATIVE, ScalarOrSchedule
+
+SCALE_BY_NADAM = Spec(B1, B2, EPS, Float("momentum_decay", NON_NEGATIVE))
 
 
 class ScaleByNadamState(NamedTuple):
@@ -29,14 +34,13 @@ class ScaleByNadamState(NamedTuple):
     hparams: HParams  # b1, b2, eps, momentum_decay
 
 
+@errors.public("jopt.scale_by_nadam")
 def scale_by_nadam(
-    b1: float | validation.Schedule = 0.9,
-    b2: float | validation.Schedule = 0.999,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
     eps: float = 1e-8,
     momentum_decay: float = 4e-3,
     mu_dtype: Any = None,
-    *,
-    owner: str = "jopt.scale_by_nadam",
 ) -> optax.GradientTransformationExtraArgs:
     """Rescales updates with NAdam's scheduled Nesterov momentum (torch's and Keras' NAdam).
 
@@ -44,29 +48,21 @@ def scale_by_nadam(
       b1, b2, eps: as Adam (eps added to the root of the bias-corrected v).
       momentum_decay: psi in mu_t = b1 (1 - 0.96**(t psi) / 2), >= 0 (torch 4e-3, Keras 1).
       mu_dtype: dtype of the first moment (default: the params' dtype).
-      owner: the public name reported in errors.
     """
-    spec = _adam_spec(
-        owner, b1, b2, eps, extra={"momentum_decay": (momentum_decay, validation.NON_NEGATIVE)}
-    )
-    mu_dtype = validation.check_dtype(owner, "mu_dtype", mu_dtype)
+    fn = errors.current_function()
+    bound = SCALE_BY_NADAM.bind(fn, b1=b1, b2=b2, eps=eps, momentum_decay=momentum_decay)
+    mu_dtype = validation.check_dtype(fn, "mu_dtype", mu_dtype)
 
-    def init_fn(params):
-        return ScaleByNadamState(
-            count=base.zero_count(),
-            mu=base.zeros_like(params, mu_dtype),
-            nu=base.zeros_like(params),
-            mu_product=jnp.ones([], spec.init()["b1"].dtype),
-            hparams=spec.init(),
-        )
+    def buffers(params):
+        return {
+            "mu": base.zeros_like(params, mu_dtype),
+            "nu": base.zeros_like(params),
+            "mu_product": jnp.ones([], default_float()),
+        }
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.mu, "first moment")
-        hp = spec.resolve(state.hparams, state.count)
+    def step(updates, state, hp, count, params):
         mu = _first_moments(updates, state.mu, hp)
         nu = _second_moments(updates, state.nu, hp)
-        count = base.increment(state.count)
         b1, dtype = hp["b1"], hp["b1"].dtype
         t = count.astype(dtype)
 
@@ -87,9 +83,6 @@ def scale_by_nadam(
             return (g_part + m_part).astype(g.dtype)
 
         out = jax.tree.map(leaf, updates, mu, nu)
-        new_state = ScaleByNadamState(
-            count, base.cast_like(mu, state.mu), base.cast_like(nu, state.nu), product, hp
-        )
-        return out, new_state
+        return out, {"mu": mu, "nu": nu, "mu_product": product}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ScaleByNadamState, buffers, step, matches="mu")

@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jopt._src import base, validation
+from jopt._src import base, errors, validation
 
 # The counters saturate at this value; a run longer than it cannot be told apart from one more.
 _COUNT_MAX = int(np.iinfo(np.dtype(base.COUNT_DTYPE)).max)
@@ -99,6 +99,7 @@ def _select(keep: jax.Array, new: jax.Array, old: Any) -> jax.Array:
     return jax.lax.select(jnp.broadcast_to(keep, jnp.shape(new)), new, old)
 
 
+@errors.public("jopt.skip_nonfinite")
 def skip_nonfinite(
     tx: optax.GradientTransformation,
     max_consecutive: int | None = None,
@@ -125,11 +126,8 @@ def skip_nonfinite(
       An `optax.GradientTransformationExtraArgs` with state `SkipNonfiniteState`. Finite steps
       return exactly what `tx` returns (bit for bit); skipped steps return zero updates.
     """
-    fn = "jopt.skip_nonfinite"
-    if not isinstance(tx, optax.GradientTransformation):
-        raise validation.ArgumentTypeError(
-            f"{fn}: tx must be an optax.GradientTransformation, got {tx!r}."
-        )
+    fn = errors.current_function()
+    validation.check_transform(fn, "tx", tx)
     if max_consecutive is not None:
         max_consecutive = validation.check_int(fn, "max_consecutive", max_consecutive, minimum=0)
         validation.require(
@@ -137,6 +135,8 @@ def skip_nonfinite(
             max_consecutive < _COUNT_MAX,
             f"max_consecutive must be None or an integer in [0, {_COUNT_MAX - 1}] (skipped steps "
             f"are counted in int32, saturating at {_COUNT_MAX}), got {max_consecutive!r}.",
+            argument="max_consecutive",
+            value=max_consecutive,
         )
     check_value = validation.check_bool(fn, "check_value", check_value)
     inner = optax.with_extra_args_support(tx)

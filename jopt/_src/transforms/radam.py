@@ -16,14 +16,21 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, tree_math, validation
+from jopt._src import base, errors, tree_math
+from jopt._src.spec import Flag, Float, Spec
+from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.adam import (
+    B1,
+    B2,
+    EPS,
+    EPS_ROOT,
     ScaleByAdamState,
-    _adam_spec,
     _debiased_first_moments,
     _first_moments,
     _second_moments,
 )
+from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
+from jopt._src.validation import ScalarOrSchedule
 
 
 def _rho_inf(b2):
@@ -31,39 +38,57 @@ def _rho_inf(b2):
     return 2 / (1 - b2) - 1
 
 
+SCALE_BY_RADAM = Spec(
+    B1,
+    B2,
+    EPS,
+    EPS_ROOT,
+    Float("threshold", in_state=False),
+    Flag("nesterov"),
+    Flag("eps_hat"),
+    derived={"rho_inf": ("b2", _rho_inf)},
+)
+
+RADAM = Spec(
+    LEARNING_RATE,
+    *(SCALE_BY_RADAM[name] for name in ("b1", "b2", "eps", "eps_root", "threshold", "nesterov")),
+)
+
+
+@errors.public("jopt.scale_by_radam")
 def scale_by_radam(
-    b1: float | validation.Schedule = 0.9,
-    b2: float | validation.Schedule = 0.999,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
     eps: float = 1e-8,
     eps_root: float = 0.0,
     threshold: float = 5.0,
     *,
     nesterov: bool = False,
     eps_hat: bool = False,
-    owner: str = "jopt.scale_by_radam",
 ) -> optax.GradientTransformationExtraArgs:
     """Rescales updates with RAdam's rectified Adam step; a drop-in for `optax.scale_by_radam`.
 
     With `eps_hat=True` (torch's RAdam), eps is added to sqrt(v) before the bias correction:
     `r_t * m_hat * sqrt(1 - b2**t) / (sqrt(v + eps_root) + eps)`.
     """
-    threshold = validation.check_number(owner, "threshold", threshold, validation.ANY_FINITE)
-    nesterov = validation.check_bool(owner, "nesterov", nesterov)
-    eps_hat = validation.check_bool(owner, "eps_hat", eps_hat)
-    spec = _adam_spec(owner, b1, b2, eps, eps_root, derived={"rho_inf": ("b2", _rho_inf)})
+    bound = SCALE_BY_RADAM.bind(
+        errors.current_function(),
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        threshold=threshold,
+        nesterov=nesterov,
+        eps_hat=eps_hat,
+    )
+    threshold, nesterov, eps_hat = bound["threshold"], bound["nesterov"], bound["eps_hat"]
 
-    def init_fn(params):
-        return ScaleByAdamState(
-            base.zero_count(), base.zeros_like(params), base.zeros_like(params), spec.init()
-        )
+    def buffers(params):
+        return {"mu": base.zeros_like(params), "nu": base.zeros_like(params)}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.mu, "first moment")
-        hp = spec.resolve(state.hparams, state.count)
+    def step(updates, state, hp, count, params):
         mu = _first_moments(updates, state.mu, hp)
         nu = _second_moments(updates, state.nu, hp)
-        count = base.increment(state.count)
         t = count.astype(hp["b2"].dtype)
         rho_inf = hp.derived["rho_inf"]
         # 1 - b2**t cancels catastrophically in float32 (b2**6 = 0.994): through expm1/log1p of
@@ -91,10 +116,24 @@ def scale_by_radam(
             rectified = r.astype(dt) * m.astype(dt) / root
             return jnp.where(rho >= threshold, rectified, m.astype(dt)).astype(g.dtype)
 
-        out = jax.tree.map(leaf, m_hat, nu, updates)
-        new_state = ScaleByAdamState(
-            count, base.cast_like(mu, state.mu), base.cast_like(nu, state.nu), hp
-        )
-        return out, new_state
+        return jax.tree.map(leaf, m_hat, nu, updates), {"mu": mu, "nu": nu}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ScaleByAdamState, buffers, step, matches="mu")
+
+
+@errors.public("jopt.radam")
+def radam(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    threshold: float = 5.0,
+    *,
+    nesterov: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    """Rectified Adam (Liu et al. 2020); a drop-in for `optax.radam` (threshold 5 as torch)."""
+    return optax.chain(
+        scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
+        scale_by_learning_rate(learning_rate),
+    )

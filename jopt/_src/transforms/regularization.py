@@ -24,8 +24,14 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, validation
-from jopt._src.hparams import HParams, Spec
+from jopt._src import errors, validation
+from jopt._src.hparams import HParams
+from jopt._src.spec import Float, HParam, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.validation import NON_NEGATIVE, ScalarOrSchedule
+
+WEIGHT_DECAY = Float("weight_decay", NON_NEGATIVE, schedulable=True)
+L1 = Float("l1", NON_NEGATIVE, schedulable=True)
 
 
 class AddTermState(NamedTuple):
@@ -34,49 +40,44 @@ class AddTermState(NamedTuple):
 
 
 def _add_term(
-    owner: str,
-    name: str,
-    value: float | validation.Schedule,
-    mask: Any,
-    term: Callable[[jax.Array], jax.Array],
+    hparam: HParam, value: ScalarOrSchedule, mask: Any, term: Callable[[jax.Array], jax.Array]
 ) -> optax.GradientTransformationExtraArgs:
-    value = validation.check_number_or_schedule(owner, name, value, validation.NON_NEGATIVE)
-    mask = validation.check_mask(owner, "mask", mask)
-    spec = Spec(owner, {name: value}, {name: validation.NON_NEGATIVE})
+    fn = errors.current_function()
+    bound = Spec(hparam).bind(fn, **{hparam.name: value})
+    mask = validation.check_mask(fn, "mask", mask)
 
-    def init_fn(params):
-        del params
-        return AddTermState(base.zero_count(), spec.init())
+    def step(updates, state, hp, count, params):
+        coefficient = hp[hparam.name]
+        return jax.tree.map(
+            lambda g, p: g + coefficient.astype(g.dtype) * term(p), updates, params
+        ), {}
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del extra_args
-        if params is None:
-            raise ValueError(f"{owner}: needs the params: call update(updates, state, params).")
-        base.check_tree(owner, updates, params, "params", dtypes=True)
-        hp = spec.resolve(state.hparams, state.count)
-        coefficient = hp[name]
-        new = jax.tree.map(lambda g, p: g + coefficient.astype(g.dtype) * term(p), updates, params)
-        return new, AddTermState(base.increment(state.count), hp)
-
-    tx = optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    tx = stateful_transform(bound, AddTermState, lambda params: {}, step, needs_params=True)
     return tx if mask is None else optax.masked(tx, mask)
 
 
+@errors.public("jopt.add_decayed_weights")
 def add_decayed_weights(
-    weight_decay: float | validation.Schedule = 0.0,
-    mask: Any = None,
-    *,
-    owner: str = "jopt.add_decayed_weights",
+    weight_decay: ScalarOrSchedule = 0.0, mask: Any = None
 ) -> optax.GradientTransformationExtraArgs:
     """Adds `weight_decay * params` to the updates; a drop-in for `optax.add_decayed_weights`."""
-    return _add_term(owner, "weight_decay", weight_decay, mask, lambda p: p)
+    return _add_term(WEIGHT_DECAY, weight_decay, mask, lambda p: p)
 
 
+@errors.public("jopt.add_l1_penalty")
 def add_l1_penalty(
-    l1: float | validation.Schedule = 0.0,
-    mask: Any = None,
-    *,
-    owner: str = "jopt.add_l1_penalty",
+    l1: ScalarOrSchedule = 0.0, mask: Any = None
 ) -> optax.GradientTransformationExtraArgs:
     """Adds `l1 * sign(params)` to the updates: the (sub)gradient of `l1 * sum |params|`."""
-    return _add_term(owner, "l1", l1, mask, jnp.sign)
+    return _add_term(L1, l1, mask, jnp.sign)
+
+
+def coupled_weight_decay(
+    weight_decay: ScalarOrSchedule | None, mask: Any
+) -> list[optax.GradientTransformationExtraArgs]:
+    """L2 regularization folded into the gradient, first in a chain; nothing for None.
+
+    `mask` is checked under the optimizers' name for it, `weight_decay_mask`.
+    """
+    validation.check_mask(errors.current_function(), "weight_decay_mask", mask)
+    return [] if weight_decay is None else [add_decayed_weights(weight_decay, mask)]

@@ -11,14 +11,42 @@ The eps conventions differ by up to 1.4e-2 at eps=1e-2; both are named here.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, tree_math, validation
-from jopt._src.hparams import HParams, Spec
+from jopt._src import base, errors, tree_math
+from jopt._src.hparams import HParams
+from jopt._src.spec import Choice, Flag, Float, Spec
+from jopt._src.stateful import stateful_transform
+from jopt._src.transforms.learning_rate import LEARNING_RATE
+from jopt._src.transforms.momentum import MOMENTUM, NESTEROV, momentum_then_learning_rate
+from jopt._src.transforms.regularization import WEIGHT_DECAY, coupled_weight_decay
+from jopt._src.validation import DECAY, NON_NEGATIVE, ScalarOrSchedule
+
+EPS = Float("eps", NON_NEGATIVE)
+SCALE_BY_RMS = Spec(
+    Float("decay", DECAY, schedulable=True, complement=True),
+    EPS,
+    Float("initial_scale", NON_NEGATIVE, in_state=False),
+    Flag("eps_in_sqrt"),
+    Flag("bias_correction"),
+    Flag("centered"),
+)
+
+
+RMSPROP_MOMENTUM_FORMS = ("lr_inside", "classic")
+RMSPROP = Spec(
+    LEARNING_RATE,
+    *(SCALE_BY_RMS[name] for name in ("decay", "eps", "initial_scale", "eps_in_sqrt", "centered")),
+    MOMENTUM.as_optional(),
+    NESTEROV,
+    SCALE_BY_RMS["bias_correction"],
+    Choice("momentum_form", RMSPROP_MOMENTUM_FORMS),
+    WEIGHT_DECAY.as_optional(),
+)
 
 
 class ScaleByRmsState(NamedTuple):
@@ -28,15 +56,15 @@ class ScaleByRmsState(NamedTuple):
     hparams: HParams  # decay, eps
 
 
+@errors.public("jopt.scale_by_rms")
 def scale_by_rms(
-    decay: float | validation.Schedule = 0.9,
+    decay: ScalarOrSchedule = 0.9,
     eps: float = 1e-8,
     initial_scale: float = 0.0,
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
     *,
     centered: bool = False,
-    owner: str = "jopt.scale_by_rms",
 ) -> optax.GradientTransformationExtraArgs:
     """Divides updates by the root of an EMA of their squares; a drop-in for `optax.scale_by_rms`.
 
@@ -47,45 +75,32 @@ def scale_by_rms(
       eps_in_sqrt: where eps goes, see the module docstring.
       bias_correction: divide the EMAs by `1 - decay**t` (as Adam does).
       centered: subtract the square of the EMA of gradients (an estimate of the variance).
-      owner: the public name reported in errors.
     """
-    decay = validation.check_number_or_schedule(owner, "decay", decay, validation.DECAY)
-    eps = validation.check_number(owner, "eps", eps, validation.NON_NEGATIVE)
-    initial_scale = validation.check_number(
-        owner, "initial_scale", initial_scale, validation.NON_NEGATIVE
+    bound = SCALE_BY_RMS.bind(
+        errors.current_function(),
+        decay=decay,
+        eps=eps,
+        initial_scale=initial_scale,
+        eps_in_sqrt=eps_in_sqrt,
+        bias_correction=bias_correction,
+        centered=centered,
     )
-    eps_in_sqrt = validation.check_bool(owner, "eps_in_sqrt", eps_in_sqrt)
-    bias_correction = validation.check_bool(owner, "bias_correction", bias_correction)
-    centered = validation.check_bool(owner, "centered", centered)
-    spec = Spec(
-        owner,
-        {"decay": decay, "eps": eps},
-        {"decay": validation.DECAY, "eps": validation.NON_NEGATIVE},
-        decays=("decay",),
-    )
+    centered = bound["centered"]
 
-    def init_fn(params):
-        return ScaleByRmsState(
-            count=base.zero_count(),
-            nu=base.full_like(params, initial_scale),
-            mu=base.zeros_like(params) if centered else None,
-            hparams=spec.init(),
-        )
+    def buffers(params):
+        return {
+            "nu": base.full_like(params, bound["initial_scale"]),
+            "mu": base.zeros_like(params) if centered else None,
+        }
 
-    def update_fn(updates, state, params=None, **extra_args):
-        del params, extra_args
-        base.check_tree(owner, updates, state.nu, "second-moment accumulator")
-        hp = spec.resolve(state.hparams, state.count)
+    def step(updates, state, hp, count, params):
         d, c = hp["decay"], hp.complement("decay")
-        count = base.increment(state.count)
         nu = jax.tree.map(lambda g, n: tree_math.moment(g, n, d, c, 2), updates, state.nu)
-        mu = (
-            jax.tree.map(lambda g, m: tree_math.moment(g, m, d, c, 1), updates, state.mu)
-            if centered
-            else None
-        )
+        mu = None
+        if centered:
+            mu = jax.tree.map(lambda g, m: tree_math.moment(g, m, d, c, 1), updates, state.mu)
         nu_hat, mu_hat = nu, mu
-        if bias_correction:
+        if bound["bias_correction"]:
             correction = tree_math.bias_correction(d, count)
             nu_hat = jax.tree.map(lambda n: tree_math.debias(n, correction), nu)
             if centered:
@@ -95,38 +110,75 @@ def scale_by_rms(
             dt = base.wider(g.dtype, n.dtype)
             e = hp["eps"].astype(dt)
             s = n.astype(dt) if m is None else n.astype(dt) - jnp.square(m.astype(dt))
-            factor = jax.lax.rsqrt(s + e) if eps_in_sqrt else 1 / (jnp.sqrt(s) + e)
+            factor = jax.lax.rsqrt(s + e) if bound["eps_in_sqrt"] else 1 / (jnp.sqrt(s) + e)
             return (factor * g.astype(dt)).astype(g.dtype)
 
         if centered:
             out = jax.tree.map(scale, updates, nu_hat, mu_hat)
         else:
             out = jax.tree.map(scale, updates, nu_hat)
-        new_state = ScaleByRmsState(
-            count=count,
-            nu=base.cast_like(nu, state.nu),
-            mu=base.cast_like(mu, state.mu) if centered else None,
-            hparams=hp,
-        )
-        return out, new_state
+        return out, {"nu": nu, "mu": mu}
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return stateful_transform(bound, ScaleByRmsState, buffers, step, matches="nu")
 
 
+@errors.public("jopt.scale_by_stddev")
 def scale_by_stddev(
-    decay: float | validation.Schedule = 0.9,
+    decay: ScalarOrSchedule = 0.9,
     eps: float = 1e-8,
     initial_scale: float = 0.0,
     eps_in_sqrt: bool = True,
     bias_correction: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """Centered RMS scaling, `scale_by_rms(centered=True)`; a drop-in for optax's."""
-    return scale_by_rms(
-        decay,
-        eps,
-        initial_scale,
-        eps_in_sqrt,
-        bias_correction,
-        centered=True,
-        owner="jopt.scale_by_stddev",
+    return scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=True)
+
+
+@errors.public("jopt.rmsprop")
+def rmsprop(
+    learning_rate: ScalarOrSchedule,
+    decay: ScalarOrSchedule = 0.9,
+    eps: float = 1e-8,
+    initial_scale: float = 0.0,
+    eps_in_sqrt: bool = True,
+    centered: bool = False,
+    momentum: ScalarOrSchedule | None = None,
+    nesterov: bool = False,
+    bias_correction: bool = False,
+    *,
+    momentum_form: str = "lr_inside",
+    weight_decay: ScalarOrSchedule | None = None,
+    weight_decay_mask: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """RMSProp (Tieleman & Hinton 2012), centered as Graves (2013); a drop-in for `optax.rmsprop`.
+
+        u = g / sqrt(nu + eps)   (eps_in_sqrt=True)   or   g / (sqrt(nu) + eps)   (False)
+        then momentum on u: v = mu v - lr u (momentum_form="lr_inside", optax and Keras)
+                       or   m = mu m + u;  theta -= lr m ("classic", torch)
+
+    Warning: optax's defaults (decay=0.9, eps inside the root, lr inside the momentum buffer)
+    differ from torch's RMSprop (alpha=0.99, eps outside, lr outside): `jopt.rmsprop(lr,
+    decay=0.99, eps_in_sqrt=False, momentum_form="classic")` is torch's.
+
+    Args:
+      learning_rate: a number >= 0 or a schedule.
+      decay: EMA rate of the squared gradients (torch's alpha), in [0, 1).
+      eps: >= 0; see eps_in_sqrt.
+      initial_scale: initial value of the squared-gradient EMA.
+      eps_in_sqrt: eps inside the root (optax, Keras) or outside (torch).
+      centered: divide by an estimate of the standard deviation instead of the RMS.
+      momentum: mu in [0, 1), a schedule, or None for no momentum.
+      nesterov: Nesterov momentum (needs a momentum value).
+      bias_correction: divide the EMAs by `1 - decay**t`.
+      momentum_form: "lr_inside" (default, optax and Keras) or "classic" (torch).
+      weight_decay: coupled L2 coefficient >= 0 (torch's `weight_decay`), a schedule, or None
+        (default: no decay block; 0.0 keeps one in the state to set later). Needs params.
+      weight_decay_mask: which params to decay.
+    """
+    return optax.chain(
+        *coupled_weight_decay(weight_decay, weight_decay_mask),
+        scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered),
+        *momentum_then_learning_rate(
+            learning_rate, momentum, nesterov, momentum_form, forms=RMSPROP_MOMENTUM_FORMS
+        ),
     )

@@ -1,0 +1,83 @@
+"""The part every transform shares, written once: its state's step count and hyperparameters,
+the checks of the gradient tree, and the casts back to the dtypes the caller gave.
+
+A transform is its state type, its hyperparameters (a `Bound` spec), a function that makes the
+state's buffers from the params, and one step:
+
+    def step(updates, state, hp, count, params):  ->  (new updates, {field: new buffer})
+
+`stateful_transform` turns these into an `optax.GradientTransformationExtraArgs` whose
+
+- `init(params)` is `State(count=0, hparams=<the bound values>, **buffers(params))`;
+- `update(updates, state, params=None, **extra)`
+    1. checks, at trace time, that `updates` has the structure and shapes of the state's buffer
+       named by `matches` (the key path of the first mismatch in the error), or, for a
+       transform without per-parameter state (`matches="params"`), the structure, shapes and
+       dtypes of `params` whenever it is given;
+    2. resolves the hyperparameters at the step count (schedules evaluated, `hp`);
+    3. calls `step` with `count`, the step count after this update (t = 1 at the first update:
+       what bias corrections read; `state.count` is the count before it);
+    4. casts the new updates to the dtypes of `updates` and each new buffer to the dtype of the
+       old one, and returns them with the state's count incremented (saturating) and `hp`.
+
+The state type is a NamedTuple with the fields `count` and `hparams` and one field per buffer
+(`None` for a buffer a configuration does not keep). Extra keyword arguments (`value=`,
+`grad=`...) are accepted and ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import optax
+
+from jopt._src import base
+from jopt._src.spec import Bound
+
+Step = Callable[[Any, Any, Any, jax.Array, Any], tuple[Any, Mapping[str, Any]]]
+
+
+def stateful_transform(
+    hparams: Bound,
+    state_type: type,
+    buffers: Callable[[Any], Mapping[str, Any]],
+    step: Step,
+    *,
+    matches: str | tuple[str, ...] = "params",
+    needs_params: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+    """The transform of `step` (see the module docstring).
+
+    Args:
+      hparams: the transform's hyperparameters, bound to its constructor's values (its `fn`
+        names the transform in errors).
+      state_type: a NamedTuple type with fields `count`, `hparams` and the buffers.
+      buffers: `params -> {field: initial buffer}` for the state's other fields.
+      step: `(updates, state, hp, count, params) -> (updates, {field: new buffer})`.
+      matches: the buffer field(s) the gradient tree must match, and/or "params".
+      needs_params: raise if `update` is called without params.
+    """
+    fn = hparams.fn
+    checked = (matches,) if isinstance(matches, str) else tuple(matches)
+
+    def init_fn(params):
+        return state_type(count=base.zero_count(), hparams=hparams.init(), **buffers(params))
+
+    def update_fn(updates, state, params=None, **extra_args):
+        del extra_args
+        if needs_params and params is None:
+            raise ValueError(f"{fn}: needs the params: call update(updates, state, params).")
+        for field in checked:
+            if field == "params":
+                base.check_tree(fn, updates, params, "params", dtypes=True)
+            else:
+                base.check_tree(fn, updates, getattr(state, field), f"state's {field}")
+        hp = hparams.resolve(state.hparams, state.count)
+        count = base.increment(state.count)
+        out, new = step(updates, state, hp, count, params)
+        new = {field: base.cast_like(value, getattr(state, field)) for field, value in new.items()}
+        return base.cast_like(out, updates), state._replace(count=count, hparams=hp, **new)
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
