@@ -48,13 +48,6 @@ def test_increment_saturates_at_the_maximum_of_any_integer_dtype(dtype):
     chex.assert_trees_all_equal(got, jnp.array([top, top], dtype))
 
 
-def test_zero_count_is_a_fresh_int32_scalar():
-    count = base.zero_count()
-    chex.assert_shape(count, ())
-    assert count.dtype == jnp.int32
-    assert int(count) == 0
-
-
 def _has_count(node: Any) -> bool:
     return isinstance(node, tuple) and hasattr(node, "_fields") and "count" in node._fields
 
@@ -90,6 +83,20 @@ def _donating_step(case_id: str):
 
 def _fresh_params() -> tuple[jax.Array, ...]:
     return jax.tree.map(jnp.copy, PARAMS)
+
+
+@pytest.mark.parametrize("case", helpers.CASES, ids=repr)
+def test_every_count_starts_at_zero_in_int32_and_counts_each_update(case):
+    """The first update of every block sees t = 1 (bias corrections, schedules at step 0)."""
+    tx, step = _donating_step(case.id)
+    state = tx.init(_fresh_params())
+    assert _counts(state), "the state holds no step count"
+    for count in _counts(state):
+        assert count.shape == () and count.dtype == jnp.int32 and int(count) == 0
+    params = _fresh_params()
+    for want in (1, 2):
+        params, state, _ = step(params, state)
+        assert [int(c) for c in _counts(state)] == [want] * len(_counts(state))
 
 
 @pytest.mark.parametrize("case", helpers.CASES, ids=repr)

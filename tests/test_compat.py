@@ -119,13 +119,22 @@ def test_public_transforms_are_found():
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
-def test_public_transform_is_an_optax_transform(name):
-    assert isinstance(_build(name), optax.GradientTransformation)
-
-
-@pytest.mark.parametrize("case", helpers.CASES, ids=repr)
-def test_optimizer_is_an_optax_transform(case):
-    assert isinstance(case.build(), optax.GradientTransformation)
+def test_public_transform_keeps_the_optax_contract(name):
+    """init and update are pure functions of their arguments: under jit as eagerly, twice the
+    same; the updates are shaped and typed like the params, and the new state like the old one
+    (so a checkpoint of either restores into the other)."""
+    tx, params = _build(name), _params()
+    assert isinstance(tx, optax.GradientTransformation)
+    grads = _grad(params)
+    state = tx.init(params)
+    chex.assert_trees_all_equal(tx.init(params), state)
+    updates, new_state = jax.jit(tx.update)(grads, state, params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
+    chex.assert_trees_all_equal_shapes_and_dtypes(new_state, state)
+    chex.assert_tree_all_finite(updates)
+    again = jax.jit(tx.update)(grads, state, params)
+    chex.assert_trees_all_equal(again, (updates, new_state))
+    chex.assert_trees_all_close(tx.update(grads, state, params), again, rtol=1e-6, atol=1e-7)
 
 
 def _extra_args(grads):

@@ -111,6 +111,12 @@ def _workload(raw: Any) -> WorkloadConfig:
     return WorkloadConfig(name, options)
 
 
+def workload_error(workload: WorkloadConfig, error: Exception) -> ConfigError:
+    """The ConfigError for an option only the data could refute (at the option it names)."""
+    fields = {f.name for f in dataclasses.fields(workload.options)}
+    return checks.blame("workload", error, fields)
+
+
 def _schedule(path: str, raw: Mapping[str, Any]) -> ScheduleConfig:
     raw = dict(raw)
     name = checks.string(f"{path}.schedule", raw.pop("schedule"))

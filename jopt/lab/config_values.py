@@ -6,12 +6,12 @@ errors of constructors placed at the argument they name).
 from __future__ import annotations
 
 import math
-import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jopt._src.errors import ArgumentError
 from jopt.lab import registry
 
 
@@ -69,19 +69,17 @@ def reject_unknown(path: str, given: Mapping[str, Any], known: Any) -> None:
 
 
 def blame(path: str, error: Exception, keys: Any) -> ConfigError:
-    """A ConfigError at `path.KEY` for a constructor's error `OWNER: KEY must be ...`.
+    """A ConfigError at `path.ARGUMENT` for an argument a constructor refused.
 
-    The constructors of optimizers, schedules and workload options name the offending argument
-    right after their own name; the error is placed at that key (with an index such as
-    `hidden_sizes[1]` when the message gives one), or at `path` when it names none of `keys`.
+    Optimizers, schedules and workload options raise `jopt.ArgumentError`s that name the
+    argument they refuse (with an index such as `hidden_sizes[1]` where the message gives one);
+    the error is placed at that key when it is one of `keys`, else at `path` (a condition on
+    several arguments, or any other error).
     """
-    message = str(error)
-    rest = message.partition(": ")[2]
-    for key in sorted(map(str, keys), key=len, reverse=True):
-        match = re.match(rf"{re.escape(key)}(\[\d+\])*(?![\w])", rest)
-        if match:
-            return ConfigError(f"{path}.{match.group(0)}", message)
-    return ConfigError(path, message)
+    argument = error.argument if isinstance(error, ArgumentError) else None
+    if argument is not None and argument.partition("[")[0] in set(map(str, keys)):
+        return ConfigError(f"{path}.{argument}", str(error))
+    return ConfigError(path, str(error))
 
 
 def typed(path: str, value: Any, annotation: Any) -> Any:

@@ -271,7 +271,7 @@ def run(
     try:
         compiled = compiled_workload(experiment.workload)
     except (ValueError, TypeError) as e:  # options that only the data can refute
-        raise config_lib.ConfigError("workload", str(e)) from e
+        raise config_lib.workload_error(experiment.workload, e) from e
     workload = compiled.workload
     experiment = config_lib.with_epochs_resolved(experiment, steps_per_epoch(workload) or 1)
     if resume:

@@ -126,14 +126,15 @@ BAD_ARGUMENTS = [  # argv after `run CONFIG` (CONFIG: None for none), fragment o
     (["workload.function=himmelblau"], "config error at workload.function: functions2d:"),
     (["seeds=[0,"], "is not valid YAML"),
     (["target.metric=eval_accuracy"], "unknown metric 'eval_accuracy'"),
-    # Options only the data can refute fail as the workload is built, before the run directory.
+    # Options only the data can refute fail as the workload is built, before the run directory,
+    # at the option the error names.
     (
         ["workload={name: mlp, dataset: mnist}", "target=null"],
-        "config error at workload: mlp: dataset 'mnist' is read from files you already have",
+        "config error at workload.data_dir: mlp: dataset 'mnist' is read from files you already",
     ),
     (
         ["workload={name: cnn, batch_size: 5000}", "target=null"],
-        "config error at workload: cnn: batch_size must be at most the training split's size",
+        "config error at workload.batch_size: cnn: batch_size must be at most the training split",
     ),
 ]
 

@@ -92,7 +92,6 @@ def _check_globals(
         "only one of clipnorm, clipvalue and global_clipnorm may be set, got "
         + ", ".join(f"{name}={value!r}" for name, value in given.items())
         + ".",
-        argument=list(given)[-1] if given else None,
     )
     clips = {
         name: validation.check_number(fn, name, value, validation.POSITIVE)

@@ -38,7 +38,11 @@ class Options(datasets.ImageDataOptions):
         object.__setattr__(self, "channels", tuple(self.channels))
         super().__post_init__()
         validation.require(
-            NAME, len(self.channels) >= 1, "channels must list at least one conv layer, got ()."
+            NAME,
+            len(self.channels) >= 1,
+            "channels must list at least one conv layer, got ().",
+            argument="channels",
+            value=self.channels,
         )
         for i, size in enumerate(self.channels):
             validation.check_int(NAME, f"channels[{i}]", size, minimum=1)
@@ -84,6 +88,8 @@ def build(options: Options) -> Workload:
         f"channels has {len(options.channels)} conv layers, each halving the image, but the "
         f"{options.dataset!r} images are only {image_shape[0]}x{image_shape[1]}; use at most "
         f"{min(image_shape[:2]).bit_length() - 1} layers.",
+        argument="channels",
+        value=options.channels,
     )
     return mlp.classifier(
         NAME,

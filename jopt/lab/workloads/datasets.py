@@ -75,7 +75,10 @@ class ImageDataOptions:
         validation.check_choice(self.NAME, "dataset", self.dataset, DATASETS)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise validation.ArgumentTypeError(
-                f"{self.NAME}: data_dir must be a path string or null, got {self.data_dir!r}."
+                self.NAME,
+                f"data_dir must be a path string or null, got {self.data_dir!r}.",
+                argument="data_dir",
+                value=self.data_dir,
             )
         for name in ("batch_size", "n_valid", "max_train"):
             value = getattr(self, name)
@@ -105,9 +108,12 @@ class ImageData:
 def check_batch_size(owner: str, batch_size: int | None, n_train: int) -> None:
     """A batch holds between 1 and `n_train` examples (None: the whole training split)."""
     if batch_size is not None and batch_size > n_train:
-        raise ValueError(
-            f"{owner}: batch_size must be at most the training split's size {n_train}, "
-            f"got {batch_size} (use null for full-batch training)."
+        raise validation.ArgumentError(
+            owner,
+            f"batch_size must be at most the training split's size {n_train}, got {batch_size} "
+            "(use null for full-batch training).",
+            argument="batch_size",
+            value=batch_size,
         )
 
 
@@ -128,9 +134,11 @@ def load(
         parts = (x[train], y[train], x[valid], y[valid], x[test], y[test])
     else:
         if data_dir is None:
-            raise ValueError(
-                f"{owner}: dataset {dataset!r} is read from files you already have: set "
-                f"data_dir to a folder holding {_expected(dataset)} (nothing is downloaded)."
+            raise validation.ArgumentError(
+                owner,
+                f"dataset {dataset!r} is read from files you already have: set data_dir to a "
+                f"folder holding {_expected(dataset)} (nothing is downloaded).",
+                argument="data_dir",
             )
         x_train, y_train, x_test, y_test = load_mnist_files(data_dir, dataset)
         validation.require(
@@ -138,6 +146,8 @@ def load(
             n_valid < len(y_train),
             f"n_valid must be smaller than the {len(y_train)} training images of {dataset!r}, "
             f"got {n_valid}.",
+            argument="n_valid",
+            value=n_valid,
         )
         cut = len(y_train) - n_valid
         parts = (x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:], x_test, y_test)
@@ -175,6 +185,8 @@ def digits_split(n_valid: int = 300, owner: str = "digits") -> tuple[np.ndarray,
         owner,
         1 <= n_valid < n - DIGITS_TEST,
         f"n_valid must be in [1, {n - DIGITS_TEST - 1}] for 'digits', got {n_valid}.",
+        argument="n_valid",
+        value=n_valid,
     )
     order = np.random.default_rng(0).permutation(n)
     test, valid, train = np.split(order, [DIGITS_TEST, DIGITS_TEST + n_valid])

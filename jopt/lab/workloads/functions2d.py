@@ -117,7 +117,11 @@ class Options:
         if self.start is not None:
             start = tuple(self.start)
             validation.require(
-                NAME, len(start) == 2, f"start must be a pair [x, y], got {self.start!r}."
+                NAME,
+                len(start) == 2,
+                f"start must be a pair [x, y], got {self.start!r}.",
+                argument="start",
+                value=self.start,
             )
             for i, value in enumerate(start):
                 validation.check_number(NAME, f"start[{i}]", value, validation.ANY_FINITE)
