@@ -27,7 +27,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 _NOTHING = object()  # `value` of an error that is about no single value
-_CALLED: contextvars.ContextVar[str | None] = contextvars.ContextVar("jopt_called", default=None)
+# The outermost public constructor being called: (its name, the call as written).
+_CALLED: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "jopt_called", default=None
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -80,7 +83,7 @@ def public(name: str) -> Callable[[F], F]:
         def called(*args: Any, **kwargs: Any) -> Any:
             if _CALLED.get() is not None:
                 return function(*args, **kwargs)
-            token = _CALLED.set(name)
+            token = _CALLED.set((name, _describe(name, args, kwargs)))
             try:
                 return function(*args, **kwargs)
             finally:
@@ -94,7 +97,21 @@ def public(name: str) -> Callable[[F], F]:
 
 def current_function() -> str:
     """The public constructor the user called, for the errors of the one running now."""
-    name = _CALLED.get()
-    if name is None:
-        raise RuntimeError("jopt internal: current_function() outside a @public constructor.")
-    return name
+    return _current()[0]
+
+
+def current_call() -> str:
+    """The call the user made, as written: `jopt.exponential_decay(0.01, 1000, 0.5)`."""
+    return _current()[1]
+
+
+def _current() -> tuple[str, str]:
+    called = _CALLED.get()
+    if called is None:
+        raise RuntimeError("jopt internal: called outside a @public constructor.")
+    return called
+
+
+def _describe(name: str, args: tuple, kwargs: dict) -> str:
+    words = [repr(a) for a in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
+    return f"{name}({', '.join(words)})"

@@ -152,6 +152,42 @@ def _hparam(path: str, value: Any) -> Any:
     return value
 
 
+def _declared(path: str, value: Any, hparam: Any) -> Any:
+    """A value of a declared hyperparameter (a `jopt.hparams.HParam`), converted by its kind:
+    numbers (numeric strings too), integers, true/false, one of the choices, or a schedule
+    mapping where the hyperparameter may follow one."""
+    if value is None and hparam.optional:
+        return None
+    if hparam.kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {value!r}.")
+        return value
+    if hparam.kind == "choice":
+        if value not in hparam.allowed:
+            raise ConfigError(
+                path,
+                f"expected one of {', '.join(map(repr, hparam.allowed))}, got {value!r}"
+                f"{registry.closest(value, hparam.allowed)}.",
+            )
+        return value
+    if isinstance(value, Mapping):
+        if not hparam.schedulable:
+            raise ConfigError(path, f"{hparam.name} takes a number here, not a schedule.")
+        return _hparam(path, value)
+    kind = int if hparam.kind == "int" else float
+    what = "an integer" if kind is int else "a number"
+    if hparam.schedulable:
+        what += " or a schedule"
+    if isinstance(value, str):
+        try:
+            return checks.number(path, value, kind)
+        except ConfigError:
+            raise ConfigError(path, f"expected {what}, got the string {value!r}.") from None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ConfigError(path, f"expected {what}, got {value!r}.")
+    return checks.number(path, value, kind)
+
+
 def _optimizer(path: str, raw: Any) -> OptimizerConfig:
     raw = dict(checks.mapping(path, raw))
     name = checks.string(f"{path}.name", raw.pop("name", None))
@@ -163,7 +199,13 @@ def _optimizer(path: str, raw: Any) -> OptimizerConfig:
     label = checks.string(f"{path}.label", raw.pop("label", name))
     parameters = inspect.signature(registry.OPTIMIZERS[name]).parameters
     checks.reject_unknown(path, raw, parameters)
-    hparams = {key: _hparam(f"{path}.{key}", value) for key, value in raw.items()}
+    declared = registry.hparams(name)
+    hparams = {
+        key: _declared(f"{path}.{key}", value, declared[key])
+        if declared is not None and key in declared
+        else _hparam(f"{path}.{key}", value)
+        for key, value in raw.items()
+    }
     config = OptimizerConfig(name, label, hparams)
     try:
         build_optimizer(config)

@@ -1,9 +1,10 @@
 """Names a config may use, mapped to code: optimizers and schedules.
 
-Configs name things in the library's own vocabulary: the jopt optimizers (`adam`), the
-framework-parity constructors (`torch.SGD`, `keras.Adam`) and every schedule
-(`cosine_decay_schedule`, `torch.OneCycleLR`, `keras.CosineDecay`). No string is ever looked
-up as an attribute: an unknown name is an error that suggests the closest known one.
+Configs name things in the library's own vocabulary, taken from the library's catalogue
+(`jopt._src.registry`): the jopt optimizers (`adam`), the framework-parity constructors
+(`torch.SGD`, `keras.Adam`) and every schedule (`cosine_decay_schedule`, `torch.OneCycleLR`,
+`keras.CosineDecay`). No string is ever looked up as an attribute: an unknown name is an error
+that suggests the closest known one.
 """
 
 from __future__ import annotations
@@ -12,88 +13,21 @@ import difflib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import jopt
-from jopt import keras as jkeras
-from jopt import schedules as jschedules
-from jopt import torch as jtorch
-
-_CORE_OPTIMIZERS = {
-    "sgd": jopt.sgd,
-    "rmsprop": jopt.rmsprop,
-    "adam": jopt.adam,
-    "adamw": jopt.adamw,
-    "amsgrad": jopt.amsgrad,
-    "adamax": jopt.adamax,
-    "nadam": jopt.nadam,
-    "nadamw": jopt.nadamw,
-    "radam": jopt.radam,
-    "adagrad": jopt.adagrad,
-    "adadelta": jopt.adadelta,
-    "lion": jopt.lion,
-}
-_TORCH_OPTIMIZERS = (
-    "SGD",
-    "RMSprop",
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "Adagrad",
-    "Adadelta",
-)
-_KERAS_OPTIMIZERS = (
-    "SGD",
-    "RMSprop",
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "Nadam",
-    "Adagrad",
-    "Adadelta",
-    "Lion",
-)
-_TORCH_SCHEDULES = (
-    "StepLR",
-    "MultiStepLR",
-    "ExponentialLR",
-    "CosineAnnealingLR",
-    "CosineAnnealingWarmRestarts",
-    "OneCycleLR",
-    "CyclicLR",
-    "LinearLR",
-    "PolynomialLR",
-    "ConstantLR",
-)
-_KERAS_SCHEDULES = (
-    "ExponentialDecay",
-    "PiecewiseConstantDecay",
-    "PolynomialDecay",
-    "InverseTimeDecay",
-    "CosineDecay",
-    "CosineDecayRestarts",
-)
-
-
-def _namespaced(prefix: str, module: Any, names: tuple[str, ...]) -> dict[str, Callable]:
-    return {f"{prefix}.{name}": vars(module)[name] for name in names}
-
+from jopt._src import registry
 
 OPTIMIZERS: Mapping[str, Callable[..., Any]] = {
-    **_CORE_OPTIMIZERS,
-    **_namespaced("torch", jtorch, _TORCH_OPTIMIZERS),
-    **_namespaced("keras", jkeras, _KERAS_OPTIMIZERS),
+    **{name: entry.factory for name, entry in registry.OPTIMIZERS.items()},
+    **{key: twin.factory for key, twin in registry.TWINS.items()},
 }
 
-SCHEDULES: Mapping[str, Callable[..., Any]] = {
-    **{
-        name: vars(jschedules)[name]
-        for name in jschedules.__all__
-        if name not in ("per_epoch", "Schedule")
-    },
-    **_namespaced("torch", jtorch, _TORCH_SCHEDULES),
-    **_namespaced("keras", jkeras, _KERAS_SCHEDULES),
-}
+SCHEDULES: Mapping[str, Callable[..., Any]] = registry.SCHEDULES
+
+
+def hparams(name: str) -> Any:
+    """The declarations of optimizer `name`'s hyperparameters (a `jopt.hparams.Spec`), or None
+    for a framework twin, whose arguments follow the framework's names."""
+    entry = registry.OPTIMIZERS.get(name)
+    return None if entry is None else entry.hparams
 
 
 def closest(name: str, known: Any) -> str:

@@ -171,13 +171,25 @@ BAD = [  # id, changes to BASE, the error's dotted path, fragments of its messag
         "lr-word",
         {"optimizers.0.learning_rate": "fast"},
         "optimizers[0].learning_rate",
-        ["learning_rate must be a number or a schedule", "'fast'"],
+        ["expected a number or a schedule, got the string 'fast'"],
     ),
     (
         "nesterov-type",
         {"optimizers.0.nesterov": "yes"},
         "optimizers[0].nesterov",
-        ["jopt.sgd: nesterov must be True or False, got 'yes'."],
+        ["expected true or false, got 'yes'."],
+    ),
+    (
+        "momentum-form-typo",
+        {"optimizers.0.momentum_form": "lr_insde"},
+        "optimizers[0].momentum_form",
+        ["expected one of 'classic', 'ema', 'lr_inside', got 'lr_insde'", "did you mean"],
+    ),
+    (
+        "eps-schedule",
+        {"optimizers.1": {"name": "adam", "learning_rate": 0.01, "eps": {**SCHEDULE}}},
+        "optimizers[1].eps",
+        ["eps takes a number here, not a schedule"],
     ),
     (
         "schedule-range",

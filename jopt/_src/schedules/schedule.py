@@ -37,7 +37,7 @@ class Schedule:
 
     Attributes:
       fn: the values, `step -> scalar array`.
-      name: the public constructor that built it (for its repr).
+      name: the call that built it, as written (its repr): `jopt.exponential_decay(0.1, 10, 0.5)`.
       momentum: the momentum schedule a torch cycling scheduler imposes, or None.
       base_lr: the learning rate a torch scheduler scales, or None.
     """
@@ -57,8 +57,7 @@ class Schedule:
         return self.fn(step)
 
     def __repr__(self) -> str:
-        extras = "" if self.momentum is None else ", cycles the momentum"
-        return f"<Schedule {self.name}{extras}>"
+        return self.name
 
 
 def make_schedule(
@@ -67,8 +66,8 @@ def make_schedule(
     momentum: Schedule | None = None,
     base_lr: float | None = None,
 ) -> Schedule:
-    """A `Schedule` of `fn`, named after the public constructor being called."""
-    return Schedule(fn, errors.current_function(), momentum, base_lr)
+    """A `Schedule` of `fn`, named after the public constructor call being made."""
+    return Schedule(fn, errors.current_call(), momentum, base_lr)
 
 
 def momentum_of(value: Any) -> Schedule | None:

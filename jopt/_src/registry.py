@@ -1,0 +1,373 @@
+"""The catalogue: every optimizer jopt ships, with what the library, the lab and the tests know
+of it, and the frameworks' twins and schedules by name.
+
+One entry per optimizer (`OPTIMIZERS`): its factory (`jopt.adam`), the declarations of its
+hyperparameters by argument name (what the lab validates and searches), the paper, optax's
+function with the same convention, the configurations worth checking on their own (one per
+convention it offers), and a configuration that reaches the minimum of the test problems with
+the steps it took. From these tables come the lab's names, and the shared test suites (every
+example against its NumPy reference, optax, dtypes, shape errors, skipped steps, convergence);
+`jopt.__init__`, `jopt.torch` and `jopt.keras` list their names explicitly, and
+`tests/test_registry.py` checks that they agree with the tables, and that each declaration is
+what the optimizer does (ranges refused under the declared name, hyperparameters in the state).
+
+Adding an optimizer: its building block, state and optimizer in one file of `jopt/_src/transforms`
+(with the `Spec` of its arguments), one entry here, its name in `jopt/__init__.py`, and its NumPy
+reference `run_<name>` in `tests/reference/optimizers.py`. A framework twin adds its file's
+function, its name in `jopt.torch` / `jopt.keras`, a `Twin` here, and cases in the golden
+fixture generator (then rerun it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optax
+
+from jopt import keras as jkeras
+from jopt import schedules as jschedules
+from jopt import torch as jtorch
+from jopt._src.schedules.decay import exponential_decay
+from jopt._src.spec import Spec
+from jopt._src.transforms import adadelta, adagrad, adam, adamax, amsgrad, lion, momentum, radam
+from jopt._src.transforms import rms
+
+Factory = Callable[..., optax.GradientTransformation]
+
+
+def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
+    return types.MappingProxyType(dict(mapping))
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """A configuration of an optimizer that exercises one of its conventions.
+
+    `optax`: optax's function of the optimizer's `optax` name computes the same trajectory,
+    given the arguments it takes (the others are jopt's options at their optax-compatible values).
+    """
+
+    kwargs: Mapping[str, Any]
+    optax: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "kwargs", _frozen(self.kwargs))
+
+
+@dataclasses.dataclass(frozen=True)
+class Convergence:
+    """A configuration that brings the test problems (an ill-conditioned quadratic and the
+    Rosenbrock function, tests/reference/problems.py) within 1e-3 of their minimum, in float64,
+    and the steps it took when it was chosen; the tests allow 1.5 times as many."""
+
+    kwargs: Mapping[str, Any]
+    quadratic: int
+    rosenbrock: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "kwargs", _frozen(self.kwargs))
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """One optimizer of the catalogue."""
+
+    name: str  # jopt.<name>, and its name in lab configs
+    factory: Factory
+    hparams: Spec  # its arguments that are hyperparameters or options, by argument name
+    paper: str
+    optax: str | None  # the optax function of the same name and convention, if any
+    examples: Mapping[str, Example]  # by id; the first is the optimizer's defaults
+    convergence: Mapping[str, Convergence]  # by id
+    scale_invariant: bool = False  # with eps = 0, invariant to rescaling the gradients
+
+    def __post_init__(self):
+        object.__setattr__(self, "examples", _frozen(self.examples))
+        object.__setattr__(self, "convergence", _frozen(self.convergence))
+
+
+@dataclasses.dataclass(frozen=True)
+class Twin:
+    """A framework's optimizer under its own name, arguments and defaults (`jopt.torch.Adam`)."""
+
+    framework: str  # "torch" or "keras"
+    name: str  # the class name in torch.optim / keras.optimizers, and in jopt.<framework>
+    factory: Factory
+    mirrors: str  # the jopt optimizer it is the framework's version of
+
+    @property
+    def key(self) -> str:
+        """Its name in lab configs: "torch.Adam"."""
+        return f"{self.framework}.{self.name}"
+
+
+def _halving(learning_rate: float, half_life: int):
+    """A learning rate halved every `half_life` steps."""
+    return exponential_decay(learning_rate, half_life, 0.5)
+
+
+_LR = {"learning_rate": 0.01}
+
+_ENTRIES = [
+    Optimizer(
+        "sgd",
+        momentum.sgd,
+        momentum.SGD,
+        "Robbins & Monro 1951; momentum Polyak 1964; Nesterov: Sutskever et al. 2013",
+        "sgd",
+        {
+            "sgd": Example({"learning_rate": 0.05}, optax=True),
+            "sgd_momentum": Example({"learning_rate": 0.05, "momentum": 0.9}, optax=True),
+            "sgd_nesterov": Example(
+                {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True}, optax=True
+            ),
+            "sgd_dampening": Example({"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.3}),
+            "sgd_ema": Example({"learning_rate": 0.1, "momentum": 0.9, "momentum_form": "ema"}),
+            "sgd_ema_nesterov": Example(
+                {"learning_rate": 0.1, "momentum": 0.9, "momentum_form": "ema", "nesterov": True}
+            ),
+            "sgd_lr_inside": Example(
+                {"learning_rate": 0.05, "momentum": 0.9, "momentum_form": "lr_inside"}
+            ),
+            "sgd_lr_inside_nesterov": Example(
+                {
+                    "learning_rate": 0.05,
+                    "momentum": 0.9,
+                    "momentum_form": "lr_inside",
+                    "nesterov": True,
+                }
+            ),
+            "sgd_weight_decay": Example(
+                {"learning_rate": 0.05, "momentum": 0.5, "weight_decay": 0.01}
+            ),
+        },
+        {
+            "sgd": Convergence({"learning_rate": 0.0015}, 4668, 11379),
+            "sgd_momentum": Convergence({"learning_rate": 0.001, "momentum": 0.9}, 638, 1580),
+            "sgd_nesterov": Convergence(
+                {"learning_rate": 0.001, "momentum": 0.9, "nesterov": True}, 644, 1620
+            ),
+        },
+    ),
+    Optimizer(
+        "rmsprop",
+        rms.rmsprop,
+        rms.RMSPROP,
+        "Tieleman & Hinton 2012; centered: Graves 2013",
+        "rmsprop",
+        {
+            "rmsprop": Example({"learning_rate": 0.01, "eps": 0.1}, optax=True),
+            "rmsprop_torch_style": Example(
+                {
+                    "learning_rate": 0.01,
+                    "eps": 0.1,
+                    "decay": 0.99,
+                    "eps_in_sqrt": False,
+                    "momentum": 0.9,
+                    "momentum_form": "classic",
+                }
+            ),
+            "rmsprop_centered_nesterov": Example(
+                {
+                    "learning_rate": 0.005,
+                    "eps": 0.1,
+                    "centered": True,
+                    "momentum": 0.9,
+                    "nesterov": True,
+                },
+                optax=True,
+            ),
+            "rmsprop_bias_correction": Example(
+                {"learning_rate": 0.01, "eps": 0.1, "bias_correction": True, "initial_scale": 0.1},
+                optax=True,
+            ),
+        },
+        {"rmsprop": Convergence({"learning_rate": _halving(0.01, 1000)}, 3475, 6169)},
+    ),
+    Optimizer(
+        "adam",
+        adam.adam,
+        adam.ADAM,
+        "Kingma & Ba 2015, Adam: A Method for Stochastic Optimization",
+        "adam",
+        {
+            "adam": Example(_LR, optax=True),
+            "adam_eps_root": Example(
+                {"learning_rate": 0.01, "eps": 1e-6, "eps_root": 1e-8}, optax=True
+            ),
+        },
+        {"adam": Convergence({"learning_rate": 0.05}, 298, 1803)},
+        scale_invariant=True,
+    ),
+    Optimizer(
+        "nadam",
+        adam.nadam,
+        adam.ADAM,
+        "Dozat 2016, Incorporating Nesterov Momentum into Adam",
+        "nadam",
+        {"nadam": Example(_LR, optax=True)},
+        {"nadam": Convergence({"learning_rate": 0.05}, 280, 1504)},
+        scale_invariant=True,
+    ),
+    Optimizer(
+        "adamw",
+        adam.adamw,
+        adam.ADAMW,
+        "Loshchilov & Hutter 2019, Decoupled Weight Decay Regularization",
+        "adamw",
+        {"adamw": Example({"learning_rate": 0.01, "weight_decay": 0.01}, optax=True)},
+        # Without decay: decay moves the minimum away from the problem's.
+        {"adamw": Convergence({"learning_rate": 0.05, "weight_decay": 0.0}, 298, 1803)},
+    ),
+    Optimizer(
+        "nadamw",
+        adam.nadamw,
+        adam.ADAMW,
+        "Dozat 2016; Loshchilov & Hutter 2019",
+        "nadamw",
+        {"nadamw": Example({"learning_rate": 0.01, "weight_decay": 0.01}, optax=True)},
+        {"nadamw": Convergence({"learning_rate": 0.05, "weight_decay": 0.0}, 280, 1504)},
+    ),
+    Optimizer(
+        "amsgrad",
+        amsgrad.amsgrad,
+        amsgrad.AMSGRAD,
+        "Reddi et al. 2018, On the Convergence of Adam and Beyond",
+        "amsgrad",
+        {
+            "amsgrad": Example(_LR),
+            "amsgrad_corrected": Example({"learning_rate": 0.01, "max_of": "corrected"}, optax=True),
+        },
+        {"amsgrad": Convergence({"learning_rate": 0.05}, 318, 2757)},
+        scale_invariant=True,
+    ),
+    Optimizer(
+        "adamax",
+        adamax.adamax,
+        adamax.ADAMAX,
+        "Kingma & Ba 2015, sec. 7.1",
+        "adamax",
+        {"adamax": Example(_LR, optax=True)},
+        {"adamax": Convergence({"learning_rate": 0.1}, 631, 3025)},
+        scale_invariant=True,
+    ),
+    Optimizer(
+        "radam",
+        radam.radam,
+        radam.RADAM,
+        "Liu et al. 2020, On the Variance of the Adaptive Learning Rate and Beyond",
+        "radam",
+        {"radam": Example(_LR, optax=True)},
+        {"radam": Convergence({"learning_rate": 0.001}, 6371, 10331)},
+    ),
+    Optimizer(
+        "adagrad",
+        adagrad.adagrad,
+        adagrad.ADAGRAD,
+        "Duchi et al. 2011, Adaptive Subgradient Methods",
+        "adagrad",
+        {
+            "adagrad": Example({"learning_rate": 0.1}, optax=True),
+            "adagrad_torch_style": Example(
+                {
+                    "learning_rate": 0.1,
+                    "initial_accumulator_value": 0.0,
+                    "eps": 1e-10,
+                    "eps_in_sqrt": False,
+                }
+            ),
+        },
+        {"adagrad": Convergence({"learning_rate": 0.5}, 207, 8923)},
+    ),
+    Optimizer(
+        "adadelta",
+        adadelta.adadelta,
+        adadelta.ADADELTA,
+        "Zeiler 2012, ADADELTA: An Adaptive Learning Rate Method",
+        "adadelta",
+        {
+            "adadelta": Example({"learning_rate": 1.0}, optax=True),
+            "adadelta_weight_decay": Example(
+                {"learning_rate": 1.0, "weight_decay": 0.01}, optax=True
+            ),
+        },
+        {"adadelta": Convergence({"learning_rate": _halving(1.0, 1000)}, 3067, 6822)},
+    ),
+    Optimizer(
+        "lion",
+        lion.lion,
+        lion.LION,
+        "Chen et al. 2023, Symbolic Discovery of Optimization Algorithms",
+        "lion",
+        # A power-of-two learning rate keeps float32's rounding of theta -= lr * sign(c) small.
+        {"lion": Example({"learning_rate": 2**-13, "weight_decay": 0.01}, optax=True)},
+        {
+            "lion": Convergence(
+                {"learning_rate": _halving(0.001, 3000), "weight_decay": 0.0}, 2343, 4869
+            )
+        },
+        scale_invariant=True,
+    ),
+]
+
+OPTIMIZERS: Mapping[str, Optimizer] = _frozen({entry.name: entry for entry in _ENTRIES})
+
+
+def _twins(framework: str, module: Any, mirrors: Mapping[str, str]) -> list[Twin]:
+    return [Twin(framework, name, vars(module)[name], of) for name, of in mirrors.items()]
+
+
+_TWINS = [
+    *_twins(
+        "torch",
+        jtorch,
+        {
+            "SGD": "sgd",
+            "RMSprop": "rmsprop",
+            "Adam": "adam",
+            "AdamW": "adamw",
+            "Adamax": "adamax",
+            "NAdam": "nadam",
+            "RAdam": "radam",
+            "Adagrad": "adagrad",
+            "Adadelta": "adadelta",
+        },
+    ),
+    *_twins(
+        "keras",
+        jkeras,
+        {
+            "SGD": "sgd",
+            "RMSprop": "rmsprop",
+            "Adam": "adam",
+            "AdamW": "adamw",
+            "Adamax": "adamax",
+            "Nadam": "nadam",
+            "Adagrad": "adagrad",
+            "Adadelta": "adadelta",
+            "Lion": "lion",
+        },
+    ),
+]
+TWINS: Mapping[str, Twin] = _frozen({twin.key: twin for twin in _TWINS})
+
+# Schedules by name: jopt's own, and the frameworks' under "torch." / "keras.". Left out: the
+# helpers that take schedules (per_epoch) and the wrapper that takes an optimizer
+# (jopt.torch.ReduceLROnPlateau); SequentialLR and ChainedScheduler take lists of schedulers.
+_NOT_A_SCHEDULE = {"Schedule", "per_epoch", "ReduceLROnPlateau", "SequentialLR", "ChainedScheduler"}
+TORCH_OPTIMIZERS = frozenset(t.name for t in _TWINS if t.framework == "torch")
+KERAS_OPTIMIZERS = frozenset(t.name for t in _TWINS if t.framework == "keras")
+SCHEDULES: Mapping[str, Callable[..., Any]] = _frozen(
+    {
+        **{n: vars(jschedules)[n] for n in jschedules.__all__ if n not in _NOT_A_SCHEDULE},
+        **{
+            f"torch.{n}": vars(jtorch)[n]
+            for n in jtorch.__all__
+            if n not in TORCH_OPTIMIZERS and n not in _NOT_A_SCHEDULE
+        },
+        **{f"keras.{n}": vars(jkeras)[n] for n in jkeras.__all__ if n not in KERAS_OPTIMIZERS},
+    }
+)
