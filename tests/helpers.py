@@ -1,13 +1,15 @@
 """Shared test fixtures: the table of optimizer cases, and JAX twins of the reference problems.
 
-Each `Case` pairs a jopt constructor call with the independent NumPy float64 reference in
-`tests/reference/optimizers.py` (same hyperparameters), and with optax where the convention is
-optax's. Test files parametrize over `CASES` so that every optimizer meets every check.
+Each `Case` pairs a jopt constructor call (an example of the registry, `jopt._src.registry`)
+with the independent NumPy float64 reference in `tests/reference/optimizers.py` (same
+hyperparameters), and with optax where the convention is optax's. Test files parametrize over
+`CASES` so that every optimizer meets every check; a new registry entry meets them all.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-import jopt
+from jopt._src import registry
 from tests.reference import optimizers as ref
 from tests.reference import problems
 
@@ -35,6 +37,7 @@ class Case:
     uses_params: bool = False  # update needs params (weight decay)
     scale_invariant: bool = False  # with eps = 0, invariant to the scale of the gradients
     seed: int = 0  # of `random_problem` for trajectory tests
+    optimizer: str = ""  # the registry's name of `make`
 
     def build(self, **overrides: Any) -> optax.GradientTransformation:
         return self.make(**{**self.kwargs, **overrides})
@@ -47,205 +50,61 @@ class Case:
         return self.id
 
 
-def _case(id, make, kwargs, reference, ref_kwargs=None, optax_make=None, **extra) -> Case:
-    return Case(id, make, kwargs, reference, ref_kwargs or dict(kwargs), optax_make, **extra)
+# The seed of `random_problem` where an example needs another one than 0. Lion's sign is
+# discontinuous where the momentum crosses zero, near a coordinate's minimum; from seed 6 every
+# coordinate stays > 0.3 away from it for 1000 steps, so float32 rounding cannot flip a sign.
+SEEDS = {"lion": 6}
 
 
-CASES: list[Case] = [
-    _case("sgd", jopt.sgd, {"learning_rate": 0.05}, ref.run_sgd, optax_make=optax.sgd),
-    _case(
-        "sgd_momentum",
-        jopt.sgd,
-        {"learning_rate": 0.05, "momentum": 0.9},
-        ref.run_sgd,
-        optax_make=optax.sgd,
-    ),
-    _case(
-        "sgd_nesterov",
-        jopt.sgd,
-        {"learning_rate": 0.05, "momentum": 0.9, "nesterov": True},
-        ref.run_sgd,
-        optax_make=optax.sgd,
-    ),
-    _case(
-        "sgd_dampening",
-        jopt.sgd,
-        {"learning_rate": 0.05, "momentum": 0.9, "dampening": 0.3},
-        ref.run_sgd,
-    ),
-    _case(
-        "sgd_ema",
-        jopt.sgd,
-        {"learning_rate": 0.1, "momentum": 0.9, "momentum_form": "ema"},
-        ref.run_sgd,
-        {"learning_rate": 0.1, "momentum": 0.9, "form": "ema"},
-    ),
-    _case(
-        "sgd_ema_nesterov",
-        jopt.sgd,
-        {"learning_rate": 0.1, "momentum": 0.9, "momentum_form": "ema", "nesterov": True},
-        ref.run_sgd,
-        {"learning_rate": 0.1, "momentum": 0.9, "form": "ema", "nesterov": True},
-    ),
-    _case(
-        "sgd_lr_inside",
-        jopt.sgd,
-        {"learning_rate": 0.05, "momentum": 0.9, "momentum_form": "lr_inside"},
-        ref.run_sgd,
-        {"learning_rate": 0.05, "momentum": 0.9, "form": "lr_inside"},
-    ),
-    _case(
-        "sgd_lr_inside_nesterov",
-        jopt.sgd,
-        {"learning_rate": 0.05, "momentum": 0.9, "momentum_form": "lr_inside", "nesterov": True},
-        ref.run_sgd,
-        {"learning_rate": 0.05, "momentum": 0.9, "form": "lr_inside", "nesterov": True},
-    ),
-    _case(
-        "sgd_weight_decay",
-        jopt.sgd,
-        {"learning_rate": 0.05, "momentum": 0.5, "weight_decay": 0.01},
-        ref.run_sgd,
-        uses_params=True,
-    ),
-    _case(
-        "rmsprop",
-        jopt.rmsprop,
-        {"learning_rate": 0.01, "eps": 0.1},
-        ref.run_rmsprop,
-        optax_make=optax.rmsprop,
-    ),
-    _case(
-        "rmsprop_torch_style",
-        jopt.rmsprop,
-        {
-            "learning_rate": 0.01,
-            "eps": 0.1,
-            "decay": 0.99,
-            "eps_in_sqrt": False,
-            "momentum": 0.9,
-            "momentum_form": "classic",
-        },
-        ref.run_rmsprop,
-    ),
-    _case(
-        "rmsprop_centered_nesterov",
-        jopt.rmsprop,
-        {"learning_rate": 0.005, "eps": 0.1, "centered": True, "momentum": 0.9, "nesterov": True},
-        ref.run_rmsprop,
-        optax_make=optax.rmsprop,
-    ),
-    _case(
-        "rmsprop_bias_correction",
-        jopt.rmsprop,
-        {"learning_rate": 0.01, "eps": 0.1, "bias_correction": True, "initial_scale": 0.1},
-        ref.run_rmsprop,
-        optax_make=optax.rmsprop,
-    ),
-    _case(
-        "adam",
-        jopt.adam,
-        {"learning_rate": 0.01},
-        ref.run_adam,
-        optax_make=optax.adam,
-        scale_invariant=True,
-    ),
-    _case(
-        "adam_eps_root",
-        jopt.adam,
-        {"learning_rate": 0.01, "eps": 1e-6, "eps_root": 1e-8},
-        ref.run_adam,
-        optax_make=optax.adam,
-    ),
-    _case(
-        "nadam",
-        jopt.nadam,
-        {"learning_rate": 0.01},
-        ref.run_nadam,
-        optax_make=optax.nadam,
-        scale_invariant=True,
-    ),
-    _case(
-        "adamw",
-        jopt.adamw,
-        {"learning_rate": 0.01, "weight_decay": 0.01},
-        ref.run_adamw,
-        optax_make=optax.adamw,
-        uses_params=True,
-    ),
-    _case(
-        "amsgrad",
-        jopt.amsgrad,
-        {"learning_rate": 0.01},
-        ref.run_amsgrad,
-        scale_invariant=True,
-    ),
-    _case(
-        "amsgrad_corrected",
-        jopt.amsgrad,
-        {"learning_rate": 0.01, "max_of": "corrected"},
-        ref.run_amsgrad,
-        optax_make=optax.amsgrad,
-        optax_kwargs={"learning_rate": 0.01},
-    ),
-    _case(
-        "adamax",
-        jopt.adamax,
-        {"learning_rate": 0.01},
-        ref.run_adamax,
-        optax_make=optax.adamax,
-        scale_invariant=True,
-    ),
-    _case("radam", jopt.radam, {"learning_rate": 0.01}, ref.run_radam, optax_make=optax.radam),
-    _case(
-        "adagrad",
-        jopt.adagrad,
-        {"learning_rate": 0.1},
-        ref.run_adagrad,
-        optax_make=optax.adagrad,
-    ),
-    _case(
-        "adagrad_torch_style",
-        jopt.adagrad,
-        {
-            "learning_rate": 0.1,
-            "initial_accumulator_value": 0.0,
-            "eps": 1e-10,
-            "eps_in_sqrt": False,
-        },
-        ref.run_adagrad,
-    ),
-    _case(
-        "adadelta",
-        jopt.adadelta,
-        {"learning_rate": 1.0},
-        ref.run_adadelta,
-        optax_make=optax.adadelta,
-    ),
-    _case(
-        "adadelta_weight_decay",
-        jopt.adadelta,
-        {"learning_rate": 1.0, "weight_decay": 0.01},
-        ref.run_adadelta,
-        optax_make=optax.adadelta,
-        uses_params=True,
-    ),
-    _case(
-        "lion",
-        jopt.lion,
-        # A power-of-two learning rate keeps float32's rounding of theta -= lr * sign(c) small.
-        {"learning_rate": 2**-13, "weight_decay": 0.01},
-        ref.run_lion,
-        optax_make=optax.lion,
-        uses_params=True,
-        scale_invariant=True,
-        # Lion's sign is discontinuous where the momentum crosses zero, near a coordinate's
-        # minimum; from this seed every coordinate stays > 0.3 away from it for 1000 steps, so
-        # float32 rounding cannot flip a sign.
-        seed=6,
-    ),
-]
+def _reference_kwargs(reference: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` under the reference's own names: its SGD calls `momentum_form` `form`."""
+    accepted = inspect.signature(reference).parameters
+    return {
+        ("form" if key == "momentum_form" and key not in accepted else key): value
+        for key, value in kwargs.items()
+    }
 
+
+def _uses_params(kwargs: dict[str, Any], make: Callable[..., Any]) -> bool:
+    """Whether `update` needs the params: a weight decay block is in the chain."""
+    decay = inspect.signature(make).parameters.get("weight_decay")
+    value = kwargs.get("weight_decay", decay.default if decay is not None else None)
+    return value is not None
+
+
+def _cases() -> list[Case]:
+    """One Case per example of every optimizer in the registry, with its NumPy reference
+    `tests.reference.optimizers.run_<name>` and, where the example is optax's convention, the
+    optax function of the registry's name given the arguments it takes."""
+    cases = []
+    for name, entry in registry.OPTIMIZERS.items():
+        reference = getattr(ref, f"run_{name}")
+        for case_id, example in entry.examples.items():
+            kwargs = dict(example.kwargs)
+            optax_make = getattr(optax, entry.optax) if example.optax else None
+            optax_kwargs = None
+            if optax_make is not None:
+                takes = inspect.signature(optax_make).parameters
+                optax_kwargs = {k: v for k, v in kwargs.items() if k in takes}
+            cases.append(
+                Case(
+                    case_id,
+                    entry.factory,
+                    kwargs,
+                    reference,
+                    _reference_kwargs(reference, kwargs),
+                    optax_make,
+                    optax_kwargs,
+                    uses_params=_uses_params(kwargs, entry.factory),
+                    scale_invariant=entry.scale_invariant,
+                    seed=SEEDS.get(case_id, 0),
+                    optimizer=name,
+                )
+            )
+    return cases
+
+
+CASES: list[Case] = _cases()
 CASES_BY_ID = {case.id: case for case in CASES}
 OPTAX_CASES = [case for case in CASES if case.optax_make is not None]
 SHAPES = ((3,), (2, 4))

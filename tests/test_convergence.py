@@ -8,29 +8,14 @@ within `budget = ceil(1.5 * measured)` steps, where `measured` is the number of 
 when the configuration was chosen (`python benchmarks/convergence_budgets.py` measures them again
 and prints this table). A slower optimizer, a wrong sign or a broken schedule fails the test.
 
-Learning rates were picked where the step count varies smoothly with them (a 1% change of the
-learning rate moves it by about 1%). Sign-based Lion, RMSProp and Adadelta take steps of a fixed
-size near the minimum and need a decaying learning rate to get within 1e-3; `halving(a, n)` is
-`jopt.exponential_decay(a, n, 0.5)`, a learning rate a halved every n steps.
-
-| optimizer | hyperparameters | quadratic: steps | budget | rosenbrock: steps | budget |
-|---|---|---:|---:|---:|---:|
-| sgd | learning_rate=0.0015 | 4668 | 7002 | 11379 | 17069 |
-| sgd_momentum | learning_rate=0.001, momentum=0.9 | 638 | 957 | 1580 | 2370 |
-| sgd_nesterov | learning_rate=0.001, momentum=0.9, nesterov=True | 644 | 966 | 1620 | 2430 |
-| rmsprop | learning_rate=halving(0.01, 1000) | 3475 | 5213 | 6169 | 9254 |
-| adam | learning_rate=0.05 | 298 | 447 | 1803 | 2705 |
-| adamw | learning_rate=0.05, weight_decay=0.0 | 298 | 447 | 1803 | 2705 |
-| nadam | learning_rate=0.05 | 280 | 420 | 1504 | 2256 |
-| amsgrad | learning_rate=0.05 | 318 | 477 | 2757 | 4136 |
-| adamax | learning_rate=0.1 | 631 | 947 | 3025 | 4538 |
-| radam | learning_rate=0.001 | 6371 | 9557 | 10331 | 15497 |
-| adagrad | learning_rate=0.5 | 207 | 311 | 8923 | 13385 |
-| adadelta | learning_rate=halving(1.0, 1000) | 3067 | 4601 | 6822 | 10233 |
-| lion | learning_rate=halving(0.001, 3000), weight_decay=0.0 | 2343 | 3515 | 4869 | 7304 |
-
-Other hyperparameters are the constructors' defaults. adamw and lion run without weight decay:
-decay moves the minimum away from x*.
+The configurations are the registry's (`convergence` of each entry in `jopt._src.registry`),
+with the steps they took when chosen; `python benchmarks/convergence_budgets.py` prints them
+as a table with the budgets. Learning rates were picked where the step count varies smoothly
+with them (a 1% change of the learning rate moves it by about 1%). Sign-based Lion, RMSProp and
+Adadelta take steps of a fixed size near the minimum and need a decaying learning rate to get
+within 1e-3 (`exponential_decay(a, n, 0.5)`: a learning rate a halved every n steps). Other
+hyperparameters are the constructors' defaults; adamw, nadamw and lion run without weight
+decay, which moves the minimum away from x*.
 """
 
 from __future__ import annotations
@@ -46,25 +31,11 @@ import numpy as np
 import optax
 import pytest
 
-import jopt
+from jopt._src import registry
 from tests.reference import problems
 
 TOLERANCE = 1e-3
 BUDGET_FACTOR = 1.5
-
-
-@dataclasses.dataclass(frozen=True)
-class Halving:
-    """A learning rate `init_value` halved every `half_life` steps (an exponential decay)."""
-
-    init_value: float
-    half_life: int
-
-    def __call__(self, count):
-        return jopt.exponential_decay(self.init_value, self.half_life, 0.5)(count)
-
-    def __repr__(self) -> str:
-        return f"halving({self.init_value}, {self.half_life})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,25 +60,16 @@ class Config:
         return self.name
 
 
-def _config(name, make, measured_quadratic, measured_rosenbrock, **kwargs) -> Config:
-    measured = {"quadratic": measured_quadratic, "rosenbrock": measured_rosenbrock}
-    return Config(name, make, kwargs, measured)
-
-
+# One configuration per registry entry's `convergence` (jopt._src.registry).
 CONFIGS: list[Config] = [
-    _config("sgd", jopt.sgd, 4668, 11379, learning_rate=0.0015),
-    _config("sgd_momentum", jopt.sgd, 638, 1580, learning_rate=0.001, momentum=0.9),
-    _config("sgd_nesterov", jopt.sgd, 644, 1620, learning_rate=0.001, momentum=0.9, nesterov=True),
-    _config("rmsprop", jopt.rmsprop, 3475, 6169, learning_rate=Halving(0.01, 1000)),
-    _config("adam", jopt.adam, 298, 1803, learning_rate=0.05),
-    _config("adamw", jopt.adamw, 298, 1803, learning_rate=0.05, weight_decay=0.0),
-    _config("nadam", jopt.nadam, 280, 1504, learning_rate=0.05),
-    _config("amsgrad", jopt.amsgrad, 318, 2757, learning_rate=0.05),
-    _config("adamax", jopt.adamax, 631, 3025, learning_rate=0.1),
-    _config("radam", jopt.radam, 6371, 10331, learning_rate=0.001),
-    _config("adagrad", jopt.adagrad, 207, 8923, learning_rate=0.5),
-    _config("adadelta", jopt.adadelta, 3067, 6822, learning_rate=Halving(1.0, 1000)),
-    _config("lion", jopt.lion, 2343, 4869, learning_rate=Halving(0.001, 3000), weight_decay=0.0),
+    Config(
+        config_id,
+        entry.factory,
+        dict(convergence.kwargs),
+        {"quadratic": convergence.quadratic, "rosenbrock": convergence.rosenbrock},
+    )
+    for entry in registry.OPTIMIZERS.values()
+    for config_id, convergence in entry.convergence.items()
 ]
 PROBLEMS = ("quadratic", "rosenbrock")
 

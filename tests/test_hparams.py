@@ -25,13 +25,15 @@ import optax
 import pytest
 
 import jopt
+from jopt._src import registry
 from tests import helpers
 
 _ADAM = {"b1": 0.9, "b2": 0.999, "eps": 1e-8, "eps_root": 0.0}
 _SGD_MOMENTUM = {"momentum": 0.9, "dampening": 0.0}
 
 # The hyperparameters each case's state must hold, written out from the constructors' documented
-# defaults and the case's arguments (not read from jopt).
+# defaults and the case's arguments (not read from jopt). A case not listed must hold what its
+# optimizer's registry entry declares (`_declared`); the table checks that rule too.
 EXPECTED: dict[str, dict[str, float]] = {
     "sgd": {"learning_rate": 0.05},
     "sgd_momentum": {"learning_rate": 0.05, **_SGD_MOMENTUM},
@@ -91,9 +93,40 @@ STEPS = 50
 SCHEDULE_STEPS = 12
 
 
+# Cases whose state holds other hyperparameters than their optimizer declares: blocks that an
+# option switches on or off (dampening only in SGD's classic form with momentum; RMSProp's
+# classic momentum has a dampening it does not offer as an argument).
+NOT_AS_DECLARED = {
+    "sgd",
+    "sgd_ema",
+    "sgd_ema_nesterov",
+    "sgd_lr_inside",
+    "sgd_lr_inside_nesterov",
+    "rmsprop_torch_style",
+}
+
+
+def _declared(case: helpers.Case) -> dict[str, float]:
+    """The numbers the registry declares in the state of `case`'s optimizer, at the case's
+    values or the constructor's defaults (a None default leaves its block out)."""
+    entry = registry.OPTIMIZERS[case.optimizer]
+    parameters = inspect.signature(case.make).parameters
+    values = {
+        h.name: case.kwargs.get(h.name, parameters[h.name].default)
+        for h in entry.hparams
+        if h.is_number and h.in_state
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def _expected(case: helpers.Case) -> dict[str, float]:
-    assert case.id in EXPECTED, f"add case {case.id!r} to EXPECTED in {__file__}"
-    return EXPECTED[case.id]
+    return EXPECTED[case.id] if case.id in EXPECTED else _declared(case)
+
+
+@pytest.mark.parametrize("case_id", sorted(set(EXPECTED) - NOT_AS_DECLARED))
+def test_the_written_out_table_agrees_with_the_declarations(case_id):
+    case = helpers.CASES_BY_ID[case_id]
+    assert _declared(case) == EXPECTED[case_id]
 
 
 def _new_values(case: helpers.Case) -> dict[str, float]:
@@ -404,3 +437,38 @@ def test_each_transforms_hyperparameters_travel_as_one_buffer(case):
         assert packed.shape == (len(node.meta.names) + len(node.meta.derived),)
         for name in node.meta.names:
             assert node[name].shape == () and node[name] == packed[node.meta.index[name]]
+
+
+# -- declarations: kinds and printing ----------------------------------------------------------
+
+
+def test_a_state_prints_under_eval_shape_and_inside_jit():
+    params = {"w": jnp.ones(3)}
+    tx = jopt.adam(1e-3)
+    abstract = jax.eval_shape(tx.init, params)
+    assert "HParams(b1, b2, eps, eps_root; packed float32[6])" in repr(abstract)
+
+    def init(p):
+        state = tx.init(p)
+        assert "HParams(b1, b2, eps, eps_root" in repr(state)  # tracers: no values to show
+        return state
+
+    assert "HParams(b1=Array(0.9" in repr(jax.jit(init)(params))
+
+
+def test_an_integer_hyperparameter_stays_an_integer():
+    state = jopt.reduce_on_plateau(jopt.sgd(0.1), patience=3).init({"w": jnp.ones(2)})
+    patience = jopt.get_hparams(state)["patience"]
+    assert patience.dtype == jnp.int32 and patience == 3
+    with pytest.raises(jopt.ArgumentTypeError, match="patience must be an integer >= 0, got 2.5"):
+        jopt.set_hparams(state, patience=2.5)
+    for value in (5, 5.0, np.int64(5)):
+        assert jopt.get_hparams(jopt.set_hparams(state, patience=value))["patience"] == 5
+
+    def patience_of(k):
+        return jopt.get_hparams(jopt.set_hparams(state, patience=k))["patience"]
+
+    chex.assert_trees_all_equal(jax.vmap(patience_of)(jnp.array([1, 7])), jnp.array([1, 7]))
+    with pytest.raises(jopt.ArgumentTypeError, match="must have an integer dtype") as raised:
+        jax.vmap(patience_of)(jnp.array([1.0, 7.5]))
+    assert raised.value.argument == "patience"

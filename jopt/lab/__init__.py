@@ -1,5 +1,30 @@
 """The jopt lab: YAML experiment configs that compare optimizers on workloads.
 
 Needs the `[lab]` extra (flax, PyYAML, matplotlib, scikit-learn, tqdm); the core library never
-imports this package. Entry point: the `jopt` command (`jopt.lab.cli`).
+imports this package. Entry point: the `jopt` command (`jopt.lab.cli`), which names what is
+missing when the extra is not installed.
 """
+
+from __future__ import annotations
+
+import importlib
+
+# The [lab] extra: module -> the distribution that provides it.
+LAB_DEPENDENCIES = {
+    "flax": "flax",
+    "matplotlib": "matplotlib",
+    "sklearn": "scikit-learn",
+    "tqdm": "tqdm",
+    "yaml": "pyyaml",
+}
+
+
+def missing_dependencies() -> list[str]:
+    """The distributions of the [lab] extra that cannot be imported here."""
+    missing = []
+    for module, distribution in LAB_DEPENDENCIES.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(distribution)
+    return missing

@@ -14,7 +14,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from jopt.lab import config as config_lib
+from jopt import lab
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from jopt.lab import config as config_lib
     from jopt.lab import plots, runner
 
     if args.resume:
@@ -73,6 +74,17 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    missing = lab.missing_dependencies()
+    if missing:
+        print(
+            f"jopt: the lab needs the [lab] extra, which is not installed here (missing: "
+            f"{', '.join(missing)}); install it with: pip install 'jopt[lab]' (from a "
+            "checkout: pip install -e '.[lab]').",
+            file=sys.stderr,
+        )
+        return 2
+    from jopt.lab import config as config_lib
+
     parser = _parser()
     # Overrides may come before or after the options: argparse only takes one run of
     # positionals, so the KEY=VALUE words it leaves over are overrides too.

@@ -17,6 +17,8 @@ import yaml
 from jopt.lab import cli, outputs, runner
 from jopt.lab import config as config_lib
 
+ROOT = Path(__file__).resolve().parents[2]
+
 CONFIG = """\
 # jopt run CONFIG
 name: cli
@@ -267,3 +269,20 @@ def test_the_main_job_runs_end_to_end_in_miniature(capsys, tmp_path):
     labels = [o["label"] for o in yaml.safe_load(config.read_text())["optimizers"]]
     assert all(f"| {label} |" in out for label in labels), out
     assert (tmp_path / "quickstart" / "summary.csv").is_file()
+
+
+def test_without_the_lab_extra_the_command_says_which_extra_to_install(tmp_path):
+    # A Python where PyYAML and scikit-learn cannot be imported, as without the [lab] extra.
+    script = (
+        "import sys; sys.modules['yaml'] = None; sys.modules['sklearn'] = None; "
+        "from jopt.lab.cli import main; sys.exit(main(['run', 'configs/quickstart.yaml']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    assert done.returncode == 2, done.stderr
+    assert "the lab needs the [lab] extra" in done.stderr
+    missing = done.stderr.split("(missing: ")[1].split(")")[0].split(", ")
+    assert {"scikit-learn", "pyyaml"} <= set(missing) and "tqdm" not in missing
+    assert "pip install 'jopt[lab]'" in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""

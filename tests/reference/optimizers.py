@@ -286,6 +286,40 @@ def run_adamw(
     )
 
 
+def run_nadamw(
+    grad_fn: GradFn,
+    x0: np.ndarray,
+    steps: int,
+    learning_rate: LearningRate,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    weight_decay: float = 1e-4,
+    nesterov: bool = True,
+) -> list[np.ndarray]:
+    """NAdamW: NAdam (optax's simplified form) with AdamW's decoupled weight decay.
+
+    Alias of ``run_adam(..., nesterov=True)`` with decoupled weight decay (default 1e-4)::
+
+        m^ = b1 * m_t / (1 - b1^(t+1)) + (1 - b1) * g / (1 - b1^t)
+        u  = m^ / (sqrt(v_t / (1 - b2^t) + eps_root) + eps) + weight_decay * x_{t-1}
+        x_t = x_{t-1} - lr * u
+    """
+    return run_adam(
+        grad_fn,
+        x0,
+        steps,
+        learning_rate,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        nesterov=nesterov,
+        weight_decay=weight_decay,
+    )
+
+
 def run_amsgrad(
     grad_fn: GradFn,
     x0: np.ndarray,

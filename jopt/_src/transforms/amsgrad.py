@@ -45,7 +45,7 @@ SCALE_BY_AMSGRAD = Spec(
     Choice("max_of", MAX_OF),
     EPS_HAT,
 )
-AMSGRAD = Spec(LEARNING_RATE, *SCALE_BY_AMSGRAD)
+AMSGRAD = Spec(LEARNING_RATE, *(h for h in SCALE_BY_AMSGRAD if h.name != "eps_hat"))
 
 
 class ScaleByAmsgradState(NamedTuple):
