@@ -12,23 +12,29 @@ gradients against `params` instead, structure, shapes and dtypes, whenever `upda
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-Array = jax.Array
+# A schedule, as hyperparameters take it: any function `step count -> value` (jopt's typed
+# `jopt.Schedule`, optax's plain functions, a lambda).
+ScheduleFn = Callable[[Any], Any]
+ScalarOrSchedule = float | ScheduleFn
+Transform = optax.GradientTransformationExtraArgs
 
 COUNT_DTYPE = jnp.int32
 
 
-def zero_count() -> Array:
+def zero_count() -> jax.Array:
     """A fresh step counter."""
     return jnp.zeros([], COUNT_DTYPE)
 
 
-def increment(count: Array) -> Array:
+def increment(count: jax.Array) -> jax.Array:
     """`count + 1`, saturating at the dtype's maximum instead of wrapping."""
     limit = jnp.iinfo(count.dtype).max
     return jnp.where(count < limit, count + jnp.ones_like(count), count)

@@ -13,10 +13,10 @@ import jax.numpy as jnp
 
 from jopt._src.base import wider
 
-Array = jax.Array
 
-
-def moment(g: Array, m: Array, decay: Array, complement: Array, order: int = 1) -> Array:
+def moment(
+    g: jax.Array, m: jax.Array, decay: jax.Array, complement: jax.Array, order: int = 1
+) -> jax.Array:
     """Exponential moving average `(1 - decay) * g**order + decay * m`, in the wider dtype.
 
     `complement` is `1 - decay`, kept in the state rounded once from float64.
@@ -26,7 +26,7 @@ def moment(g: Array, m: Array, decay: Array, complement: Array, order: int = 1) 
     return complement.astype(dt) * (g**order) + decay.astype(dt) * m.astype(dt)
 
 
-def bias_correction(decay: Array, count: Array) -> Array:
+def bias_correction(decay: jax.Array, count: jax.Array) -> jax.Array:
     """`1 - decay**count`, in the hyperparameter dtype (float32 or wider).
 
     Computed before any cast to the moment's dtype: in bfloat16, `decay**count` rounds to 1 for
@@ -35,13 +35,13 @@ def bias_correction(decay: Array, count: Array) -> Array:
     return 1 - decay ** count.astype(decay.dtype)
 
 
-def debias(m: Array, correction: Array) -> Array:
+def debias(m: jax.Array, correction: jax.Array) -> jax.Array:
     """`m / correction`, dividing in `m`'s arithmetic dtype."""
     dt = wider(m.dtype)
     return m.astype(dt) / correction.astype(dt)
 
 
-def global_norm(tree) -> Array:
+def global_norm(tree) -> jax.Array:
     """The L2 norm of all leaves together, accumulated in float32 or wider.
 
     Squaring overflows in float32 above ~1e19 and underflows below ~1e-19; there the norm is

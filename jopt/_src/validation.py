@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -26,12 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jopt._src.base import ScheduleFn
 from jopt._src.errors import ArgumentError, ArgumentTypeError
-
-# A schedule, as hyperparameters take it: any function `step count -> value` (jopt's typed
-# `jopt.schedules.Schedule`, optax's plain functions, a lambda).
-ScheduleFn = Callable[[Any], Any]
-ScalarOrSchedule = float | ScheduleFn
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ from typing import Any
 import optax
 
 from jopt._src import errors, validation
+from jopt._src.base import ScalarOrSchedule, Transform
 from jopt._src.transforms.adadelta import scale_by_adadelta
 from jopt._src.transforms.adagrad import scale_by_rss
 from jopt._src.transforms.adam import scale_by_adam
@@ -43,9 +44,6 @@ from jopt._src.transforms.nadam import scale_by_nadam
 from jopt._src.transforms.regularization import add_decayed_weights
 from jopt._src.transforms.rms import scale_by_rms
 
-LearningRate = validation.ScalarOrSchedule
-Transform = optax.GradientTransformationExtraArgs
-
 _DECAY = validation.DECAY
 _EPSILON = validation.NON_NEGATIVE
 _LION_BETA_1 = validation.Range(0.0, 1.0, lo_open=True, hi_open=True)
@@ -55,8 +53,8 @@ _LION_BETA_1 = validation.Range(0.0, 1.0, lo_open=True, hi_open=True)
 class _Globals:
     """Keras' arguments common to every optimizer, checked."""
 
-    learning_rate: LearningRate
-    weight_decay: validation.ScalarOrSchedule | None
+    learning_rate: ScalarOrSchedule
+    weight_decay: ScalarOrSchedule | None
     mask: Any
     clipping: list[Transform]
 
@@ -101,7 +99,7 @@ def _check_globals(
     return _Globals(learning_rate, weight_decay, mask, _clipping(clips))
 
 
-def _check_learning_rate(fn: str, learning_rate: Any) -> LearningRate:
+def _check_learning_rate(fn: str, learning_rate: Any) -> ScalarOrSchedule:
     return validation.check_number_or_schedule(
         fn, "learning_rate", learning_rate, validation.NON_NEGATIVE
     )
@@ -152,7 +150,7 @@ def _momentum_chain(
 
 @errors.public("jopt.keras.SGD")
 def SGD(  # noqa: N802 - Keras' name
-    learning_rate: LearningRate = 0.01,
+    learning_rate: ScalarOrSchedule = 0.01,
     momentum: float = 0.0,
     nesterov: bool = False,
     weight_decay: float | None = None,
@@ -181,7 +179,7 @@ def SGD(  # noqa: N802 - Keras' name
 
 @errors.public("jopt.keras.RMSprop")
 def RMSprop(  # noqa: N802
-    learning_rate: LearningRate = 0.001,
+    learning_rate: ScalarOrSchedule = 0.001,
     rho: float = 0.9,
     momentum: float = 0.0,
     epsilon: float = 1e-7,
@@ -232,7 +230,7 @@ def _adam(fn, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, cli
 
 @errors.public("jopt.keras.Adam")
 def Adam(  # noqa: N802
-    learning_rate: LearningRate = 0.001,
+    learning_rate: ScalarOrSchedule = 0.001,
     beta_1: float = 0.9,
     beta_2: float = 0.999,
     epsilon: float = 1e-7,
@@ -261,7 +259,7 @@ def Adam(  # noqa: N802
 
 @errors.public("jopt.keras.AdamW")
 def AdamW(  # noqa: N802
-    learning_rate: LearningRate = 0.001,
+    learning_rate: ScalarOrSchedule = 0.001,
     weight_decay: float = 0.004,
     beta_1: float = 0.9,
     beta_2: float = 0.999,
@@ -287,7 +285,7 @@ def AdamW(  # noqa: N802
 
 @errors.public("jopt.keras.Adamax")
 def Adamax(  # noqa: N802
-    learning_rate: LearningRate = 0.001,
+    learning_rate: ScalarOrSchedule = 0.001,
     beta_1: float = 0.9,
     beta_2: float = 0.999,
     epsilon: float = 1e-7,
@@ -312,7 +310,7 @@ def Adamax(  # noqa: N802
 
 @errors.public("jopt.keras.Nadam")
 def Nadam(  # noqa: N802
-    learning_rate: LearningRate = 0.001,
+    learning_rate: ScalarOrSchedule = 0.001,
     beta_1: float = 0.9,
     beta_2: float = 0.999,
     epsilon: float = 1e-7,
@@ -337,7 +335,7 @@ def Nadam(  # noqa: N802
 
 @errors.public("jopt.keras.Adagrad")
 def Adagrad(  # noqa: N802
-    learning_rate: LearningRate = 0.001,
+    learning_rate: ScalarOrSchedule = 0.001,
     initial_accumulator_value: float = 0.1,
     epsilon: float = 1e-7,
     weight_decay: float | None = None,
@@ -362,7 +360,7 @@ def Adagrad(  # noqa: N802
 
 @errors.public("jopt.keras.Adadelta")
 def Adadelta(  # noqa: N802
-    learning_rate: LearningRate = 0.001,
+    learning_rate: ScalarOrSchedule = 0.001,
     rho: float = 0.95,
     epsilon: float = 1e-7,
     weight_decay: float | None = None,
@@ -385,7 +383,7 @@ def Adadelta(  # noqa: N802
 
 @errors.public("jopt.keras.Lion")
 def Lion(  # noqa: N802
-    learning_rate: LearningRate = 0.001,
+    learning_rate: ScalarOrSchedule = 0.001,
     beta_1: float = 0.9,
     beta_2: float = 0.99,
     weight_decay: float | None = None,

@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 
 from jopt._src import errors, hparams, validation
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.schedules.schedule import Schedule, momentum_of
-
-LearningRate = validation.ScalarOrSchedule
 
 _CYCLING_HINT = (
     "to cycle the momentum as torch's OneCycleLR and CyclicLR do, pass jopt.torch.OneCycleLR "
@@ -42,7 +41,7 @@ def decay_rate(fn: str, name: str, value: Any) -> float:
     return number(fn, name, value, validation.DECAY)
 
 
-def lr(fn: str, lr: Any) -> LearningRate:
+def lr(fn: str, lr: Any) -> ScalarOrSchedule:
     """torch's `lr`: a number >= 0 (nan and inf rejected, unlike torch), a 1-element array, or a
     schedule."""
     if not callable(lr) and not isinstance(lr, str) and np.ndim(lr) > 0:
@@ -82,7 +81,7 @@ def flags(fn: str, **flags: Any) -> dict[str, bool]:
     return {name: validation.check_bool(fn, name, value) for name, value in flags.items()}
 
 
-def cycled_momentum(fn: str, lr: LearningRate, has_momentum: bool) -> Schedule | None:
+def cycled_momentum(fn: str, lr: ScalarOrSchedule, has_momentum: bool) -> Schedule | None:
     """The momentum schedule a cycling `lr` (OneCycleLR, CyclicLR) imposes, or None.
 
     torch's schedulers raise at construction for an optimizer without `momentum` or `betas` in

@@ -47,6 +47,7 @@ from __future__ import annotations
 import optax
 
 from jopt._src import errors, validation
+from jopt._src.base import ScalarOrSchedule, Transform
 from jopt._src.conventions import torch_arguments as checks
 from jopt._src.schedules.compose import multiply_schedules
 from jopt._src.schedules.decay import inverse_time_decay
@@ -62,16 +63,13 @@ from jopt._src.transforms.radam import scale_by_radam
 from jopt._src.transforms.regularization import add_decayed_weights
 from jopt._src.transforms.rms import scale_by_rms
 
-LearningRate = checks.LearningRate
-Transform = optax.GradientTransformationExtraArgs
-
 # -- the chain ---------------------------------------------------------------------------------
 
 
 def _chain(
     fn: str,
     scaling: list[Transform],
-    lr: LearningRate,
+    lr: ScalarOrSchedule,
     weight_decay: float,
     *,
     maximize: bool,
@@ -97,7 +95,7 @@ def _chain(
 
 @errors.public("jopt.torch.SGD")
 def SGD(  # noqa: N802 - torch's name
-    lr: LearningRate = 1e-3,
+    lr: ScalarOrSchedule = 1e-3,
     momentum: float = 0.0,
     dampening: float = 0.0,
     weight_decay: float = 0.0,
@@ -145,7 +143,7 @@ def SGD(  # noqa: N802 - torch's name
 
 @errors.public("jopt.torch.RMSprop")
 def RMSprop(  # noqa: N802
-    lr: LearningRate = 1e-2,
+    lr: ScalarOrSchedule = 1e-2,
     alpha: float = 0.99,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -178,7 +176,7 @@ def RMSprop(  # noqa: N802
     return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
 
 
-def _beta1(fn: str, lr: LearningRate, b1: float) -> validation.ScalarOrSchedule:
+def _beta1(fn: str, lr: ScalarOrSchedule, b1: float) -> ScalarOrSchedule:
     """betas[0], or the schedule a cycling `lr` puts in its place."""
     cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
     return b1 if cycled is None else cycled
@@ -193,7 +191,7 @@ def _adam_block(fn, b1, b2, eps, amsgrad):
 
 @errors.public("jopt.torch.Adam")
 def Adam(  # noqa: N802
-    lr: LearningRate = 1e-3,
+    lr: ScalarOrSchedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -228,7 +226,7 @@ def Adam(  # noqa: N802
 
 @errors.public("jopt.torch.AdamW")
 def AdamW(  # noqa: N802
-    lr: LearningRate = 1e-3,
+    lr: ScalarOrSchedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 1e-2,
@@ -254,7 +252,7 @@ def AdamW(  # noqa: N802
 
 @errors.public("jopt.torch.Adamax")
 def Adamax(  # noqa: N802
-    lr: LearningRate = 2e-3,
+    lr: ScalarOrSchedule = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -279,7 +277,7 @@ def Adamax(  # noqa: N802
 
 @errors.public("jopt.torch.NAdam")
 def NAdam(  # noqa: N802
-    lr: LearningRate = 2e-3,
+    lr: ScalarOrSchedule = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -311,7 +309,7 @@ def NAdam(  # noqa: N802
 
 @errors.public("jopt.torch.RAdam")
 def RAdam(  # noqa: N802
-    lr: LearningRate = 1e-3,
+    lr: ScalarOrSchedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
     weight_decay: float = 0.0,
@@ -338,7 +336,7 @@ def RAdam(  # noqa: N802
 
 @errors.public("jopt.torch.Adagrad")
 def Adagrad(  # noqa: N802
-    lr: LearningRate = 1e-2,
+    lr: ScalarOrSchedule = 1e-2,
     lr_decay: float = 0.0,
     weight_decay: float = 0.0,
     initial_accumulator_value: float = 0.0,
@@ -370,7 +368,7 @@ def Adagrad(  # noqa: N802
 
 @errors.public("jopt.torch.Adadelta")
 def Adadelta(  # noqa: N802
-    lr: LearningRate = 1.0,
+    lr: ScalarOrSchedule = 1.0,
     rho: float = 0.9,
     eps: float = 1e-6,
     weight_decay: float = 0.0,

@@ -30,13 +30,13 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import errors, validation
+from jopt._src.base import ScheduleFn
 from jopt._src.schedules import compose, cyclic, decay, plateau, restarts
 from jopt._src.schedules.schedule import (
     Schedule,
     make_schedule,
     refuse_momentum_cycles,
 )
-from jopt._src.validation import ScheduleFn
 
 DECAY_FACTOR = validation.Range(0.0, 1.0, lo_open=True)  # gamma: shrinks or keeps the rate
 

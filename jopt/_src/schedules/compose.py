@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import jax.numpy as jnp
 
 from jopt._src import errors, validation
+from jopt._src.base import ScheduleFn
 from jopt._src.schedules.schedule import (
     Schedule,
     as_float,
@@ -31,7 +32,6 @@ from jopt._src.schedules.schedule import (
     momentum_of,
     refuse_momentum_cycles,
 )
-from jopt._src.validation import ScheduleFn
 
 SWITCH = ("at", "after")
 

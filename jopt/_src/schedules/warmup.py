@@ -28,6 +28,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from jopt._src import errors, validation
+from jopt._src.base import ScheduleFn
 from jopt._src.schedules.decay import (
     check_exponential_bounds,
     cosine_decay_schedule,
@@ -41,7 +42,6 @@ from jopt._src.schedules.schedule import (
     make_schedule,
     refuse_momentum_cycles,
 )
-from jopt._src.validation import ScheduleFn
 
 SHAPES = ("linear", "cosine")
 

@@ -14,12 +14,13 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
 from jopt._src.transforms.regularization import WEIGHT_DECAY, coupled_weight_decay
-from jopt._src.validation import DECAY, NON_NEGATIVE, ScalarOrSchedule
+from jopt._src.validation import DECAY, NON_NEGATIVE
 
 SCALE_BY_ADADELTA = Spec(
     Float("rho", DECAY, schedulable=True, complement=True), Float("eps", NON_NEGATIVE)

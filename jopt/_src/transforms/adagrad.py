@@ -17,11 +17,12 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Flag, Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
-from jopt._src.validation import NON_NEGATIVE, ScalarOrSchedule
+from jopt._src.validation import NON_NEGATIVE
 
 SCALE_BY_RSS = Spec(
     Float("initial_accumulator_value", NON_NEGATIVE, in_state=False),

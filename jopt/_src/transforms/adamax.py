@@ -13,11 +13,11 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.spec import Flag, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.adam import B1, B2, EPS, ScaleByAdamState, _first_moments
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
-from jopt._src.validation import ScalarOrSchedule
 
 SCALE_BY_ADAMAX = Spec(B1, B2, EPS, Flag("eps_in_max"))
 ADAMAX = Spec(LEARNING_RATE, B1, B2, EPS)

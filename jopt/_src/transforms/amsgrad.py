@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math, validation
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Choice, Flag, Spec
 from jopt._src.stateful import stateful_transform
@@ -32,7 +33,6 @@ from jopt._src.transforms.adam import (
     _second_moments,
 )
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
-from jopt._src.validation import ScalarOrSchedule
 
 MAX_OF = ("raw", "corrected")
 SCALE_BY_AMSGRAD = Spec(

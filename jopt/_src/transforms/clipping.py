@@ -17,10 +17,11 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Spec
 from jopt._src.stateful import stateful_transform
-from jopt._src.validation import NON_NEGATIVE, POSITIVE, ScalarOrSchedule
+from jopt._src.validation import NON_NEGATIVE, POSITIVE
 
 CLIP = Spec(Float("max_delta", NON_NEGATIVE, schedulable=True))
 CLIP_BY_GLOBAL_NORM = Spec(Float("max_norm", NON_NEGATIVE, schedulable=True))

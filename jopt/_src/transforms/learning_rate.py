@@ -18,10 +18,11 @@ import jax
 import optax
 
 from jopt._src import errors
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Flag, Float, Spec
 from jopt._src.stateful import stateful_transform
-from jopt._src.validation import NON_NEGATIVE, ScalarOrSchedule
+from jopt._src.validation import NON_NEGATIVE
 
 LEARNING_RATE = Float("learning_rate", NON_NEGATIVE, schedulable=True)
 SCALE_BY_LEARNING_RATE = Spec(LEARNING_RATE, Flag("flip_sign"))

@@ -12,12 +12,13 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math, validation
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
 from jopt._src.transforms.regularization import WEIGHT_DECAY, add_decayed_weights
-from jopt._src.validation import DECAY, ScalarOrSchedule
+from jopt._src.validation import DECAY
 
 SCALE_BY_LION = Spec(
     Float("b1", DECAY, schedulable=True, complement=True),

@@ -25,13 +25,14 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math, validation
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Bound, Choice, Flag, Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
 from jopt._src.transforms.regularization import WEIGHT_DECAY, coupled_weight_decay
 from jopt._src.tree_math import moment
-from jopt._src.validation import DECAY, UNIT, ScalarOrSchedule
+from jopt._src.validation import DECAY, UNIT
 
 FORMS = ("classic", "ema")  # the forms scale_by_momentum computes
 MOMENTUM_FORMS = (*FORMS, "lr_inside")  # the forms the optimizers offer

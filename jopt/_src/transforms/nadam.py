@@ -17,11 +17,12 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math, validation
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams, default_float
 from jopt._src.spec import Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.adam import B1, B2, EPS, _first_moments, _second_moments
-from jopt._src.validation import NON_NEGATIVE, ScalarOrSchedule
+from jopt._src.validation import NON_NEGATIVE
 
 SCALE_BY_NADAM = Spec(B1, B2, EPS, Float("momentum_decay", NON_NEGATIVE))
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.spec import Flag, Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.adam import (
@@ -30,7 +31,6 @@ from jopt._src.transforms.adam import (
     _second_moments,
 )
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
-from jopt._src.validation import ScalarOrSchedule
 
 
 def _rho_inf(b2):

@@ -25,10 +25,11 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import errors, validation
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, HParam, Spec
 from jopt._src.stateful import stateful_transform
-from jopt._src.validation import NON_NEGATIVE, ScalarOrSchedule
+from jopt._src.validation import NON_NEGATIVE
 
 WEIGHT_DECAY = Float("weight_decay", NON_NEGATIVE, schedulable=True)
 L1 = Float("l1", NON_NEGATIVE, schedulable=True)

@@ -18,13 +18,14 @@ import jax.numpy as jnp
 import optax
 
 from jopt._src import base, errors, tree_math
+from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Choice, Flag, Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.learning_rate import LEARNING_RATE
 from jopt._src.transforms.momentum import MOMENTUM, NESTEROV, momentum_then_learning_rate
 from jopt._src.transforms.regularization import WEIGHT_DECAY, coupled_weight_decay
-from jopt._src.validation import DECAY, NON_NEGATIVE, ScalarOrSchedule
+from jopt._src.validation import DECAY, NON_NEGATIVE
 
 EPS = Float("eps", NON_NEGATIVE)
 SCALE_BY_RMS = Spec(
