@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -259,3 +261,22 @@ SAME_COMPUTATION = {
 def test_the_same_computation_has_the_same_state_structure(pair):
     first, second = (make().init(PARAMS) for make in pair)
     assert jax.tree.structure(first) == jax.tree.structure(second)
+
+
+def test_the_lab_reference_lists_every_name_a_config_may_use():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "lab.md").read_text()
+    optimizers = page.split("Optimizer names:")[1].split("Schedule names:")[0]
+    schedules = page.split("Schedule names:")[1].split("\n\n")[1]
+
+    def listed(text: str) -> set[str]:
+        """The names in a list of "- prefix + `a` `b`" bullets (notes in parentheses aside)."""
+        names = set()
+        for bullet in re.split(r"\n- ", "\n" + text.strip())[1:]:
+            bullet = re.sub(r"\([^)]*\)", "", bullet)
+            prefix, _, words = bullet.rpartition(" + ")
+            for word in re.findall(r"`([A-Za-z_0-9]+)`", words):
+                names.add(prefix.strip("` ") + word)
+        return names
+
+    assert listed(optimizers) == set(registry.OPTIMIZERS) | set(registry.TWINS)
+    assert listed(schedules) == set(registry.SCHEDULES)

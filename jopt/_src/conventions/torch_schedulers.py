@@ -6,8 +6,10 @@ optimizer (or any jopt optimizer). `schedule(k)` is the learning rate torch uses
 `scheduler.step()`; if the loop steps the scheduler once per epoch, wrap it:
 `jopt.per_epoch(schedule, steps_per_epoch)`.
 
-Closed forms replace torch's recursive updates (same values to rounding). OneCycleLR and
-CyclicLR also carry, as `.momentum`, the momentum (or beta1) schedule of `cycle_momentum=True`.
+Closed forms replace torch's recursive updates (same values to rounding). Each returns a
+`jopt.Schedule` carrying its base learning rate (`.base_lr`); OneCycleLR and CyclicLR also carry,
+as `.momentum`, the momentum (or beta1) schedule of `cycle_momentum=True`. SequentialLR and
+ChainedScheduler refuse a scheduler that cycles the momentum (see `jopt.join_schedules`).
 
 ReduceLROnPlateau is not a schedule but a wrapper of the optimizer, as `jopt.reduce_on_plateau`,
 with torch's argument order: the metric goes in as `update(..., value=metric)`.

@@ -1,8 +1,10 @@
-"""Adadelta (Zeiler 2012, "ADADELTA: An Adaptive Learning Rate Method").
+"""Adadelta (Zeiler 2012, "ADADELTA: An Adaptive Learning Rate Method"): the building block and
+the optimizer.
 
-E_g  = rho * E_g  + (1 - rho) * g**2
-dx   = sqrt(E_dx + eps) / sqrt(E_g + eps) * g
-E_dx = rho * E_dx + (1 - rho) * dx**2
+    E_g  = rho * E_g  + (1 - rho) * g**2
+    dx   = sqrt(E_dx + eps) / sqrt(E_g + eps) * g
+    E_dx = rho * E_dx + (1 - rho) * dx**2
+    theta = theta - learning_rate * dx
 """
 
 from __future__ import annotations

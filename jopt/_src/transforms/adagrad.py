@@ -1,4 +1,6 @@
-"""Scaling by the root of the sum of squared gradients (Adagrad; Duchi et al. 2011).
+"""Scaling by the root of the sum of squared gradients, and the optimizer built on it: Adagrad
+(Duchi et al. 2011, "Adaptive Subgradient Methods for Online Learning and Stochastic
+Optimization").
 
     acc = acc + g**2                    (acc starts at initial_accumulator_value)
     update = g / sqrt(acc + eps)        (eps_in_sqrt=True: optax, Keras; 0 where acc + eps == 0)

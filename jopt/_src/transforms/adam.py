@@ -1,4 +1,4 @@
-"""Adam's moment estimates, and the variants that share them: NAdam, AMSGrad, Adamax.
+"""Adam's moment estimates, and the optimizers built on them: Adam, AdamW, NAdam, NAdamW.
 
 Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization"):
 
@@ -7,13 +7,11 @@ Adam (Kingma & Ba 2015, "Adam: A Method for Stochastic Optimization"):
     update = m_hat / (sqrt(v_hat + eps_root) + eps)
 
 NAdam (Dozat 2016), as optax: m_hat = b1 * m / (1 - b1**(t+1)) + (1 - b1) * g / (1 - b1**t).
+AdamW (Loshchilov & Hutter 2019) adds the decoupled decay `weight_decay * theta` to the update
+before the learning rate scales it.
 
-AMSGrad (Reddi et al. 2018, "On the Convergence of Adam and Beyond") keeps the running maximum of
-the second moment. torch and Keras take it over the raw v and bias-correct afterwards
-(`max_of="raw"`, the default here); optax takes it over the bias-corrected v_hat
-(`max_of="corrected"`). They differ by up to 0.14 in parameters over 25 steps.
-
-Adamax (Kingma & Ba 2015, sec. 7.1): u = max(b2 * u, |g| + eps), update = m_hat / u.
+The same moments serve AMSGrad (`amsgrad.py`), Adamax (`adamax.py`), RAdam (`radam.py`) and the
+scheduled NAdam of torch and Keras (`nadam.py`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms").
+"""Lion (Chen et al. 2023, "Symbolic Discovery of Optimization Algorithms"): the building block
+and the optimizer.
 
-c = b1 * m + (1 - b1) * g;   update = sign(c);   m = b2 * m + (1 - b2) * g
+    c = b1 * m + (1 - b1) * g;   update = sign(c);   m = b2 * m + (1 - b2) * g
+    theta = theta - learning_rate * (update + weight_decay * theta)
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Momentum in the three forms people mean by it, and an EMA of updates.
+"""Momentum in the three forms people mean by it, an EMA of updates, and SGD built on them.
 
 The forms agree at a constant learning rate (up to a rescaling of it) and differ once it changes:
 

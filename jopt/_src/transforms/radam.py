@@ -1,4 +1,5 @@
-"""Rectified Adam (Liu et al. 2020, "On the Variance of the Adaptive Learning Rate and Beyond").
+"""Rectified Adam (Liu et al. 2020, "On the Variance of the Adaptive Learning Rate and Beyond"):
+the building block and the optimizer.
 
     rho_inf = 2 / (1 - b2) - 1,   rho_t = rho_inf - 2 t b2**t / (1 - b2**t)
     if rho_t >= threshold:

@@ -1,4 +1,5 @@
-"""Scaling by the root mean square of past gradients (RMSProp; Tieleman & Hinton 2012).
+"""Scaling by the root mean square of past gradients, and the optimizer built on it: RMSProp
+(Tieleman & Hinton 2012), with momentum in the form of `momentum.py`.
 
     nu = decay * nu + (1 - decay) * g**2                 (nu starts at initial_scale)
     s  = nu - mg**2,  mg = decay * mg + (1 - decay) * g  (centered; Graves 2013)
