@@ -137,15 +137,16 @@ def check_optional_number(fn: str, name: str, value: Any, allowed: Range) -> flo
     return None if value is None else check_number(fn, name, value, allowed)
 
 
+def wrong_type(fn: str, name: str, value: Any, allowed: str) -> ArgumentTypeError:
+    """The error for an argument of the wrong type: `{fn}: {name} must be {allowed}, got ...`."""
+    return ArgumentTypeError(
+        fn, f"{name} must be {allowed}, got {value!r}.", argument=name, value=value, allowed=allowed
+    )
+
+
 def check_bool(fn: str, name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
-        raise ArgumentTypeError(
-            fn,
-            f"{name} must be True or False, got {value!r}.",
-            argument=name,
-            value=value,
-            allowed=(True, False),
-        )
+        raise wrong_type(fn, name, value, "True or False")
     return bool(value)
 
 
@@ -170,10 +171,7 @@ def check_dtype(fn: str, name: str, value: Any) -> np.dtype | None:
     """
     if value is None:
         return None
-    allowed = "a floating dtype or None"
-    refusal = ArgumentTypeError(
-        fn, f"{name} must be {allowed}, got {value!r}.", argument=name, value=value, allowed=allowed
-    )
+    refusal = wrong_type(fn, name, value, "a floating dtype or None")
     try:
         dtype = np.dtype(jax.dtypes.canonicalize_dtype(value))
     except TypeError as e:
@@ -189,15 +187,11 @@ def check_mask(fn: str, name: str, value: Any) -> Any:
         return value
     leaves = jax.tree.leaves(value)
     if not all(isinstance(leaf, (bool, np.bool_)) for leaf in leaves):
-        allowed = (
-            "None, a callable params -> tree of bools, or a tree of bools shaped like the params"
-        )
-        raise ArgumentTypeError(
+        raise wrong_type(
             fn,
-            f"{name} must be {allowed}, got {value!r}.",
-            argument=name,
-            value=value,
-            allowed=allowed,
+            name,
+            value,
+            "None, a callable params -> tree of bools, or a tree of bools shaped like the params",
         )
     return value
 
@@ -205,23 +199,14 @@ def check_mask(fn: str, name: str, value: Any) -> Any:
 def check_callable(fn: str, name: str, value: Any, what: str = "callable") -> Any:
     """Checks that `value` can be called (a schedule, a function)."""
     if not callable(value):
-        raise ArgumentTypeError(
-            fn, f"{name} must be {what}, got {value!r}.", argument=name, value=value, allowed=what
-        )
+        raise wrong_type(fn, name, value, what)
     return value
 
 
 def check_transform(fn: str, name: str, value: Any, what: str = "") -> Any:
     """Checks that `value` is an optax transform (an optimizer to wrap)."""
     if not isinstance(value, optax.GradientTransformation):
-        allowed = f"an optax.GradientTransformation{what}"
-        raise ArgumentTypeError(
-            fn,
-            f"{name} must be {allowed}, got {value!r}.",
-            argument=name,
-            value=value,
-            allowed=allowed,
-        )
+        raise wrong_type(fn, name, value, f"an optax.GradientTransformation{what}")
     return value
 
 
@@ -256,13 +241,7 @@ def check_increasing(fn: str, name: str, values: Any, *, strict: bool = True) ->
     try:
         items = tuple(values)
     except TypeError as e:
-        raise ArgumentTypeError(
-            fn,
-            f"{name} must be a sequence of integers, got {values!r}.",
-            argument=name,
-            value=values,
-            allowed="a sequence of integers",
-        ) from e
+        raise wrong_type(fn, name, values, "a sequence of integers") from e
     items = tuple(check_int(fn, f"{name}[{i}]", v) for i, v in enumerate(items))
     pairs = zip(items, items[1:], strict=False)
     bad = next(((a, b) for a, b in pairs if (b <= a if strict else b < a)), None)

@@ -53,12 +53,7 @@ def PiecewiseConstantDecay(boundaries: Sequence[int], values: Sequence[float]) -
     try:
         values = tuple(values)
     except TypeError as e:
-        raise errors.ArgumentTypeError(
-            fn,
-            f"values must be a sequence of numbers, got {values!r}.",
-            argument="values",
-            value=values,
-        ) from e
+        raise validation.wrong_type(fn, "values", values, "a sequence of numbers") from e
     values = tuple(
         validation.check_number(fn, f"values[{i}]", v, _FINITE) for i, v in enumerate(values)
     )

@@ -94,12 +94,7 @@ def MultiStepLR(lr: float, milestones: Sequence[int], gamma: float = 0.1) -> Sch
     try:
         marks = tuple(milestones)
     except TypeError as e:
-        raise errors.ArgumentTypeError(
-            fn,
-            f"milestones must be a sequence of integers, got {milestones!r}.",
-            argument="milestones",
-            value=milestones,
-        ) from e
+        raise validation.wrong_type(fn, "milestones", milestones, "a sequence of integers") from e
     # In any order, as torch takes them.
     marks = sorted(validation.check_int(fn, f"milestones[{i}]", m) for i, m in enumerate(marks))
     return _tagged(decay.multistep_decay(base, marks, _gamma(fn, gamma)), lr)

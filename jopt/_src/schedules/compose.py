@@ -118,12 +118,7 @@ def check_schedules(fn: str, name: str, schedules: Sequence[ScheduleFn]) -> tupl
     try:
         schedules = tuple(schedules)
     except TypeError as e:
-        raise errors.ArgumentTypeError(
-            fn,
-            f"{name} must be a sequence of schedules, got {schedules!r}.",
-            argument=name,
-            value=schedules,
-        ) from e
+        raise validation.wrong_type(fn, name, schedules, "a sequence of schedules") from e
     validation.require(fn, len(schedules) >= 1, f"needs at least one {name[:-1]}.", argument=name)
     for i, s in enumerate(schedules):
         validation.check_callable(fn, f"{name}[{i}]", s)

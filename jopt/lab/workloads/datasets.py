@@ -74,11 +74,8 @@ class ImageDataOptions:
     def __post_init__(self):
         validation.check_choice(self.NAME, "dataset", self.dataset, DATASETS)
         if self.data_dir is not None and not isinstance(self.data_dir, str):
-            raise validation.ArgumentTypeError(
-                self.NAME,
-                f"data_dir must be a path string or null, got {self.data_dir!r}.",
-                argument="data_dir",
-                value=self.data_dir,
+            raise validation.wrong_type(
+                self.NAME, "data_dir", self.data_dir, "a path string or null"
             )
         for name in ("batch_size", "n_valid", "max_train"):
             value = getattr(self, name)
