@@ -107,6 +107,13 @@ CASES = [
         "adamax", lambda: jopt.adamax(1e-3), lambda: optax.adamax(1e-3), ("Adamax", {"lr": 1e-3}), 7
     ),
     Case("nadam", lambda: jopt.nadam(1e-3), lambda: optax.nadam(1e-3), ("NAdam", {"lr": 1e-3}), 7),
+    Case(
+        "nadamw",
+        lambda: jopt.nadamw(1e-3, weight_decay=1e-2),
+        lambda: optax.nadamw(1e-3, weight_decay=1e-2),
+        ("NAdam", {"lr": 1e-3, "weight_decay": 1e-2, "decoupled_weight_decay": True}),
+        7,
+    ),
     Case("radam", lambda: jopt.radam(1e-3), lambda: optax.radam(1e-3), ("RAdam", {"lr": 1e-3}), 7),
     Case(
         "adagrad",

@@ -110,9 +110,8 @@ def _declared(case: helpers.Case) -> dict[str, float]:
     """The numbers the registry declares in the state of `case`'s optimizer, at the case's
     values or the constructor's defaults (a None default leaves its block out)."""
     entry = registry.OPTIMIZERS[case.optimizer]
-    parameters = inspect.signature(case.make).parameters
     values = {
-        h.name: case.kwargs.get(h.name, parameters[h.name].default)
+        h.name: case.kwargs.get(h.name, entry.defaults.get(h.name))
         for h in entry.hparams
         if h.is_number and h.in_state
     }

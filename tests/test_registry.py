@@ -18,9 +18,11 @@ Structure: two transforms that compute the same thing have states of the same tr
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -145,14 +147,10 @@ DECLARED = [
 NUMBERS = [p for p in DECLARED if p.values[1].is_number]
 
 
-def _default(entry, name: str) -> Any:
-    return inspect.signature(entry.factory).parameters[name].default
-
-
 def _valid(entry, hparam) -> Any:
     """A value the declaration accepts: the default, or (for a None default) a typical one."""
-    default = _default(entry, hparam.name)
-    if default is not None and default is not inspect.Parameter.empty:
+    default = entry.defaults.get(hparam.name)
+    if default is not None:
         return default
     allowed = hparam.allowed
     return allowed.hi / 2 if math.isfinite(allowed.hi) else allowed.lo + 0.5
@@ -280,3 +278,13 @@ def test_the_lab_reference_lists_every_name_a_config_may_use():
 
     assert listed(optimizers) == set(registry.OPTIMIZERS) | set(registry.TWINS)
     assert listed(schedules) == set(registry.SCHEDULES)
+
+
+def test_the_speed_benchmark_times_every_optimizer(monkeypatch):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "optimizer_speed.py"
+    spec = importlib.util.spec_from_file_location("optimizer_speed", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, benchmark)  # its dataclasses look it up there
+    spec.loader.exec_module(benchmark)
+    timed = {case.name for case in benchmark.CASES}
+    assert set(registry.OPTIMIZERS) <= timed, "add a Case to benchmarks/optimizer_speed.py"

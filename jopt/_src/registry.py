@@ -21,6 +21,7 @@ fixture generator (then rerun it).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -96,6 +97,17 @@ class Optimizer:
     def __post_init__(self):
         object.__setattr__(self, "examples", _frozen(self.examples))
         object.__setattr__(self, "convergence", _frozen(self.convergence))
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """The declared hyperparameters' defaults, read from the factory's signature: the one
+        place they are written (None: the block the value belongs to is off by default)."""
+        parameters = inspect.signature(self.factory).parameters
+        return {
+            h.name: parameters[h.name].default
+            for h in self.hparams
+            if parameters[h.name].default is not inspect.Parameter.empty
+        }
 
 
 @dataclasses.dataclass(frozen=True)
