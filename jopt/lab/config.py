@@ -20,7 +20,6 @@ strings are converted, anything else is rejected.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
 import typing
 from collections.abc import Mapping, Sequence
@@ -31,25 +30,36 @@ import yaml
 
 from jopt.lab import config_values as checks
 from jopt.lab import outputs, registry
+from jopt.lab.config_optimizers import (
+    OptimizerConfig,
+    ScheduleConfig,
+    build_optimizer,
+    build_schedule,
+    build_value,
+    optimizer,
+    to_data,
+)
 from jopt.lab.config_values import ConfigError
+
+__all__ = [
+    "ConfigError",
+    "ExperimentConfig",
+    "OptimizerConfig",
+    "ScheduleConfig",
+    "TargetConfig",
+    "WorkloadConfig",
+    "apply_override",
+    "build_optimizer",
+    "build_schedule",
+    "build_value",
+    "from_dict",
+    "load",
+    "metric_names",
+    "to_dict",
+    "with_epochs_resolved",
+    "workload_error",
+]
 from jopt.lab.workloads import WORKLOADS
-
-
-@dataclasses.dataclass(frozen=True)
-class ScheduleConfig:
-    """A hyperparameter that follows a schedule: `{schedule: NAME, arg: value, ...}`."""
-
-    name: str
-    args: Mapping[str, Any]
-
-
-@dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
-    """One optimizer to compare: a registry name, a label for tables and plots, hyperparameters."""
-
-    name: str
-    label: str
-    hparams: Mapping[str, Any]  # numbers, bools, strings, lists, or ScheduleConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,103 +127,6 @@ def workload_error(workload: WorkloadConfig, error: Exception) -> ConfigError:
     return checks.blame("workload", error, fields)
 
 
-def _schedule(path: str, raw: Mapping[str, Any]) -> ScheduleConfig:
-    raw = dict(raw)
-    name = checks.string(f"{path}.schedule", raw.pop("schedule"))
-    if name not in registry.SCHEDULES:
-        raise ConfigError(
-            f"{path}.schedule",
-            f"unknown schedule {name!r}{registry.closest(name, registry.SCHEDULES)}.",
-        )
-    parameters = set(inspect.signature(registry.SCHEDULES[name]).parameters)
-    checks.reject_unknown(path, raw, parameters)
-    config = ScheduleConfig(name, {k: _hparam(f"{path}.{k}", v) for k, v in raw.items()})
-    try:
-        build_schedule(config)
-    except (TypeError, ValueError) as e:
-        raise checks.blame(path, e, parameters) from e
-    return config
-
-
-def _hparam(path: str, value: Any) -> Any:
-    """A hyperparameter value: a number (numeric strings converted), bool, string, list, None,
-    or a schedule mapping `{schedule: NAME, ...}`."""
-    if isinstance(value, Mapping):
-        if "schedule" not in value:
-            raise ConfigError(path, "a mapping here must name a schedule: {schedule: NAME, ...}.")
-        return _schedule(path, value)
-    if isinstance(value, str):
-        try:
-            return checks.number(path, value)
-        except ConfigError:
-            return value  # a choice such as momentum_form: lr_inside
-    if isinstance(value, (list, tuple)):
-        return tuple(_hparam(f"{path}[{i}]", v) for i, v in enumerate(value))
-    return value
-
-
-def _declared(path: str, value: Any, hparam: Any) -> Any:
-    """A value of a declared hyperparameter (a `jopt.hparams.HParam`), converted by its kind:
-    numbers (numeric strings too), integers, true/false, one of the choices, or a schedule
-    mapping where the hyperparameter may follow one."""
-    if value is None and hparam.optional:
-        return None
-    if hparam.kind == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(path, f"expected true or false, got {value!r}.")
-        return value
-    if hparam.kind == "choice":
-        if value not in hparam.allowed:
-            raise ConfigError(
-                path,
-                f"expected one of {', '.join(map(repr, hparam.allowed))}, got {value!r}"
-                f"{registry.closest(value, hparam.allowed)}.",
-            )
-        return value
-    if isinstance(value, Mapping):
-        if not hparam.schedulable:
-            raise ConfigError(path, f"{hparam.name} takes a number here, not a schedule.")
-        return _hparam(path, value)
-    kind = int if hparam.kind == "int" else float
-    what = "an integer" if kind is int else "a number"
-    if hparam.schedulable:
-        what += " or a schedule"
-    if isinstance(value, str):
-        try:
-            return checks.number(path, value, kind)
-        except ConfigError:
-            raise ConfigError(path, f"expected {what}, got the string {value!r}.") from None
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ConfigError(path, f"expected {what}, got {value!r}.")
-    return checks.number(path, value, kind)
-
-
-def _optimizer(path: str, raw: Any) -> OptimizerConfig:
-    raw = dict(checks.mapping(path, raw))
-    name = checks.string(f"{path}.name", raw.pop("name", None))
-    if name not in registry.OPTIMIZERS:
-        raise ConfigError(
-            f"{path}.name",
-            f"unknown optimizer {name!r}{registry.closest(name, registry.OPTIMIZERS)}.",
-        )
-    label = checks.string(f"{path}.label", raw.pop("label", name))
-    parameters = inspect.signature(registry.OPTIMIZERS[name]).parameters
-    checks.reject_unknown(path, raw, parameters)
-    declared = registry.hparams(name)
-    hparams = {
-        key: _declared(f"{path}.{key}", value, declared[key])
-        if declared is not None and key in declared
-        else _hparam(f"{path}.{key}", value)
-        for key, value in raw.items()
-    }
-    config = OptimizerConfig(name, label, hparams)
-    try:
-        build_optimizer(config)
-    except (TypeError, ValueError) as e:
-        raise checks.blame(path, e, parameters) from e
-    return config
-
-
 def metric_names(workload: WorkloadConfig) -> tuple[str, ...]:
     """The metrics a target may name: `train_loss`, and `eval_M` for each metric M of the
     workload (the keys of the metrics.jsonl rows)."""
@@ -264,7 +177,7 @@ def from_dict(raw: Any) -> ExperimentConfig:
     optimizers = raw["optimizers"]
     if not isinstance(optimizers, list) or not optimizers:
         raise ConfigError("optimizers", "must be a non-empty list.")
-    optimizer_configs = tuple(_optimizer(f"optimizers[{i}]", o) for i, o in enumerate(optimizers))
+    optimizer_configs = tuple(optimizer(f"optimizers[{i}]", o) for i, o in enumerate(optimizers))
     names = [outputs.safe_name(o.label) for o in optimizer_configs]
     for i, name in enumerate(names):
         if names.index(name) != i:
@@ -394,13 +307,6 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
     directory records the steps that ran.
     """
 
-    def hparam(value: Any) -> Any:
-        if isinstance(value, ScheduleConfig):
-            return {"schedule": value.name, **{k: hparam(v) for k, v in value.args.items()}}
-        if isinstance(value, tuple):
-            return [hparam(v) for v in value]
-        return value
-
     workload = {"name": config.workload.name, **dataclasses.asdict(config.workload.options)}
     workload = {k: list(v) if isinstance(v, tuple) else v for k, v in workload.items()}
     return {
@@ -408,7 +314,7 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "description": config.description,
         "workload": workload,
         "optimizers": [
-            {"name": o.name, "label": o.label, **{k: hparam(v) for k, v in o.hparams.items()}}
+            {"name": o.name, "label": o.label, **{k: to_data(v) for k, v in o.hparams.items()}}
             for o in config.optimizers
         ],
         "seeds": list(config.seeds),
@@ -419,25 +325,3 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "target": dataclasses.asdict(config.target) if config.target else None,
         "output_dir": config.output_dir,
     }
-
-
-# -- building --------------------------------------------------------------------------------------
-
-
-def build_schedule(config: ScheduleConfig) -> Any:
-    args = {k: build_value(v) for k, v in config.args.items()}
-    return registry.SCHEDULES[config.name](**args)
-
-
-def build_value(value: Any) -> Any:
-    if isinstance(value, ScheduleConfig):
-        return build_schedule(value)
-    if isinstance(value, tuple):
-        return tuple(build_value(v) for v in value)
-    return value
-
-
-def build_optimizer(config: OptimizerConfig) -> Any:
-    """The optax transform an OptimizerConfig describes (validated by its constructor)."""
-    kwargs = {k: build_value(v) for k, v in config.hparams.items()}
-    return registry.OPTIMIZERS[config.name](**kwargs)

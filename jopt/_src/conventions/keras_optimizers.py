@@ -243,17 +243,9 @@ def Adam(  # noqa: N802
     weight_decay_mask: Any = None,
 ) -> Transform:
     """keras.optimizers.Adam: `lr sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)`."""
-    clips = (clipnorm, clipvalue, global_clipnorm)
+    fn, clips = errors.current_function(), (clipnorm, clipvalue, global_clipnorm)
     return _adam(
-        errors.current_function(),
-        learning_rate,
-        beta_1,
-        beta_2,
-        epsilon,
-        amsgrad,
-        weight_decay,
-        clips,
-        weight_decay_mask,
+        fn, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, clips, weight_decay_mask
     )
 
 
