@@ -2,10 +2,10 @@
 
     python benchmarks/convergence_budgets.py [--max-steps N]
 
-Runs every configuration of `tests/test_convergence.py` (float64) on the ill-conditioned quadratic
-and on Rosenbrock for up to N steps, and prints a Markdown table of the measured steps and the
-budgets ceil(1.5 * measured), for the docstring and the `measured` numbers of that file. A row
-marked "changed" no longer matches the numbers stored in the test.
+Runs every convergence configuration of the registry (`jopt/_src/registry.py`, run by
+`tests/test_convergence.py` in float64) on the ill-conditioned quadratic and on Rosenbrock for up
+to N steps, and prints a Markdown table of the measured steps and the budgets
+ceil(1.5 * measured). A row marked "changed" no longer matches the steps stored in the registry.
 """
 
 from __future__ import annotations

@@ -200,7 +200,11 @@ class Bound:
 
     def __init__(self, spec: Spec, fn: str, values: Mapping[str, Any]):
         self.spec, self.fn, self.values = spec, fn, dict(values)
-        in_state = [spec[name] for name in values if spec[name].in_state and spec[name].is_number]
+        in_state = [
+            spec[name]
+            for name, value in values.items()
+            if spec[name].in_state and spec[name].is_number and value is not None
+        ]
         self.schedules = {h.name: values[h.name] for h in in_state if callable(values[h.name])}
         names = {h.name for h in in_state}
         self.meta = Meta(
