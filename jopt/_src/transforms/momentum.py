@@ -18,6 +18,7 @@ in deep learning", in the look-ahead form used by torch, optax and Keras.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, NamedTuple
 
 import jax
@@ -52,7 +53,13 @@ SGD = Spec(
     MOMENTUM_FORM,
     WEIGHT_DECAY.as_optional(),
 )
-MOMENTUM_LR_INSIDE = Spec(LEARNING_RATE, MOMENTUM, WEIGHT_DECAY.as_optional(), NESTEROV)
+# The learning-rate-inside form weighs the gradient by -lr, not by 1 - momentum: no complement.
+MOMENTUM_LR_INSIDE = Spec(
+    LEARNING_RATE,
+    dataclasses.replace(MOMENTUM, complement=False),
+    WEIGHT_DECAY.as_optional(),
+    NESTEROV,
+)
 EMA = Spec(Float("decay", DECAY, schedulable=True, complement=True), Flag("debias"))
 
 
