@@ -65,11 +65,9 @@ def _reference_kwargs(reference: Callable[..., Any], kwargs: dict[str, Any]) -> 
     }
 
 
-def _uses_params(kwargs: dict[str, Any], make: Callable[..., Any]) -> bool:
+def _uses_params(kwargs: dict[str, Any], entry: registry.Optimizer) -> bool:
     """Whether `update` needs the params: a weight decay block is in the chain."""
-    decay = inspect.signature(make).parameters.get("weight_decay")
-    value = kwargs.get("weight_decay", decay.default if decay is not None else None)
-    return value is not None
+    return kwargs.get("weight_decay", entry.defaults.get("weight_decay")) is not None
 
 
 def _cases() -> list[Case]:
@@ -95,7 +93,7 @@ def _cases() -> list[Case]:
                     _reference_kwargs(reference, kwargs),
                     optax_make,
                     optax_kwargs,
-                    uses_params=_uses_params(kwargs, entry.factory),
+                    uses_params=_uses_params(kwargs, entry),
                     scale_invariant=entry.scale_invariant,
                     seed=SEEDS.get(case_id, 0),
                     optimizer=name,

@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 _NOTHING = object()  # `value` of an error that is about no single value
-# The outermost public constructor being called: (its name, the call as written).
-_CALLED: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+# The outermost public constructor being called: (its name, its positional and keyword arguments).
+_CALLED: contextvars.ContextVar[tuple[str, tuple, dict] | None] = contextvars.ContextVar(
     "jopt_called", default=None
 )
 
@@ -83,7 +83,7 @@ def public(name: str) -> Callable[[F], F]:
         def called(*args: Any, **kwargs: Any) -> Any:
             if _CALLED.get() is not None:
                 return function(*args, **kwargs)
-            token = _CALLED.set((name, _describe(name, args, kwargs)))
+            token = _CALLED.set((name, args, kwargs))
             try:
                 return function(*args, **kwargs)
             finally:
@@ -102,16 +102,13 @@ def current_function() -> str:
 
 def current_call() -> str:
     """The call the user made, as written: `jopt.exponential_decay(0.01, 1000, 0.5)`."""
-    return _current()[1]
+    name, args, kwargs = _current()
+    words = [repr(a) for a in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
+    return f"{name}({', '.join(words)})"
 
 
-def _current() -> tuple[str, str]:
+def _current() -> tuple[str, tuple, dict]:
     called = _CALLED.get()
     if called is None:
         raise RuntimeError("jopt internal: called outside a @public constructor.")
     return called
-
-
-def _describe(name: str, args: tuple, kwargs: dict) -> str:
-    words = [repr(a) for a in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
-    return f"{name}({', '.join(words)})"

@@ -74,18 +74,13 @@ class Meta:
         return self.hparams[self.index[name]]
 
 
-def store(fn: str, hparam: Any, value: Any, dtype: Any) -> jax.Array:
-    """`value` as a scalar array of `dtype`, checked again against `hparam.allowed` after
-    rounding when concrete.
+def store(fn: str, name: str, value: Any, allowed: Range, dtype: Any = None) -> jax.Array:
+    """`value` as a scalar array of `dtype` (default: the state's float), checked again against
+    `allowed` after rounding when concrete.
 
     b1 = 0.99999999 passes the check as a Python float but rounds to 1.0 in float32, where the
     bias correction 1 - b1**t is 0 and the first step is infinite.
     """
-    return store_number(fn, hparam.name, value, hparam.allowed, dtype)
-
-
-def store_number(fn: str, name: str, value: Any, allowed: Range, dtype: Any = None) -> jax.Array:
-    """`store` for a number `name` in `allowed` (dtype default: the state's float)."""
     array = jnp.asarray(value, default_float() if dtype is None else dtype)
     if not isinstance(array, jax.core.Tracer) and float(array) not in allowed:
         raise ArgumentError(
@@ -233,7 +228,7 @@ class HParams:
                     )
             else:
                 value = hparam.check_value(fn, value)
-            values[name] = store(fn, hparam, value, dtype)
+            values[name] = store(fn, name, value, hparam.allowed, dtype)
         return HParams.pack(self.meta, values, new, self.derived)
 
 

@@ -42,11 +42,10 @@ import jax.numpy as jnp
 
 from jopt._src import validation
 from jopt._src.errors import ArgumentError
-from jopt._src.hparams import Derived, HParams, Meta, default_float, derive, store
+from jopt._src.hparams import Derived, HParams, Meta, default_float, store
 from jopt._src.validation import ANY_FINITE, Range
 
-NUMBER_KINDS = ("float", "int")
-OPTION_KINDS = ("bool", "choice")
+NUMBER_KINDS = ("float", "int")  # kept in the state; "bool" and "choice" select the program
 # An integer hyperparameter is stored in the state's float array: exact up to 2**24 in float32.
 INT_LIMIT = 2**24
 
@@ -214,7 +213,7 @@ class Bound:
         )
         for h in in_state:  # reject values that round out of range in the state's dtype, now
             if h.name not in self.schedules:
-                store(fn, h, values[h.name], default_float())
+                store(fn, h.name, values[h.name], h.allowed)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -232,7 +231,7 @@ class Bound:
         stored = {
             h.name: jnp.asarray(raw[h.name], dtype)
             if h.name in self.schedules
-            else store(self.fn, h, raw[h.name], dtype)
+            else store(self.fn, h.name, raw[h.name], h.allowed, dtype)
             for h in self.meta.hparams
         }
         return HParams.pack(self.meta, stored, raw, {})
@@ -253,6 +252,3 @@ class Bound:
         return HParams.pack(
             self.meta, values, {name: values[name] for name in self.schedules}, hparams.derived
         )
-
-
-__all__ = ["Bound", "Choice", "Flag", "Float", "HParam", "Int", "Spec", "derive", "one_minus"]

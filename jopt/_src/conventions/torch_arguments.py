@@ -24,7 +24,7 @@ _CYCLING_HINT = (
 def number(fn: str, name: str, value: Any, allowed: validation.Range) -> float:
     """A number in `allowed` that stays in it once stored in the state's dtype."""
     x = validation.check_number(fn, name, value, allowed)
-    hparams.store_number(fn, name, x, allowed)
+    hparams.store(fn, name, x, allowed)
     return x
 
 
