@@ -1,8 +1,8 @@
 """The jopt lab: YAML experiment configs that compare optimizers on workloads.
 
-Needs the `[lab]` extra (flax, PyYAML, matplotlib, scikit-learn, tqdm); the core library never
-imports this package. Entry point: the `jopt` command (`jopt.lab.cli`), which names what is
-missing when the extra is not installed.
+Needs the `[lab]` extra (flax, PyYAML, matplotlib, scikit-learn, tqdm; optuna and cmaes for
+hyperparameter search); the core library never imports this package. Entry point: the `jopt`
+command (`jopt.lab.cli`), which names what is missing when the extra is not installed.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import importlib
 LAB_DEPENDENCIES = {
     "flax": "flax",
     "matplotlib": "matplotlib",
+    "optuna": "optuna",
+    "cmaes": "cmaes",
     "sklearn": "scikit-learn",
     "tqdm": "tqdm",
     "yaml": "pyyaml",

@@ -3,6 +3,9 @@
     jopt run CONFIG [KEY.SUB=VALUE ...]     run an experiment config (overrides optional)
     jopt run --resume RUN_DIR               continue an interrupted run exactly
     jopt plot RUN_DIR                       redraw a run's figures from its files
+    jopt sweep CONFIG [KEY.SUB=VALUE ...]   search the hyperparameters of its `search:` section
+    jopt sweep --resume STUDY_DIR           continue an interrupted search
+    jopt lr-find CONFIG [KEY.SUB=VALUE ...] the learning-rate range test
 
 Exit status: 0 done, 2 bad config or arguments, 130 interrupted (resumable).
 """
@@ -15,6 +18,8 @@ import sys
 from pathlib import Path
 
 from jopt import lab
+
+_TAKE_OVERRIDES = ("run", "sweep", "lr-find")  # commands whose KEY=VALUE words override a config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-plots", action="store_true", help="do not draw figures")
     plot = commands.add_parser("plot", help="redraw a run's figures")
     plot.add_argument("run_dir")
+    from jopt.lab.search import lr_find, sweep_cli
+
+    sweep_cli.add_arguments(
+        commands.add_parser("sweep", help="search hyperparameters (the config's search section)")
+    )
+    lr_find.add_arguments(
+        commands.add_parser("lr-find", help="the learning-rate range test of a config")
+    )
     return parser
 
 
@@ -90,13 +103,21 @@ def main(argv: list[str] | None = None) -> int:
     # positionals, so the KEY=VALUE words it leaves over are overrides too.
     args, extra = parser.parse_known_args(argv)
     unknown = [word for word in extra if word.startswith("-") or "=" not in word]
-    if unknown or (extra and args.command != "run"):
+    if unknown or (extra and args.command not in _TAKE_OVERRIDES):
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "sweep":
+            from jopt.lab.search import sweep_cli
+
+            return sweep_cli.main(args)
+        if args.command == "lr-find":
+            from jopt.lab.search import lr_find
+
+            return lr_find.main(args)
         from jopt.lab import plots
 
         written = plots.plot_run(Path(args.run_dir))

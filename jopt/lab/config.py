@@ -40,6 +40,8 @@ from jopt.lab.config_optimizers import (
     to_data,
 )
 from jopt.lab.config_values import ConfigError
+from jopt.lab.search import space as search_space
+from jopt.lab.search.space import SearchConfig
 
 __all__ = [
     "ConfigError",
@@ -91,6 +93,7 @@ class ExperimentConfig:
     target: TargetConfig | None = None
     output_dir: str = "runs"
     description: str = ""
+    search: SearchConfig | None = None  # what `jopt sweep` searches; `jopt run` ignores it
 
 
 _TOP_KEYS = {f.name for f in dataclasses.fields(ExperimentConfig)}
@@ -208,6 +211,9 @@ def from_dict(raw: Any) -> ExperimentConfig:
         target=_target(raw.get("target"), workload),
         output_dir=checks.string("output_dir", raw.get("output_dir", "runs")),
         description=checks.string("description", raw.get("description", "")),
+        search=search_space.from_dict(
+            raw.get("search"), optimizer_configs, metric_names(workload), MAX_SEED
+        ),
     )
     return config
 
@@ -324,4 +330,5 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "checkpoint_every": config.checkpoint_every,
         "target": dataclasses.asdict(config.target) if config.target else None,
         "output_dir": config.output_dir,
+        **({"search": search_space.to_dict(config.search)} if config.search else {}),
     }

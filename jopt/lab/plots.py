@@ -52,7 +52,8 @@ def _series(seeds: list[list[dict[str, Any]]], key: str) -> tuple[np.ndarray, np
     return np.asarray(steps), values
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Writes `fig` as a PNG at `path`, atomically, and closes it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
@@ -102,7 +103,7 @@ def plot_curves(run_dir: Path, config, runs) -> Path:
         f"seed{'s' if seeds > 1 else ''}",
         fontsize=10,
     )
-    return _save(fig, run_dir / "curves.png")
+    return save_figure(fig, run_dir / "curves.png")
 
 
 def plot_learning_rates(run_dir: Path, config, runs) -> Path:
@@ -116,7 +117,7 @@ def plot_learning_rates(run_dir: Path, config, runs) -> Path:
     ax.set_title("learning rate used at each step")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _save(fig, run_dir / "learning_rate.png")
+    return save_figure(fig, run_dir / "learning_rate.png")
 
 
 def plot_paths(run_dir: Path, config, runs) -> Path | None:
@@ -163,7 +164,7 @@ def plot_paths(run_dir: Path, config, runs) -> Path | None:
         fontsize=10,
     )
     ax.legend(fontsize=8, loc="best")
-    return _save(fig, run_dir / "paths.png")
+    return save_figure(fig, run_dir / "paths.png")
 
 
 def plot_run(run_dir: Path) -> list[Path]:

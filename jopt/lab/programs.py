@@ -29,6 +29,17 @@ def steps_per_epoch(workload: Workload) -> int | None:
     return workload.train.size // workload.batch_size
 
 
+def seed_keys(seeds) -> tuple[jax.Array, jax.Array]:
+    """(init keys, data keys), stacked over `seeds`: the key of the initial parameters and the
+    key of the example order of each seed, the same for every command that trains a seed."""
+    keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
+
+    def fold(i):
+        return jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), i))(keys)
+
+    return fold(0), fold(1)
+
+
 def _make_order(workload: Workload) -> Callable | None:
     """(stacked data keys, epoch) -> each seed's order of the training examples in that epoch:
     a permutation keyed by (seed's data key, epoch). Jitted apart from the step, so that the

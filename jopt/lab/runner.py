@@ -33,7 +33,7 @@ import numpy as np
 
 from jopt.lab import checkpoints, outputs
 from jopt.lab import config as config_lib
-from jopt.lab.programs import Compiled, compiled_workload, steps_per_epoch
+from jopt.lab.programs import Compiled, compiled_workload, seed_keys, steps_per_epoch
 
 
 class Interrupted(Exception):
@@ -75,13 +75,7 @@ class _Group:
         # labels 'momentum 0.9' and 'momentum 0.6' into the same 'momentum-0.npz').
         self.checkpoint = run_dir / "checkpoints" / outputs.safe_name(optimizer.label)
         self.format = checkpoints.default_format()
-        keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in self.seeds])
-        self.init_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), 0))(
-            keys
-        )
-        self.data_keys = jax.vmap(lambda k: jax.random.fold_in(jax.random.wrap_key_data(k), 1))(
-            keys
-        )
+        self.init_keys, self.data_keys = seed_keys(self.seeds)
         self.evaluate = compiled.evaluate
         self._epoch_order: tuple[int, jax.Array] | None = None
 
@@ -242,9 +236,9 @@ class _Group:
 # -- the whole experiment --------------------------------------------------------------------------
 
 
-def new_run_dir(experiment: config_lib.ExperimentConfig) -> Path:
-    """`OUTPUT_DIR/NAME`, or `NAME-2`, `NAME-3`... if taken."""
-    base = Path(experiment.output_dir) / experiment.name
+def new_run_dir(experiment: config_lib.ExperimentConfig, suffix: str = "") -> Path:
+    """`OUTPUT_DIR/NAMESUFFIX`, or `NAMESUFFIX-2`, `NAMESUFFIX-3`... if taken."""
+    base = Path(experiment.output_dir) / f"{experiment.name}{suffix}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -274,6 +268,8 @@ def run(
         raise config_lib.workload_error(experiment.workload, e) from e
     workload = compiled.workload
     experiment = config_lib.with_epochs_resolved(experiment, steps_per_epoch(workload) or 1)
+    # A run directory records what ran: a search section is `jopt sweep`'s, not the run's.
+    experiment = dataclasses.replace(experiment, search=None)
     if resume:
         run_dir = Path(run_dir)
     else:

@@ -1,0 +1,154 @@
+"""Trials that differ only in hyperparameter values, trained as one vmapped program.
+
+A population is a list of members, each a seed and the values of the hyperparameters the
+optimizer keeps in its state. The members are stacked like the seeds of `jopt run`: one jitted
+step trains them all (the lab's compiled step, `programs.Compiled.programs_for`), and each
+member's state holds its own values, set with `jopt.set_hparams` from Python numbers, so that
+they are rounded exactly as the constructor rounds them. A member is then the run `jopt run`
+makes of its trial and seed: the same initial parameters, the same batches, the same arithmetic.
+
+Populations are padded to a fixed size (repeating the last member, whose results are dropped),
+so that every batch of a study runs the same compiled program.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jopt
+from jopt.lab.config_optimizers import OptimizerConfig
+from jopt.lab.programs import Compiled, seed_keys, steps_per_epoch
+
+
+class Stopped(Exception):
+    """Raised when the stop callback asks for it (Ctrl-C), between two chunks of steps."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    seed: int
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # set in the state
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What a population did: the objective metric of every member at every eval."""
+
+    steps: tuple[int, ...]  # the eval steps: 0, then the end of each chunk of `eval_every`
+    metric: np.ndarray  # (members, evals); NaN after a member stopped being evaluated
+    diverged_at: np.ndarray  # (members,) the step whose loss was not finite (logged as +1), or -1
+    seconds: float
+    bytes_per_member: int  # parameters and optimizer state of one member
+
+
+def _is_hparams(node: Any) -> bool:
+    return isinstance(node, jopt.HParams)
+
+
+def with_values(state: Any, values: Sequence[Mapping[str, Any]]) -> Any:
+    """The stacked optimizer `state` with member i's hyperparameters set to `values[i]`.
+
+    Each member's values are set on an unstacked copy with `jopt.set_hparams` (concrete
+    numbers, checked and rounded as at construction), then its hyperparameter nodes are
+    stacked; buffers are kept as they are.
+    """
+    if not any(values):
+        return state
+    template = jax.tree.map(lambda x: x[0], state)
+    done: dict[str, Any] = {}
+    members = []
+    for v in values:
+        key = repr(sorted(v.items()))
+        if key not in done:
+            done[key] = jopt.set_hparams(template, **v)
+        members.append(done[key])
+
+    def pick(node, *nodes):
+        if _is_hparams(node):
+            return jax.tree.map(lambda *xs: jnp.stack(xs), *nodes)
+        return node
+
+    return jax.tree.map(pick, state, *members, is_leaf=_is_hparams)
+
+
+def train(
+    compiled: Compiled,
+    optimizer: OptimizerConfig,
+    members: Sequence[Member],
+    steps: int,
+    eval_every: int,
+    metric: str,
+    *,
+    size: int | None = None,
+    on_eval: Callable[[int, np.ndarray], np.ndarray | None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> Result:
+    """Trains `members` of `optimizer` for `steps` steps; returns each one's `metric` curve.
+
+    `optimizer` is the program every member runs (a trial's config; the values that differ are
+    in each member's `values`). `size` pads the population (default: no padding).
+    `on_eval(step, values)` is called after each eval with the metric of every real member; it
+    may return a mask of the members still of interest (pruned ones False): when none is, the
+    training stops early. `stop()` is asked between chunks; True raises `Stopped`.
+    """
+    clock = time.perf_counter()
+    n = len(members)
+    size = max(size or n, n)
+    padded = [*members, *[members[-1]] * (size - n)]
+    programs = compiled.programs_for(optimizer)
+    workload = compiled.workload
+    init_keys, data_keys = seed_keys([m.seed for m in padded])
+    params = compiled.init_params(init_keys)
+    opt_state = with_values(programs.init_state(params), [m.values for m in padded])
+    diverged = jnp.full((size,), -1, jnp.int32)
+    nbytes = sum(x.nbytes for x in jax.tree.leaves((params, opt_state))) // size
+
+    def measure(params, record) -> np.ndarray:
+        if metric == "train_loss":
+            return np.asarray(record["train_loss"])[:n]
+        evals = compiled.evaluate(params, workload.valid)
+        return np.asarray(evals[metric.removeprefix("eval_")])[:n]
+
+    eval_steps = [0]
+    curves = [measure(params, {"train_loss": np.full(size, np.nan)})]
+    per_epoch = steps_per_epoch(workload)
+    order, epoch = None, -1
+    active = np.ones(n, bool)
+    step = 0
+    while step < steps:
+        if stop is not None and stop():
+            raise Stopped
+        end = min(step + eval_every - step % eval_every, steps)
+        for t in range(step, end):
+            if per_epoch is not None and t // per_epoch != epoch:
+                epoch = t // per_epoch
+                order = compiled.order(data_keys, jnp.asarray(epoch, jnp.int32))
+            params, opt_state, diverged, record = programs.step(
+                params, opt_state, diverged, order, jnp.asarray(t, jnp.int32)
+            )
+        step = end
+        values = measure(params, record)
+        eval_steps.append(step)
+        curves.append(np.where(active, values, np.nan))
+        if on_eval is not None:
+            mask = on_eval(step, values)
+            if mask is not None:
+                active &= np.asarray(mask, bool)
+        active &= np.asarray(diverged)[:n] < 0
+        if not active.any():
+            break
+    metric_curves = np.stack(curves, axis=1)
+    return Result(
+        tuple(eval_steps),
+        metric_curves,
+        np.asarray(diverged)[:n],
+        time.perf_counter() - clock,
+        int(nbytes),
+    )
