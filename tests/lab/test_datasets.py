@@ -1,4 +1,5 @@
-"""MNIST and Fashion-MNIST read from files already on disk, in every layout the docs promise.
+"""MNIST and Fashion-MNIST read from files already on disk, in every layout the docs promise;
+the fixed digits split; the cross-validation folds of both.
 
 The files here are written by the tests themselves: small synthetic images in the real formats
 (IDX raw and gzipped, Keras' .npz), so nothing is downloaded and nothing large is needed. Class k
@@ -7,6 +8,8 @@ has a bright band at rows 2k..2k+2, which an MLP learns in a few steps.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import gzip
 import struct
 
@@ -203,3 +206,101 @@ def test_the_mlp_trains_on_mnist_files_from_disk(tmp_path):
     after = workload.metrics(params, workload.valid.x, workload.valid.y)
     assert after["loss"] < 0.5 * before["loss"], (before, after)
     assert after["accuracy"] >= 0.9, after
+
+
+# -- cross-validation folds ------------------------------------------------------------------------
+
+
+def _examples(x: np.ndarray, y: np.ndarray) -> collections.Counter:
+    """The multiset of (image, label) examples: an image that appears twice counts twice."""
+    pairs = zip(x, y, strict=True)
+    return collections.Counter(image.tobytes() + label.tobytes() for image, label in pairs)
+
+
+def test_digits_without_folds_are_the_fixed_permutation_split():
+    x, y = datasets.load_digits()
+    order = np.random.default_rng(0).permutation(1797)
+    data = datasets.load("mlp", "digits")
+    for got_x, got_y, index in [
+        (data.train_x, data.train_y, order[600:]),
+        (data.valid_x, data.valid_y, order[300:600]),
+        (data.test_x, data.test_y, order[:300]),
+    ]:
+        np.testing.assert_array_equal(got_x, x[index])
+        np.testing.assert_array_equal(got_y, y[index])
+
+
+def _check_folds_partition(folds: list[datasets.ImageData], usual: datasets.ImageData) -> None:
+    """The folds' validation splits partition train ∪ valid of `usual`, each fold trains on the
+    others, and the test split is the usual one."""
+    pool = _examples(usual.train_x, usual.train_y) + _examples(usual.valid_x, usual.valid_y)
+    every_valid = collections.Counter()
+    for i, fold in enumerate(folds):
+        np.testing.assert_array_equal(fold.test_x, usual.test_x)
+        np.testing.assert_array_equal(fold.test_y, usual.test_y)
+        train = _examples(fold.train_x, fold.train_y)
+        valid = _examples(fold.valid_x, fold.valid_y)
+        assert train + valid == pool
+        others = sum(
+            (_examples(f.valid_x, f.valid_y) for j, f in enumerate(folds) if j != i),
+            collections.Counter(),
+        )
+        assert train == others
+        every_valid += valid
+    assert every_valid == pool  # no overlap, nothing lost
+
+
+def test_digits_folds_partition_the_training_and_validation_images():
+    k = 4
+    folds = [datasets.load("mlp", "digits", cv_folds=k, cv_fold=i) for i in range(k)]
+    _check_folds_partition(folds, datasets.load("mlp", "digits"))
+    # 1497 non-test images: array_split sizes 375, 374, 374, 374
+    assert [f.sizes()["valid"] for f in folds] == [375, 374, 374, 374]
+    assert [f.sizes()["train"] for f in folds] == [1122, 1123, 1123, 1123]
+    assert all(f.image_shape == (8, 8, 1) for f in folds)
+
+
+def test_digits_folds_are_deterministic_and_max_train_cuts_the_folds_training_split():
+    first = datasets.load("cnn", "digits", cv_folds=3, cv_fold=2)
+    again = datasets.load("cnn", "digits", cv_folds=3, cv_fold=2)
+    cut = datasets.load("cnn", "digits", max_train=100, cv_folds=3, cv_fold=2)
+    for name in ("train_x", "train_y", "valid_x", "valid_y", "test_x", "test_y"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(again, name))
+    np.testing.assert_array_equal(cut.train_x, first.train_x[:100])
+    np.testing.assert_array_equal(cut.valid_x, first.valid_x)
+    assert cut.sizes() == {"train": 100, "valid": 499, "test": 300}
+
+
+def test_fold_indices_partition_range_n_with_array_split_sizes():
+    n, k = 23, 5
+    valid = [datasets.fold_indices(n, k, i)[1] for i in range(k)]
+    np.testing.assert_array_equal(np.sort(np.concatenate(valid)), np.arange(n))
+    assert [len(v) for v in valid] == [5, 5, 5, 4, 4]
+    for i in range(k):
+        train, fold = datasets.fold_indices(n, k, i)
+        assert set(train).isdisjoint(fold) and len(train) + len(fold) == n
+        assert datasets.fold_sizes(n, k, i) == (len(train), len(fold))
+
+
+def test_mnist_folds_pool_every_training_image_and_keep_the_test_images(tmp_path):
+    folder = str(_idx_folder(tmp_path))
+    k = 3
+    # The default n_valid (5000) exceeds these 60 images: with folds it does not apply.
+    folds = [datasets.load("mlp", "mnist", folder, cv_folds=k, cv_fold=i) for i in range(k)]
+    _check_folds_partition(folds, datasets.load("mlp", "mnist", folder, n_valid=12))
+    assert [f.sizes() for f in folds] == [{"train": 40, "valid": 20, "test": N_TEST}] * k
+    with pytest.raises(ValueError, match="cv_folds must be at most the 60 training") as raised:
+        datasets.load("mlp", "mnist", folder, cv_folds=61)
+    assert raised.value.argument == "cv_folds"
+    with pytest.raises(ValueError, match="n_valid must be null with cv_folds"):
+        datasets.load("mlp", "mnist", folder, n_valid=12, cv_folds=3)
+
+
+def test_the_cnn_builds_on_a_mnist_fold_with_a_fitting_batch(tmp_path):
+    module = WORKLOADS["cnn"]
+    folder = str(_idx_folder(tmp_path))
+    options = module.Options(dataset="mnist", data_dir=folder, cv_folds=4, cv_fold=3, batch_size=45)
+    workload = module.build(options)
+    assert (workload.train.size, workload.valid.size, workload.test.size) == (45, 15, N_TEST)
+    with pytest.raises(ValueError, match="at most the training split's size 45"):
+        module.build(dataclasses.replace(options, batch_size=46))

@@ -1,8 +1,10 @@
 """Every registered workload: builds from its default options, initialises as a pure function of
 the key under jax.vmap and jax.jit, trains (a few optimizer steps lower the training loss), and
-reports its documented metrics; bad options fail with clear errors before any compute. Then each
-workload's own promises: linear regression's excess loss, the generated data's independence of
-the trial seed, the 2-D functions' minimizers, curvature, starts and plot windows.
+reports its documented metrics; bad options fail with clear errors before any compute; the
+cross-validation options load from a config and build. Then each workload's own promises: the
+cnn's pooling against a NumPy forward pass, linear regression's excess loss, the generated data's
+independence of the trial seed and its folds partitioning train and valid, the 2-D functions'
+minimizers, curvature, starts and plot windows. (The image folds are in test_datasets.py.)
 
 Compiling is most of the cost (a program that draws random numbers takes seconds to compile on the
 CPU), so builds, initial parameters and jitted functions are shared through functools.cache, and
@@ -22,7 +24,8 @@ import optax
 import pytest
 
 import jopt
-from jopt.lab.workloads import WORKLOADS, functions2d, linear_regression
+from jopt.lab import config as config_lib
+from jopt.lab.workloads import WORKLOADS, datasets, functions2d, linear_regression
 
 NAMES = tuple(WORKLOADS)
 METRIC_KEYS = {
@@ -201,6 +204,17 @@ BAD_OPTIONS = [  # workload, options, error type, words the message must contain
     ("mlp", {"dataset": "mnist"}, ValueError, "set data_dir"),
     ("cnn", {"channels": ()}, ValueError, "at least one conv layer"),
     ("cnn", {"channels": (4, 4, 4, 4)}, ValueError, "use at most 3 layers"),
+    ("cnn", {"pooling": "min"}, ValueError, "pooling must be one of 'avg', 'max', got 'min'"),
+    ("mlp", {"cv_folds": 1}, ValueError, "cv_folds must be an integer >= 2, got 1"),
+    ("mlp", {"cv_folds": 3, "cv_fold": 3}, ValueError, "cv_fold must be in [0, 2]"),
+    ("cnn", {"cv_fold": 1}, ValueError, "cv_fold selects one of cv_folds folds"),
+    ("mlp", {"cv_folds": 3, "n_valid": 100}, ValueError, "n_valid must be null with cv_folds"),
+    ("mlp", {"cv_folds": 2, "batch_size": 749}, ValueError, "training split's size 748"),
+    ("mlp", {"cv_folds": 1500}, ValueError, "at most the 1497 training and validation"),
+    ("linear_regression", {"cv_folds": 2.5}, TypeError, "cv_folds must be an integer >= 2"),
+    ("linear_regression", {"cv_fold": -1}, ValueError, "cv_fold must be an integer >= 0"),
+    ("linear_regression", {"cv_folds": 2, "batch_size": 400}, ValueError, "split's size 384"),
+    ("logistic_regression", {"cv_folds": 4, "n_train": 2, "n_valid": 1}, ValueError, "= 3"),
     ("functions2d", {"function": "himmelblau"}, ValueError, "function must be one of 'canyon'"),
     ("functions2d", {"start": (1.0,)}, ValueError, "start must be a pair"),
     ("functions2d", {"start_noise": -1.0}, ValueError, "start_noise must be >= 0"),
@@ -219,6 +233,133 @@ def test_bad_options_raise_a_clear_error_naming_the_workload(name, options, erro
         module.build(module.Options(**options))
     assert str(info.value).startswith(f"{name}: "), str(info.value)
     assert words in str(info.value), str(info.value)
+
+
+BAD_FOLDS = [  # options, the argument the error names
+    ({"cv_folds": 1}, "cv_folds"),
+    ({"cv_folds": 0}, "cv_folds"),
+    ({"cv_folds": "3"}, "cv_folds"),
+    ({"cv_fold": -1}, "cv_fold"),
+    ({"cv_fold": 1}, "cv_fold"),
+    ({"cv_folds": 3, "cv_fold": 3}, "cv_fold"),
+    ({"cv_folds": 2, "cv_fold": 1.5}, "cv_fold"),
+]
+
+
+@pytest.mark.parametrize("name", ["linear_regression", "logistic_regression", "mlp", "cnn"])
+@pytest.mark.parametrize(("options", "argument"), BAD_FOLDS, ids=lambda o: str(o))
+def test_bad_fold_options_name_the_argument_and_value(name, options, argument):
+    with pytest.raises(jopt.ArgumentError) as info:
+        WORKLOADS[name].Options(**options)  # refused without loading any data
+    assert info.value.argument == argument
+    assert info.value.value == options[argument]
+    assert str(info.value).startswith(f"{name}: {argument} ")
+
+
+def test_only_workloads_with_data_have_fold_options():
+    for name, module in WORKLOADS.items():
+        fields = {f.name for f in dataclasses.fields(module.Options)}
+        assert {"cv_folds", "cv_fold"} <= fields or name == "functions2d", name
+    assert not {"cv_folds", "cv_fold"} & {f.name for f in dataclasses.fields(functions2d.Options)}
+
+
+CV_CONFIGS = [  # workload options as a YAML config gives them
+    {"name": "mlp", "cv_folds": 3, "cv_fold": 1},
+    {"name": "cnn", "cv_folds": 3, "cv_fold": 1, "channels": [32], "pooling": "max"},
+    {"name": "linear_regression", "cv_folds": 3, "cv_fold": 1},
+    {"name": "logistic_regression", "cv_folds": "3", "cv_fold": 1.0},  # converted to ints
+]
+
+
+@pytest.mark.parametrize("workload", CV_CONFIGS, ids=lambda w: w["name"])
+def test_fold_options_load_from_a_config_round_trip_and_build(workload):
+    raw = {
+        "name": "cv",
+        "workload": workload,
+        "optimizers": [{"name": "sgd", "learning_rate": 0.1}],
+    }
+    config = config_lib.from_dict(raw)
+    options = config.workload.options
+    assert (options.cv_folds, options.cv_fold) == (3, 1)
+    assert type(options.cv_folds) is int and type(options.cv_fold) is int
+    assert hash(options) == hash(dataclasses.replace(options))  # hashable: a cache key
+    again = config_lib.from_dict(config_lib.to_dict(config))
+    assert again.workload == config.workload
+    built = WORKLOADS[workload["name"]].build(options)
+    usual = _workload(workload["name"])  # the default options: the fixed split
+    pool = usual.train.size + usual.valid.size
+    assert built.valid.size == pool // 3 + (1 < pool % 3)
+    assert built.train.size + built.valid.size == pool
+    chex.assert_trees_all_equal((built.test.x, built.test.y), (usual.test.x, usual.test.y))
+
+
+def test_a_fold_error_in_a_config_is_placed_at_its_key():
+    raw = {"name": "cv", "optimizers": [{"name": "sgd", "learning_rate": 0.1}]}
+    raw["workload"] = {"name": "mlp", "cv_folds": 3, "cv_fold": 5}
+    with pytest.raises(config_lib.ConfigError) as info:
+        config_lib.from_dict(raw)
+    assert info.value.path == "workload.cv_fold"
+    raw["workload"] = {"name": "mlp", "cv_folds": 3, "n_valid": 200}
+    with pytest.raises(config_lib.ConfigError) as info:
+        config_lib.from_dict(raw)
+    assert info.value.path == "workload.n_valid"
+
+
+# -- the cnn's pooling -----------------------------------------------------------------------------
+
+
+def _reference_cnn_logits(params, images: np.ndarray, pooling: str) -> np.ndarray:
+    """conv 3x3 'SAME' -> ReLU -> 2x2 pool (stride 2) per layer -> dense, in NumPy float64."""
+    x = np.asarray(images, np.float64)
+    for i in range(len(params["convs"])):
+        kernel = np.asarray(params["convs"][i]["kernel"], np.float64)  # (3, 3, in, out)
+        bias = np.asarray(params["convs"][i]["bias"], np.float64)
+        n, h, w, _ = x.shape
+        padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        out = np.zeros((n, h, w, kernel.shape[-1])) + bias
+        for di in range(3):
+            for dj in range(3):
+                out += padded[:, di : di + h, dj : dj + w, :] @ kernel[di, dj]
+        out = np.maximum(out, 0.0)
+        windows = out[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2, -1)
+        x = windows.max(axis=(2, 4)) if pooling == "max" else windows.mean(axis=(2, 4))
+    kernel = np.asarray(params["output"]["kernel"], np.float64)
+    bias = np.asarray(params["output"]["bias"], np.float64)
+    return x.reshape(len(x), -1) @ kernel + bias
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_cnn_pooling_matches_a_numpy_forward_pass(pooling):
+    """The classic tutorial CNN (one 3x3 conv of 32 filters, 2x2 pooling, dense, batch 32):
+    per-example losses equal those of an independent NumPy forward pass with the same params."""
+    options = WORKLOADS["cnn"].Options(channels=(32,), pooling=pooling, batch_size=32)
+    workload = _built("cnn", options)
+    # Params drawn with NumPy in the shapes init_params gives (compiling its draws takes seconds),
+    # nonzero biases included, so that every term is checked.
+    rng = np.random.default_rng(0)
+    shapes = jax.eval_shape(workload.init_params, jax.random.key(0))
+    params = jax.tree.map(lambda a: 0.3 * rng.standard_normal(a.shape, np.float32), shapes)
+    x, y = np.asarray(workload.train.x[:16]), np.asarray(workload.train.y[:16])
+    want = _cross_entropy(_reference_cnn_logits(params, x, pooling), y)
+    per_example = jax.jit(jax.vmap(lambda xi, yi: workload.loss(params, xi[None], yi[None])))
+    np.testing.assert_allclose(per_example(x, y), want, rtol=1e-4, atol=1e-5)
+    other = "avg" if pooling == "max" else "max"
+    assert not np.allclose(want, _cross_entropy(_reference_cnn_logits(params, x, other), y))
+
+
+def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.log(np.exp(logits).sum(axis=1)) - logits[np.arange(len(labels)), labels]
+
+
+def test_cnn_pooling_defaults_to_avg_and_holds_no_parameters():
+    options = WORKLOADS["cnn"].Options()
+    assert options.pooling == "avg"
+    avg, with_max = (_built("cnn", dataclasses.replace(options, pooling=p)) for p in ("avg", "max"))
+    assert avg.info["num_params"] == with_max.info["num_params"]
+    key = jax.random.key(0)
+    chex.assert_trees_all_equal(
+        jax.eval_shape(avg.init_params, key), jax.eval_shape(with_max.init_params, key)
+    )
 
 
 # -- linear and logistic regression ----------------------------------------------------------------
@@ -264,6 +405,71 @@ def test_generated_data_depends_on_the_data_seed_and_nothing_else(name):
     assert not np.array_equal(first.train.x, other_seed.train.x)
     chex.assert_trees_all_equal(first.train.x, other_valid.train.x)
     assert other_valid.valid.size == 10
+
+
+def _rows(*arrays) -> list[bytes]:
+    """Each example (its inputs and target, as float32) as bytes: a multiset of examples."""
+    flat = [np.asarray(a, np.float32).reshape(len(a), -1) for a in arrays]
+    return sorted(row.tobytes() for row in np.concatenate(flat, axis=1))
+
+
+@pytest.mark.parametrize("name", ["linear_regression", "logistic_regression"])
+def test_folds_partition_the_generated_training_and_validation_examples(name):
+    module, k = WORKLOADS[name], 3
+    usual = module.build(module.Options(n_train=100, n_valid=50))
+    pool = _rows(
+        np.concatenate([usual.train.x, usual.valid.x]),
+        np.concatenate([usual.train.y, usual.valid.y]),
+    )
+    folds = [
+        module.build(module.Options(n_train=100, n_valid=50, cv_folds=k, cv_fold=i))
+        for i in range(k)
+    ]
+    for i, fold in enumerate(folds):
+        assert (fold.train.size, fold.valid.size) == (100, 50)  # 150 examples, 3 folds
+        assert (
+            _rows(
+                *(
+                    np.concatenate([fold.train.x, fold.valid.x]),
+                    np.concatenate([fold.train.y, fold.valid.y]),
+                )
+            )
+            == pool
+        )
+        others = [folds[j].valid for j in range(k) if j != i]
+        assert _rows(fold.train.x, fold.train.y) == _rows(
+            np.concatenate([v.x for v in others]), np.concatenate([v.y for v in others])
+        )
+        chex.assert_trees_all_equal((fold.test.x, fold.test.y), (usual.test.x, usual.test.y))
+    every_valid = [
+        np.concatenate([f.valid.x for f in folds]),
+        np.concatenate([f.valid.y for f in folds]),
+    ]
+    assert _rows(*every_valid) == pool  # no overlap, nothing lost
+
+
+def test_generated_fold_sizes_follow_array_split_and_the_batch_check():
+    options = linear_regression.Options(cv_folds=5, cv_fold=4)  # 768 examples: 154 x 3, 153 x 2
+    assert options.split_sizes() == {"train": 615, "valid": 153, "test": 256}
+    workload = _built("linear_regression", options)
+    assert (workload.train.size, workload.valid.size, workload.test.size) == (615, 153, 256)
+    sizes = [datasets.fold_sizes(768, 5, i) for i in range(5)]
+    assert [valid for _, valid in sizes] == [154, 154, 154, 153, 153]
+    linear_regression.Options(cv_folds=2, batch_size=384)  # fits the 384 training examples
+    with pytest.raises(ValueError, match="training split's size 384"):
+        linear_regression.Options(cv_folds=2, batch_size=385)
+
+
+def test_generated_folds_are_deterministic_and_keep_the_optimum_per_split():
+    options = linear_regression.Options(cv_folds=4, cv_fold=2)
+    first, again = linear_regression.build(options), linear_regression.build(options)
+    for split in ("train", "valid", "test"):
+        a, b = getattr(first, split), getattr(again, split)
+        chex.assert_trees_all_equal((a.x, a.y), (b.x, b.y))
+    assert first.info == again.info
+    m = jax.jit(first.metrics)
+    optimum = {k: jnp.asarray(v, jnp.float32) for k, v in first.info["optimum"].items()}
+    assert m(optimum, first.train.x, first.train.y)["excess_loss"] < 1e-9  # the fold's optimum
 
 
 def test_logistic_labels_disagree_with_the_teacher_at_the_label_noise_rate():

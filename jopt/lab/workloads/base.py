@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
+import numpy as np
 
 from jopt._src import validation
 from jopt.lab.workloads import datasets
@@ -70,10 +71,17 @@ class GeneratedDataOptions:
     """The options every workload on generated data has (see its own `Options` for the rest).
 
     Attributes:
-      n_train, n_valid, n_test: examples in each split (each >= 1).
+      n_train, n_valid, n_test: examples in each split (each >= 1). With `cv_folds`, n_train +
+        n_valid is the number of examples the folds share.
       dim: number of input features (>= 1).
       data_seed: seed of the generated data (teacher and splits), the same for every trial seed.
-      batch_size: examples per step, in [1, n_train]; null: full batch.
+      batch_size: examples per step, in [1, training split's size]; null: full batch.
+      cv_folds: k >= 2 for k-fold cross-validation: the n_train + n_valid examples of the usual
+        training and validation splits are dealt into k folds (a fixed permutation, NumPy seed 0,
+        whatever the trial seed and data_seed; sizes as equal as possible, see
+        `datasets.fold_indices`); fold `cv_fold` is the validation split, the other folds the
+        training split. The test split is unchanged. Null: the usual fixed split.
+      cv_fold: the fold used for validation, in [0, cv_folds); must be 0 without `cv_folds`.
     """
 
     NAME: ClassVar[str]  # the workload's registry name, for error messages
@@ -84,6 +92,8 @@ class GeneratedDataOptions:
     dim: int = 8
     data_seed: int = 0
     batch_size: int | None = 32
+    cv_folds: int | None = None
+    cv_fold: int = 0
 
     def __post_init__(self):
         for name in ("n_train", "n_valid", "n_test", "dim"):
@@ -91,4 +101,39 @@ class GeneratedDataOptions:
         validation.check_int(self.NAME, "data_seed", self.data_seed, minimum=0)
         if self.batch_size is not None:
             validation.check_int(self.NAME, "batch_size", self.batch_size, minimum=1)
-        datasets.check_batch_size(self.NAME, self.batch_size, self.n_train)
+        cv_folds, cv_fold = datasets.check_folds(self.NAME, self.cv_folds, self.cv_fold)
+        object.__setattr__(self, "cv_folds", cv_folds)
+        object.__setattr__(self, "cv_fold", cv_fold)
+        if cv_folds is not None:
+            pool = self.n_train + self.n_valid
+            validation.require(
+                self.NAME,
+                cv_folds <= pool,
+                f"cv_folds must be at most n_train + n_valid = {pool} (the examples the folds "
+                f"share), got {cv_folds}.",
+                argument="cv_folds",
+                value=cv_folds,
+            )
+        datasets.check_batch_size(self.NAME, self.batch_size, self.split_sizes()["train"])
+
+    def split_sizes(self) -> dict[str, int]:
+        """Examples in each split: n_train, n_valid, n_test, or with `cv_folds` the fold's."""
+        if self.cv_folds is None:
+            return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
+        pool = self.n_train + self.n_valid
+        train, valid = datasets.fold_sizes(pool, self.cv_folds, self.cv_fold)
+        return {"train": train, "valid": valid, "test": self.n_test}
+
+
+def fold_generated(
+    options: GeneratedDataOptions, splits: dict[str, tuple[np.ndarray, ...]]
+) -> dict[str, tuple[np.ndarray, ...]]:
+    """The generated `splits` ({'train', 'valid', 'test'} -> arrays with examples first) with
+    train and valid re-split into fold `options.cv_fold` (see `datasets.fold_split`); unchanged
+    without `cv_folds`."""
+    if options.cv_folds is None:
+        return splits
+    train, valid = datasets.fold_split(
+        splits["train"], splits["valid"], options.cv_folds, options.cv_fold
+    )
+    return {**splits, "train": train, "valid": valid}

@@ -1,9 +1,12 @@
 """A small convolutional network (flax.nnx) classifying images: digits, MNIST or Fashion-MNIST.
 
-For each entry of `channels`: a 3x3 convolution ('SAME' padding), ReLU, and 2x2 average pooling
-(stride 2); then a dense layer to the 10 classes. With the default (16, 32) on 8x8 digits the
-feature maps go 8x8x1 -> 4x4x16 -> 2x2x32 -> 10 logits; on 28x28 MNIST, 28 -> 14 -> 7. Trained
-with softmax cross-entropy; parameters, loss and metrics as in `mlp` (a plain dict of arrays).
+For each entry of `channels`: a 3x3 convolution ('SAME' padding), ReLU, and 2x2 pooling (stride
+2; average pooling by default, max pooling with `pooling: max`); then a dense layer to the 10
+classes. With the default (16, 32) on 8x8 digits the feature maps go 8x8x1 -> 4x4x16 -> 2x2x32
+-> 10 logits; on 28x28 MNIST, 28 -> 14 -> 7 (odd sizes round down). Trained with softmax
+cross-entropy; parameters, loss and metrics as in `mlp` (a plain dict of arrays). The classic
+tutorial CNN (one 3x3 conv with 32 filters, 2x2 max pooling, a dense layer, batch 32) is
+`channels: [32], pooling: max, batch_size: 32`.
 """
 
 from __future__ import annotations
@@ -19,20 +22,23 @@ from jopt.lab.workloads import datasets, mlp
 from jopt.lab.workloads.base import Workload
 
 NAME = "cnn"
+POOLING = {"avg": nnx.avg_pool, "max": nnx.max_pool}  # 2x2 windows, stride 2, 'VALID' padding
 
 
 @dataclasses.dataclass(frozen=True)
 class Options(datasets.ImageDataOptions):
     """Options of the `cnn` workload: the data options of `datasets.ImageDataOptions`
-    (dataset, data_dir, batch_size, n_valid, max_train), and
+    (dataset, data_dir, batch_size, n_valid, max_train, cv_folds, cv_fold), and
 
     Attributes:
       channels: output channels of each conv layer (each >= 1, at least one layer); every layer
         halves the image, so 8x8 digits allow at most 3 layers.
+      pooling: the 2x2, stride-2 pooling after each conv: 'avg' (average, the default) or 'max'.
     """
 
     NAME: ClassVar[str] = NAME
     channels: tuple[int, ...] = (16, 32)
+    pooling: str = "avg"
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))
@@ -46,6 +52,7 @@ class Options(datasets.ImageDataOptions):
         )
         for i, size in enumerate(self.channels):
             validation.check_int(NAME, f"channels[{i}]", size, minimum=1)
+        validation.check_choice(NAME, "pooling", self.pooling, tuple(POOLING))
 
 
 def metric_names(options: Options) -> tuple[str, ...]:
@@ -54,9 +61,20 @@ def metric_names(options: Options) -> tuple[str, ...]:
 
 
 class CNN(nnx.Module):
-    """(3x3 conv, ReLU, 2x2 average pool) per entry of `channels`, then dense to the logits."""
+    """(3x3 conv, ReLU, 2x2 pool) per entry of `channels`, then dense to the logits.
 
-    def __init__(self, image_shape: tuple[int, int, int], channels, num_classes: int, rngs):
+    `pooling` ('avg' or 'max') names the pooling; it holds no parameters.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        channels,
+        num_classes: int,
+        rngs,
+        pooling: str = "avg",
+    ):
+        self.pooling = pooling
         height, width, in_channels = image_shape
         sizes = (in_channels, *channels)
         self.convs = nnx.List(
@@ -71,15 +89,14 @@ class CNN(nnx.Module):
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
+        pool = POOLING[self.pooling]
         for conv in self.convs:
-            x = nnx.avg_pool(nnx.relu(conv(x)), window_shape=(2, 2), strides=(2, 2))
+            x = pool(nnx.relu(conv(x)), window_shape=(2, 2), strides=(2, 2))
         return self.output(x.reshape(x.shape[0], -1))
 
 
 def build(options: Options) -> Workload:
-    data = datasets.load(
-        NAME, options.dataset, options.data_dir, options.n_valid, options.max_train
-    )
+    data = mlp.load_data(options)
     image_shape = data.image_shape
     smallest = min(image_shape[:2]) // 2 ** len(options.channels)
     validation.require(
@@ -93,7 +110,9 @@ def build(options: Options) -> Workload:
     )
     return mlp.classifier(
         NAME,
-        lambda rngs: CNN(image_shape, options.channels, datasets.NUM_CLASSES, rngs),
+        lambda rngs: CNN(
+            image_shape, options.channels, datasets.NUM_CLASSES, rngs, options.pooling
+        ),
         data,
         options.batch_size,
         {"dataset": options.dataset, "image_shape": list(image_shape)},

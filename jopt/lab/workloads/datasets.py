@@ -15,6 +15,11 @@
   file itself. The validation split is the last `n_valid` (5000 by default) training images; the
   test split is the 10000 `t10k` images.
 
+With `cv_folds` = k (k-fold cross-validation), the usual training and validation images together
+(all 1497 non-test digits, all the MNIST training images) are split into k folds by `fold_split`:
+fold `cv_fold` is the validation split, the other k - 1 folds the training split. The test split
+never moves.
+
 Every split comes out as images of shape (N, H, W, 1), float32 in [0, 1], and int32 labels.
 """
 
@@ -33,6 +38,7 @@ import numpy as np
 from jopt._src import validation
 
 DATASETS = ("digits", "mnist", "fashion_mnist")
+CV_SEED = 0  # NumPy seed of the fixed permutation that deals examples into cross-validation folds
 NUM_CLASSES = 10
 DIGITS_TEST = 300  # the digits test split: the first 300 images of the fixed permutation
 DEFAULT_N_VALID = {"digits": 300, "mnist": 5000, "fashion_mnist": 5000}
@@ -59,8 +65,15 @@ class ImageDataOptions:
       data_dir: the folder holding the MNIST / Fashion-MNIST files (or the .npz itself); unused
         for 'digits'. Nothing is ever downloaded.
       batch_size: examples per step, at most the training split's size; null: full batch.
-      n_valid: size of the validation split; null: 300 for digits, 5000 for MNIST.
-      max_train: keep only the first `max_train` training examples (for speed); null: all.
+      n_valid: size of the validation split; null: 300 for digits, 5000 for MNIST. Must be null
+        with `cv_folds` (the folds decide the validation split).
+      max_train: keep only the first `max_train` training examples (for speed); null: all. With
+        `cv_folds`, applied to the fold's training split (after the fold split).
+      cv_folds: k >= 2 for k-fold cross-validation: the usual training and validation examples
+        together are dealt into k folds (a fixed permutation, NumPy seed 0, whatever the trial
+        seed; sizes as equal as possible); fold `cv_fold` is the validation split, the other
+        folds the training split. The test split is unchanged. Null: the usual fixed split.
+      cv_fold: the fold used for validation, in [0, cv_folds); must be 0 without `cv_folds`.
     """
 
     NAME: ClassVar[str]  # the workload's registry name, for error messages
@@ -70,6 +83,8 @@ class ImageDataOptions:
     batch_size: int | None = 64
     n_valid: int | None = None
     max_train: int | None = None
+    cv_folds: int | None = None
+    cv_fold: int = 0
 
     def __post_init__(self):
         validation.check_choice(self.NAME, "dataset", self.dataset, DATASETS)
@@ -81,6 +96,10 @@ class ImageDataOptions:
             value = getattr(self, name)
             if value is not None:
                 validation.check_int(self.NAME, name, value, minimum=1)
+        cv_folds, cv_fold = check_folds(self.NAME, self.cv_folds, self.cv_fold)
+        object.__setattr__(self, "cv_folds", cv_folds)
+        object.__setattr__(self, "cv_fold", cv_fold)
+        _check_n_valid_without_folds(self.NAME, self.n_valid, cv_folds)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,15 +133,96 @@ def check_batch_size(owner: str, batch_size: int | None, n_train: int) -> None:
         )
 
 
+def check_folds(owner: str, cv_folds: int | None, cv_fold: int) -> tuple[int | None, int]:
+    """cv_folds is null or an integer >= 2; cv_fold is in [0, cv_folds), and 0 without folds.
+
+    Returns both as Python ints (or None).
+    """
+    if cv_folds is not None:
+        cv_folds = validation.check_int(owner, "cv_folds", cv_folds, minimum=2)
+    cv_fold = validation.check_int(owner, "cv_fold", cv_fold, minimum=0)
+    if cv_folds is None:
+        validation.require(
+            owner,
+            cv_fold == 0,
+            f"cv_fold selects one of cv_folds folds, but cv_folds is null, got cv_fold={cv_fold} "
+            "(set cv_folds >= 2 for cross-validation, or leave cv_fold at 0).",
+            argument="cv_fold",
+            value=cv_fold,
+        )
+    else:
+        validation.require(
+            owner,
+            cv_fold < cv_folds,
+            f"cv_fold must be in [0, {cv_folds - 1}] with cv_folds={cv_folds}, got {cv_fold}.",
+            argument="cv_fold",
+            value=cv_fold,
+        )
+    return cv_folds, cv_fold
+
+
+def _check_n_valid_without_folds(owner: str, n_valid: int | None, cv_folds: int | None) -> None:
+    validation.require(
+        owner,
+        cv_folds is None or n_valid is None,
+        f"n_valid must be null with cv_folds (the folds decide the validation split), got "
+        f"n_valid={n_valid} with cv_folds={cv_folds}.",
+        argument="n_valid",
+        value=n_valid,
+    )
+
+
+def fold_sizes(n: int, cv_folds: int, cv_fold: int) -> tuple[int, int]:
+    """(train, valid) sizes of fold `cv_fold` of `n` examples: `np.array_split`'s sizes, so the
+    first `n % cv_folds` folds hold one example more than the others."""
+    valid = n // cv_folds + (cv_fold < n % cv_folds)
+    return n - valid, valid
+
+
+def fold_indices(n: int, cv_folds: int, cv_fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, valid) indices into `n` examples for fold `cv_fold` of `cv_folds`.
+
+    A permutation from NumPy seed `CV_SEED` (the same for every fold, trial seed and dataset of
+    `n` examples) is cut by `np.array_split` into `cv_folds` folds; fold `cv_fold` is the
+    validation split, the others, in fold order, the training split. Over all `cv_fold` the
+    validation splits partition range(n).
+    """
+    order = np.random.default_rng(CV_SEED).permutation(n)
+    folds = np.array_split(order, cv_folds)
+    train = np.concatenate(folds[:cv_fold] + folds[cv_fold + 1 :])
+    return train, folds[cv_fold]
+
+
+def fold_split(
+    train: tuple[np.ndarray, ...], valid: tuple[np.ndarray, ...], cv_folds: int, cv_fold: int
+) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """Re-splits train ∪ valid into (fold training split, fold validation split).
+
+    `train` and `valid` are tuples of arrays (inputs, targets...) with examples on the first axis;
+    the pool is train's examples followed by valid's, dealt by `fold_indices`.
+    """
+    pool = tuple(np.concatenate([a, b]) for a, b in zip(train, valid, strict=True))
+    train_index, valid_index = fold_indices(len(pool[0]), cv_folds, cv_fold)
+    return tuple(a[train_index] for a in pool), tuple(a[valid_index] for a in pool)
+
+
 def load(
     owner: str,
     dataset: str,
     data_dir: str | None = None,
     n_valid: int | None = None,
     max_train: int | None = None,
+    cv_folds: int | None = None,
+    cv_fold: int = 0,
 ) -> ImageData:
-    """Loads `dataset` and splits it; `owner` (the workload's name) prefixes every error."""
+    """Loads `dataset` and splits it; `owner` (the workload's name) prefixes every error.
+
+    With `cv_folds`, the training split and the validation split (of the default size; `n_valid`
+    must be None) are re-split by `fold_split`, then `max_train` cuts the fold's training split.
+    """
     validation.check_choice(owner, "dataset", dataset, DATASETS)
+    cv_folds, cv_fold = check_folds(owner, cv_folds, cv_fold)
+    _check_n_valid_without_folds(owner, n_valid, cv_folds)
     if n_valid is None:
         n_valid = DEFAULT_N_VALID[dataset]
     if dataset == "digits":
@@ -138,6 +238,8 @@ def load(
                 argument="data_dir",
             )
         x_train, y_train, x_test, y_test = load_mnist_files(data_dir, dataset)
+        if cv_folds is not None:
+            n_valid = 0  # the folds pool all the training images, whatever the default n_valid
         validation.require(
             owner,
             n_valid < len(y_train),
@@ -148,6 +250,18 @@ def load(
         )
         cut = len(y_train) - n_valid
         parts = (x_train[:cut], y_train[:cut], x_train[cut:], y_train[cut:], x_test, y_test)
+    if cv_folds is not None:
+        pool = len(parts[1]) + len(parts[3])
+        validation.require(
+            owner,
+            cv_folds <= pool,
+            f"cv_folds must be at most the {pool} training and validation examples of "
+            f"{dataset!r}, got {cv_folds}.",
+            argument="cv_folds",
+            value=cv_folds,
+        )
+        train, valid = fold_split(parts[0:2], parts[2:4], cv_folds, cv_fold)
+        parts = (*train, *valid, *parts[4:])
     if max_train is not None:
         parts = (parts[0][:max_train], parts[1][:max_train], *parts[2:])
     return ImageData(*parts)

@@ -4,7 +4,9 @@
 
 The data (teacher and all three splits) comes from `data_seed`, never from the trial seed, so every
 seed trains on the same problem; each split has its own stream, so changing `n_valid` leaves the
-training data unchanged. The model is `x . w + b`, the loss half the mean squared error
+training data unchanged. With `cv_folds`, the training and validation examples are then re-split
+into folds (see `base.GeneratedDataOptions`); the test split stays as generated. The model is
+`x . w + b`, the loss half the mean squared error
 
     L(w, b) = 1/(2n) sum_i (x_i . w + b - y_i)^2.
 
@@ -26,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jopt._src import validation
-from jopt.lab.workloads.base import GeneratedDataOptions, Split, Workload
+from jopt.lab.workloads.base import GeneratedDataOptions, Split, Workload, fold_generated
 
 NAME = "linear_regression"
 INIT_SCALE = 0.01  # std of the initial weights and bias
@@ -40,7 +42,9 @@ class Options(GeneratedDataOptions):
       n_train, n_valid, n_test: examples in each split (each >= 1).
       dim: number of input features (>= 1).
       data_seed: seed of the generated data (teacher and splits), the same for every trial seed.
-      batch_size: examples per step, in [1, n_train]; null: full batch.
+      batch_size: examples per step, in [1, training split's size]; null: full batch.
+      cv_folds, cv_fold: k-fold cross-validation on the n_train + n_valid examples (see
+        `base.GeneratedDataOptions`); null, 0: the usual fixed split.
       noise: std of the Gaussian label noise (>= 0); the optimal loss is about noise**2 / 2.
     """
 
@@ -83,6 +87,7 @@ def build(options: Options) -> Workload:
         rng = np.random.default_rng((seed, i))
         x = rng.normal(size=(n, dim))
         splits64[split] = (x, x @ w_star + b_star + options.noise * rng.normal(size=n))
+    splits64 = fold_generated(options, splits64)
     optima = {split: _lstsq(x, y) for split, (x, y) in splits64.items()}
 
     def loss(params, x, y):

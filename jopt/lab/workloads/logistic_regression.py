@@ -3,11 +3,13 @@
     x ~ N(0, I_dim),   label = [x . w* + b* > 0], flipped with probability `label_noise`,
     w* ~ N(0, I_dim),   b* ~ N(0, 0.25)
 
-The data comes from `data_seed`, never from the trial seed; each split has its own stream. The
-model is p(label = 1 | x) = sigmoid(x . w + b), trained with binary cross-entropy on the logits.
-Label noise keeps the data non-separable, so the loss has a finite minimizer; the best possible
-accuracy is about 1 - label_noise (`info['teacher_accuracy']` gives the teacher's exact accuracy
-on each split). Metrics: `loss`, `accuracy`.
+The data comes from `data_seed`, never from the trial seed; each split has its own stream (with
+`cv_folds`, the training and validation examples are then re-split into folds, see
+`base.GeneratedDataOptions`). The model is p(label = 1 | x) = sigmoid(x . w + b), trained with
+binary cross-entropy on the logits. Label noise keeps the data non-separable, so the loss has a
+finite minimizer; the best possible accuracy is about 1 - label_noise
+(`info['teacher_accuracy']` gives the teacher's exact accuracy on each split). Metrics: `loss`,
+`accuracy`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import optax
 
 from jopt._src import validation
-from jopt.lab.workloads.base import GeneratedDataOptions, Split, Workload
+from jopt.lab.workloads.base import GeneratedDataOptions, Split, Workload, fold_generated
 from jopt.lab.workloads.linear_regression import init_linear
 
 NAME = "logistic_regression"
@@ -34,7 +36,9 @@ class Options(GeneratedDataOptions):
       n_train, n_valid, n_test: examples in each split (each >= 1).
       dim: number of input features (>= 1).
       data_seed: seed of the generated data (teacher and splits), the same for every trial seed.
-      batch_size: examples per step, in [1, n_train]; null: full batch.
+      batch_size: examples per step, in [1, training split's size]; null: full batch.
+      cv_folds, cv_fold: k-fold cross-validation on the n_train + n_valid examples (see
+        `base.GeneratedDataOptions`); null, 0: the usual fixed split.
       label_noise: probability that a label is flipped, in [0, 0.5); 0 makes the training data
         separable, so the loss has no minimizer and the weights grow without bound.
     """
@@ -58,15 +62,21 @@ def build(options: Options) -> Workload:
     dim, seed = options.dim, options.data_seed
     teacher = np.random.default_rng((seed, 0))
     w_star, b_star = teacher.normal(size=dim), 0.5 * float(teacher.normal())
-    splits, teacher_accuracy = {}, {}
+    generated = {}
     sizes = {"train": options.n_train, "valid": options.n_valid, "test": options.n_test}
     for i, (split, n) in enumerate(sizes.items(), start=1):
         rng = np.random.default_rng((seed, i))
         x = rng.normal(size=(n, dim))
         clean = x @ w_star + b_star > 0
-        labels = clean ^ (rng.random(n) < options.label_noise)
-        teacher_accuracy[split] = float(np.mean(labels == clean))
-        splits[split] = Split(jnp.asarray(x, jnp.float32), jnp.asarray(labels, jnp.float32))
+        generated[split] = (x, clean ^ (rng.random(n) < options.label_noise), clean)
+    generated = fold_generated(options, generated)
+    teacher_accuracy = {
+        split: float(np.mean(labels == clean)) for split, (_, labels, clean) in generated.items()
+    }
+    splits = {
+        split: Split(jnp.asarray(x, jnp.float32), jnp.asarray(labels, jnp.float32))
+        for split, (x, labels, _) in generated.items()
+    }
 
     def logits(params, x):
         return x @ params["w"] + params["b"]

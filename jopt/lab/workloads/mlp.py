@@ -29,7 +29,7 @@ EVAL_CHUNK = 2048  # examples per forward pass when evaluating a whole split (bo
 @dataclasses.dataclass(frozen=True)
 class Options(datasets.ImageDataOptions):
     """Options of the `mlp` workload: the data options of `datasets.ImageDataOptions`
-    (dataset, data_dir, batch_size, n_valid, max_train), and
+    (dataset, data_dir, batch_size, n_valid, max_train, cv_folds, cv_fold), and
 
     Attributes:
       hidden_sizes: units of each hidden layer (each >= 1); () makes a linear softmax model.
@@ -117,10 +117,21 @@ def classifier(
     )
 
 
-def build(options: Options) -> Workload:
-    data = datasets.load(
-        NAME, options.dataset, options.data_dir, options.n_valid, options.max_train
+def load_data(options: datasets.ImageDataOptions) -> datasets.ImageData:
+    """The splits the data options of `mlp` or `cnn` ask for (errors prefixed by their NAME)."""
+    return datasets.load(
+        options.NAME,
+        options.dataset,
+        options.data_dir,
+        options.n_valid,
+        options.max_train,
+        options.cv_folds,
+        options.cv_fold,
     )
+
+
+def build(options: Options) -> Workload:
+    data = load_data(options)
     in_features = math.prod(data.image_shape)
     return classifier(
         NAME,
