@@ -481,12 +481,13 @@ def test_the_round_trip_keeps_types_that_change_the_program():
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[str(p.relative_to(ROOT)) for p in SHIPPED])
 def test_every_shipped_config_loads_and_its_first_line_runs_it(path):
-    assert path.read_text().splitlines()[0] == f"# jopt run {path.relative_to(ROOT)}"
     config = config_lib.load(path)
+    command = "sweep" if config.search is not None else "run"
+    assert path.read_text().splitlines()[0] == f"# jopt {command} {path.relative_to(ROOT)}"
     assert config_lib.from_dict(config_lib.to_dict(config)) == config
 
 
 def test_configs_and_experiments_are_found():
     names = {str(p.relative_to(ROOT)) for p in SHIPPED}
-    assert {"configs/tiny.yaml", "configs/quickstart.yaml"} <= names
+    assert {"configs/tiny.yaml", "configs/quickstart.yaml", "configs/sweep.yaml"} <= names
     assert any(n.startswith("experiments/") for n in names)
