@@ -212,7 +212,7 @@ def from_dict(raw: Any) -> ExperimentConfig:
         output_dir=checks.string("output_dir", raw.get("output_dir", "runs")),
         description=checks.string("description", raw.get("description", "")),
         search=search_space.from_dict(
-            raw.get("search"), optimizer_configs, metric_names(workload), MAX_SEED
+            raw.get("search"), optimizer_configs, metric_names(workload), MAX_SEED, workload
         ),
     )
     return config

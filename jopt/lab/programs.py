@@ -156,7 +156,10 @@ class Compiled:
         return self.programs[key]
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=8)
 def compiled_workload(workload: config_lib.WorkloadConfig) -> Compiled:
-    """The workload of a config, built and jitted once per process (options are hashable)."""
+    """The workload of a config, built and jitted once per process (options are hashable).
+
+    Eight are kept: a sweep's k-fold cross-validation builds one per fold, used by every batch
+    of trials."""
     return Compiled.build(WORKLOADS[workload.name].build(workload.options))

@@ -12,8 +12,8 @@ status `diverged`); the others go on. Ctrl-C finishes the current chunk, checkpo
 the unfinished trials `interrupted`; `jopt run --resume RUN_DIR` continues them.
 
 Within one process, runs of the same workload options share its data and compiled init and
-evaluation, and runs of the same optimizer config on it share the compiled step (the two most
-recently used workloads are kept, data included), so that repeated runs from Python (a notebook,
+evaluation, and runs of the same optimizer config on it share the compiled step (the eight most
+recently used workloads are kept, data included: a sweep's cross-validation folds are one each), so that repeated runs from Python (a notebook,
 the tests) compile once.
 """
 

@@ -16,6 +16,7 @@ import yaml
 
 from jopt.lab import cli, outputs, runner
 from jopt.lab import config as config_lib
+from tests.lab.commands import run_jopt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,12 +43,6 @@ def config_file(tmp_path) -> Path:
     return path
 
 
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _files(run_dir: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(run_dir)): p.read_bytes()
@@ -59,7 +54,7 @@ def _files(run_dir: Path) -> dict[str, bytes]:
 def test_run_prints_the_summary_and_draws_the_figures_that_plot_redraws(
     capsys, tmp_path, config_file
 ):
-    code, out, err = _run(
+    code, out, err = run_jopt(
         capsys, "run", config_file, "--output-dir", tmp_path / "o", "--no-progress"
     )
     assert code == 0, err
@@ -70,13 +65,13 @@ def test_run_prints_the_summary_and_draws_the_figures_that_plot_redraws(
         assert (run_dir / name).read_bytes().startswith(b"\x89PNG"), name
         (run_dir / name).unlink()
 
-    code, out, err = _run(capsys, "plot", run_dir)
+    code, out, err = run_jopt(capsys, "plot", run_dir)
     assert code == 0, err
     assert out.split() == [str(run_dir / name) for name in FIGURES]
     assert all((run_dir / name).stat().st_size > 1000 for name in FIGURES)
 
     # A second run of the same config gets a new directory.
-    code, out, err = _run(
+    code, out, err = run_jopt(
         capsys, "run", config_file, "--output-dir", tmp_path / "o", "--no-plots", "--no-progress"
     )
     assert code == 0, err
@@ -87,12 +82,14 @@ def test_run_prints_the_summary_and_draws_the_figures_that_plot_redraws(
 def test_resuming_a_finished_run_changes_nothing(capsys, tmp_path, config_file):
     out_dir = tmp_path / "o"
     assert (
-        _run(capsys, "run", config_file, "--output-dir", out_dir, "--no-plots", "--no-progress")[0]
+        run_jopt(
+            capsys, "run", config_file, "--output-dir", out_dir, "--no-plots", "--no-progress"
+        )[0]
         == 0
     )
     run_dir = out_dir / "cli"
     before = _files(run_dir)
-    code, out, err = _run(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
+    code, out, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
     assert code == 0, err
     assert _files(run_dir) == before
     assert out.startswith("# cli\n")
@@ -100,7 +97,7 @@ def test_resuming_a_finished_run_changes_nothing(capsys, tmp_path, config_file):
 
 def test_overrides_go_before_or_after_the_options(capsys, tmp_path, config_file):
     out_dir = tmp_path / "out #1"  # a path YAML would cut at '#': taken as it is
-    code, _, err = _run(
+    code, _, err = run_jopt(
         capsys,
         "run",
         config_file,
@@ -145,7 +142,7 @@ BAD_ARGUMENTS = [  # argv after `run CONFIG` (CONFIG: None for none), fragment o
 def test_a_bad_config_or_override_exits_2_with_the_message(
     capsys, tmp_path, config_file, extra, fragment
 ):
-    code, out, err = _run(capsys, "run", config_file, *extra, "--output-dir", tmp_path / "o")
+    code, out, err = run_jopt(capsys, "run", config_file, *extra, "--output-dir", tmp_path / "o")
     assert code == 2
     assert err.startswith("jopt: ") and fragment in err, err
     assert out == "" and not (tmp_path / "o").exists()  # nothing ran
@@ -164,7 +161,7 @@ def test_bad_arguments_exit_2(capsys, tmp_path, config_file):
         (["plot", tmp_path], "no run at"),
     ]
     for argv, fragment in cases:
-        code, _, err = _run(capsys, *argv)
+        code, _, err = run_jopt(capsys, *argv)
         assert code == 2, argv
         assert fragment in err, (argv, err)
     for argv in (["run", config_file, "--bogus"], ["plot", tmp_path, "steps=3"], ["walk"]):
@@ -179,7 +176,7 @@ def test_a_second_ctrl_c_exits_130_at_once(capsys, tmp_path, config_file, monkey
         raise KeyboardInterrupt
 
     monkeypatch.setattr(runner, "run", stopped)
-    code, _, err = _run(capsys, "run", config_file, "--output-dir", tmp_path)
+    code, _, err = run_jopt(capsys, "run", config_file, "--output-dir", tmp_path)
     assert code == 130 and "continues from the last checkpoint" in err
 
 
@@ -200,7 +197,7 @@ def test_plot_loads_no_data_for_a_workload_without_paths(capsys, tmp_path):
         trial = run_dir / "trials" / f"{label}-seed0"
         trial.mkdir(parents=True)
         outputs.append_metrics(trial / "metrics.jsonl", rows)
-    code, out, err = _run(capsys, "plot", run_dir)
+    code, out, err = run_jopt(capsys, "plot", run_dir)
     assert code == 0, err
     assert out.split() == [str(run_dir / "curves.png"), str(run_dir / "learning_rate.png")]
     assert not (run_dir / "paths.png").exists()
@@ -264,7 +261,9 @@ def test_the_main_job_runs_end_to_end_in_miniature(capsys, tmp_path):
     periodic checkpoint on the last step (the final checkpoint then saves that step again)."""
     config = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
     argv = ["run", config, "steps=4", "eval_every=2", "checkpoint_every=2", "seeds=[0]"]
-    code, out, err = _run(capsys, *argv, "--output-dir", tmp_path, "--no-progress", "--no-plots")
+    code, out, err = run_jopt(
+        capsys, *argv, "--output-dir", tmp_path, "--no-progress", "--no-plots"
+    )
     assert code == 0, err
     labels = [o["label"] for o in yaml.safe_load(config.read_text())["optimizers"]]
     assert all(f"| {label} |" in out for label in labels), out

@@ -15,6 +15,7 @@ import pytest
 from jopt.lab import cli, outputs, programs
 from jopt.lab import config as config_lib
 from jopt.lab.search import lr_find
+from tests.lab.commands import run_jopt
 
 CONFIG = """\
 name: lrf
@@ -38,12 +39,6 @@ def config_file(tmp_path) -> Path:
     path = tmp_path / "lrf.yaml"
     path.write_text(CONFIG)
     return path
-
-
-def _run(capsys, *argv) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _csv(path: Path) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
@@ -146,7 +141,7 @@ def test_the_loss_is_the_mean_over_the_seeds_that_have_not_diverged():
 def test_lr_find_writes_its_files_and_prints_the_suggestions(capsys, tmp_path, config_file):
     out_dir = tmp_path / "o"
     argv = ["lr-find", config_file, "--steps", "20", "--max-lr", "1", "--output-dir", out_dir]
-    code, out, err = _run(capsys, *argv, "--no-progress")
+    code, out, err = run_jopt(capsys, *argv, "--no-progress")
     assert code == 0, err
     run_dir = out_dir / "lrf-lr-find"
     assert f"Results in {run_dir}" in out
@@ -178,7 +173,7 @@ def test_lr_find_writes_its_files_and_prints_the_suggestions(capsys, tmp_path, c
     assert (run_dir / "summary.md").read_text() in out
     assert (run_dir / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
 
-    code, out, err = _run(capsys, *argv, "--no-progress", "--no-plots")
+    code, out, err = run_jopt(capsys, *argv, "--no-progress", "--no-plots")
     assert code == 0, err
     assert (out_dir / "lrf-lr-find-2" / "lr_find.csv").is_file()
     assert not (out_dir / "lrf-lr-find-2" / "lr_find.png").exists()
@@ -189,7 +184,7 @@ def test_the_ramp_runs_from_min_lr_to_max_lr_in_every_optimizer_state(
 ):
     argv = ["lr-find", config_file, "--min-lr", "1e-4", "--max-lr", "0.05", "--steps", "12"]
     argv += ["--diverge-factor", "inf", "--output-dir", tmp_path, "--no-plots", "--no-progress"]
-    code, _, err = _run(capsys, *argv)
+    code, _, err = run_jopt(capsys, *argv)
     assert code == 0, err
     _, curves = _csv(tmp_path / "lrf-lr-find" / "lr_find.csv")
     expected = (1e-4 * (0.05 / 1e-4) ** (np.arange(12) / 11)).astype(np.float32)
@@ -206,7 +201,7 @@ def test_the_ramp_runs_from_min_lr_to_max_lr_in_every_optimizer_state(
 def test_a_diverging_loss_stops_the_test_early(capsys, tmp_path, config_file, factor, reason):
     argv = ["lr-find", config_file, "--optimizer", "GD", "--min-lr", "1e-3", "--max-lr", "1e3"]
     argv += ["--steps", "40", "--diverge-factor", factor, "--output-dir", tmp_path]
-    code, out, err = _run(capsys, *argv, "--no-plots", "--no-progress")
+    code, out, err = run_jopt(capsys, *argv, "--no-plots", "--no-progress")
     assert code == 0, err
     found = outputs.read_json(tmp_path / "lrf-lr-find" / "suggestions.json")["optimizers"]
     assert list(found) == ["GD"]
@@ -263,14 +258,16 @@ BAD_OPTIONS = [  # argv after `lr-find CONFIG`, fragment of stderr
 def test_a_bad_option_exits_2_with_one_line_before_anything_runs(
     capsys, tmp_path, config_file, extra, fragment
 ):
-    code, out, err = _run(capsys, "lr-find", config_file, *extra, "--output-dir", tmp_path / "o")
+    code, out, err = run_jopt(
+        capsys, "lr-find", config_file, *extra, "--output-dir", tmp_path / "o"
+    )
     assert code == 2
     assert err.startswith("jopt: ") and fragment in err and err.count("\n") == 1, err
     assert out == "" and not (tmp_path / "o").exists()
 
 
 def test_a_missing_config_or_a_word_for_a_number_exits_2(capsys, tmp_path):
-    code, _, err = _run(capsys, "lr-find", tmp_path / "absent.yaml")
+    code, _, err = run_jopt(capsys, "lr-find", tmp_path / "absent.yaml")
     assert code == 2 and "no config file at" in err
     for argv in (["lr-find", "c.yaml", "--steps", "ten"], ["lr-find"]):
         with pytest.raises(SystemExit) as info:
@@ -291,7 +288,7 @@ def test_ctrl_c_keeps_the_finished_curves_and_exits_130(capsys, tmp_path, config
 
     monkeypatch.setattr(lr_find, "run_one", interrupted_second)
     argv = ["lr-find", config_file, "--steps", "8", "--output-dir", tmp_path, "--no-progress"]
-    code, _, err = _run(capsys, *argv, "--no-plots")
+    code, _, err = run_jopt(capsys, *argv, "--no-plots")
     assert code == 130 and calls == ["GD", "torch SGD"]
     run_dir = tmp_path / "lrf-lr-find"
     assert f"lr-find interrupted; the finished curves (GD) are in {run_dir}" in err

@@ -58,6 +58,12 @@ def _config(search=None, **top):
     return config_lib.from_dict(raw)
 
 
+def _pbt(**changes):
+    search = {"method": "pbt", "population": 4, "objective": {"metric": "eval_loss"}}
+    search.update(changes)
+    return search
+
+
 def _search(**changes):
     search = {"method": "tpe", "trials": 4, "objective": {"metric": "eval_loss"}}
     search.update(changes)
@@ -114,6 +120,16 @@ def test_which_dimensions_live_in_the_state():
     ("search", "path", "message"),
     [
         (_search(method="bayes"), "search.method", "unknown method 'bayes'"),
+        (
+            _search(method="pbt", population=4, pbt={"interval": 5}),
+            "search.trials",
+            "its budget is population x steps",
+        ),
+        (
+            _pbt(pbt={"interval": 5}, pruner={"name": "median"}, space={"momentum": [0.5]}),
+            "search.pruner",
+            "it takes no pruner",
+        ),
         (
             _search(space={"learning_rate": {"low": 1.0, "high": 1.0}}),
             "search.space.learning_rate",
@@ -190,12 +206,22 @@ def test_which_dimensions_live_in_the_state():
         ),
         (_search(), "search.space", "nothing to search for optimizer 'SGD'"),
         (
-            _search(method="pbt", population=4, pbt={"interval": 5}, space={"nesterov": [True]}),
+            _search(folds=3, pruner={"name": "median"}, space={"momentum": [0.0, 0.9]}),
+            "search.folds",
+            "does not combine with pruning",
+        ),
+        (
+            _search(folds=1, space={"momentum": [0.0, 0.9]}),
+            "search.folds",
+            "must be an integer >= 2, got 1",
+        ),
+        (
+            _pbt(population=4, pbt={"interval": 5}, space={"nesterov": [True]}),
             "search.per_optimizer.SGD.nesterov",
             "population-based training perturbs numbers",
         ),
         (
-            _search(method="pbt", population=1, space={"learning_rate": {"low": 0.1, "high": 1}}),
+            _pbt(population=1, space={"learning_rate": {"low": 0.1, "high": 1}}),
             "search.population",
             "needs >= 2 members",
         ),
@@ -255,3 +281,17 @@ def test_overrides_reach_the_search_section():
     config = config_lib.from_dict(raw)
     assert config.search.trials == 3
     assert config.search.spaces["SGD"][0].high == 0.5
+
+
+def test_folds_need_a_workload_with_data_and_no_fold_of_its_own():
+    raw = copy.deepcopy(BASE)
+    raw["optimizers"] = raw["optimizers"][:1]
+    raw["search"] = _search(folds=3, space={"momentum": [0.0, 0.9]})
+    assert config_lib.from_dict(raw).search.folds == 3
+    raw["workload"] = {"name": "functions2d", "function": "canyon"}
+    with pytest.raises(ConfigError, match="workload 'functions2d' has no data to split") as e:
+        config_lib.from_dict(raw)
+    assert e.value.path == "search.folds"
+    raw["workload"] = {**BASE["workload"], "cv_folds": 4}
+    with pytest.raises(ConfigError, match="already fixes workload.cv_folds=4"):
+        config_lib.from_dict(raw)

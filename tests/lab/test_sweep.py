@@ -17,9 +17,10 @@ import pytest
 import yaml
 
 import jopt
-from jopt.lab import cli, outputs, programs, runner
 from jopt.lab import config as config_lib
+from jopt.lab import outputs, programs, runner
 from jopt.lab.search import population, report, space, study
+from tests.lab.commands import run_jopt
 
 WORKLOAD = {"name": "linear_regression", "batch_size": 32}
 BASE = {
@@ -250,12 +251,6 @@ def test_scores_of_a_curve():
     assert math.isnan(study.score(final, steps, np.full(3, np.nan)))
 
 
-def _cli(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_jopt_sweep_writes_tables_figures_and_a_best_config_that_jopt_run_reproduces(
     capsys, tmp_path
 ):
@@ -266,7 +261,9 @@ def test_jopt_sweep_writes_tables_figures_and_a_best_config_that_jopt_run_reprod
     raw["search"]["per_optimizer"]["momentum"] = {"momentum": {"low": 0.0, "high": 0.95}}
     config = tmp_path / "sweep.yaml"
     config.write_text("# jopt sweep sweep.yaml\n" + yaml.safe_dump(raw, sort_keys=False))
-    code, out, err = _cli(capsys, "sweep", config, "--output-dir", tmp_path / "o", "--no-progress")
+    code, out, err = run_jopt(
+        capsys, "sweep", config, "--output-dir", tmp_path / "o", "--no-progress"
+    )
     assert code == 0, err
     study_dir = tmp_path / "o" / "sw-sweep"
     assert out.startswith("# Sweep sw\n") and f"Results in {study_dir}" in out
@@ -290,7 +287,7 @@ def test_jopt_sweep_writes_tables_figures_and_a_best_config_that_jopt_run_reprod
 
     best = (study_dir / "best.yaml").read_text()
     assert best.splitlines()[0] == f"# jopt run {study_dir / 'best.yaml'}"
-    code, out, err = _cli(
+    code, out, err = run_jopt(
         capsys, "run", study_dir / "best.yaml", "--output-dir", tmp_path / "o", "--no-progress"
     )
     assert code == 0, err
@@ -303,7 +300,7 @@ def test_jopt_sweep_writes_tables_figures_and_a_best_config_that_jopt_run_reprod
 
     # A finished sweep resumes to itself.
     before = (study_dir / "trials.csv").read_text()
-    code, out, err = _cli(capsys, "sweep", "--resume", study_dir, "--no-progress", "--no-plots")
+    code, out, err = run_jopt(capsys, "sweep", "--resume", study_dir, "--no-progress", "--no-plots")
     assert code == 0, err
     assert (study_dir / "trials.csv").read_text() == before
 
@@ -322,9 +319,32 @@ def test_jopt_sweep_refuses_bad_input_in_one_line(capsys, tmp_path, argv, messag
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump(BASE, sort_keys=False))
     argv = [a.format(tmp=tmp_path, config=config) for a in argv]
-    code, out, err = _cli(capsys, "sweep", *argv, "--output-dir", tmp_path / "o")
+    code, out, err = run_jopt(capsys, "sweep", *argv, "--output-dir", tmp_path / "o")
     if argv and argv[0] == "--resume":
-        code, out, err = _cli(capsys, "sweep", *argv)
+        code, out, err = run_jopt(capsys, "sweep", *argv)
     assert code == 2
     assert err.startswith("jopt: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_cross_validation_scores_each_trial_on_every_fold(tmp_path):
+    experiment = _experiment(tmp_path, trials=2, population=2, folds=3)
+    (one,) = _sweep(experiment, tmp_path / "s")
+    program = space.apply(experiment.optimizers[0], {"learning_rate": 1e-3, "momentum": 0.0})
+    for trial in one.trials:
+        member = [population.Member(seed, trial.params) for seed in experiment.seeds]
+        scores = [
+            study.score(
+                experiment.search.objective,
+                (0, 4, 8, 12),
+                population.train(
+                    programs.compiled_workload(workload), program, member, 12, 4, "eval_loss"
+                ).metric[i],
+            )
+            for workload in study.folds(experiment)
+            for i in range(len(member))
+        ]
+        assert trial.user_attrs["objective_per_seed"] == scores  # folds x seeds
+        assert trial.value == np.mean(scores)
+    sizes = {programs.compiled_workload(w).workload.valid.size for w in study.folds(experiment)}
+    assert sum(sizes) >= 256  # the folds split train + valid (256 + 512 examples)

@@ -67,13 +67,24 @@ def plot_objective(figures: Path, experiment, studies, name: str) -> Path:
             )
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel(name)
-    ax.set_ylabel(_objective_label(search.objective))
-    ax.set_title(f"{experiment.name}: objective against {name}")
+    labels = (
+        name,
+        _objective_label(search.objective),
+        f"{experiment.name}: objective against {name}",
+    )
+    return _finish(fig, ax, labels, figures / f"objective-{outputs.safe_name(name)}.png")
+
+
+def _finish(fig, ax, labels: tuple[str, str, str], path: Path, legend_size: int = 8) -> Path:
+    """Axis labels and title, a grid and a legend (when something was drawn); saved at `path`."""
+    xlabel, ylabel, title = labels
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     if ax.has_data():
-        ax.legend(fontsize=8)
-    return save_figure(fig, figures / f"objective-{outputs.safe_name(name)}.png")
+        ax.legend(fontsize=legend_size)
+    return save_figure(fig, path)
 
 
 def _objective_label(objective) -> str:
@@ -95,13 +106,8 @@ def plot_best_so_far(figures: Path, experiment, studies) -> Path:
             continue
         best = pick.accumulate(np.asarray(values, float))
         ax.step(np.arange(1, len(best) + 1), best, where="post", label=config.label)
-    ax.set_xlabel("trials")
-    ax.set_ylabel(f"best {_objective_label(objective)}")
-    ax.set_title(f"{experiment.name}: best so far")
-    ax.grid(alpha=0.3)
-    if ax.has_data():
-        ax.legend(fontsize=8)
-    return save_figure(fig, figures / "best_so_far.png")
+    labels = ("trials", f"best {_objective_label(objective)}", f"{experiment.name}: best so far")
+    return _finish(fig, ax, labels, figures / "best_so_far.png")
 
 
 def plot_best_curves(figures: Path, experiment, studies) -> Path:
@@ -118,13 +124,12 @@ def plot_best_curves(figures: Path, experiment, studies) -> Path:
                 alpha=1.0 - 0.15 * rank,
                 label=f"{config.label} #{t.number}",
             )
-    ax.set_xlabel("step")
-    ax.set_ylabel(f"{objective.metric} (mean over seeds)")
-    ax.set_title(f"{experiment.name}: the {BEST_CURVES} best trials of each optimizer")
-    ax.grid(alpha=0.3)
-    if ax.has_data():
-        ax.legend(fontsize=7)
-    return save_figure(fig, figures / "best_curves.png")
+    labels = (
+        "step",
+        f"{objective.metric} (mean over seeds)",
+        f"{experiment.name}: the {BEST_CURVES} best trials of each optimizer",
+    )
+    return _finish(fig, ax, labels, figures / "best_curves.png", legend_size=7)
 
 
 def plot_optuna(figures: Path, experiment, studies) -> list[Path]:

@@ -46,6 +46,7 @@ class Result:
     diverged_at: np.ndarray  # (members,) the step whose loss was not finite (logged as +1), or -1
     seconds: float
     bytes_per_member: int  # parameters and optimizer state of one member
+    params: Any  # the final parameters, stacked over the real members
 
 
 def _is_hparams(node: Any) -> bool:
@@ -151,4 +152,5 @@ def train(
         np.asarray(diverged)[:n],
         time.perf_counter() - clock,
         int(nbytes),
+        jax.tree.map(lambda x: x[:n], params),
     )

@@ -55,6 +55,7 @@ _KEYS = {
     "space",
     "per_optimizer",
     "pbt",
+    "folds",
 }
 _PATH = re.compile(r"^([A-Za-z_]\w*)(?:\[(\d+)\])?(?:\.([A-Za-z_]\w*))?$")
 
@@ -144,6 +145,7 @@ class SearchConfig:
     seed: int = 0  # the sampler's
     pruner: str = "none"
     pbt: PbtConfig | None = None
+    folds: int | None = None  # k-fold cross-validation: each trial trains once per fold
 
     def budget(self, label: str) -> float:
         """The trials of optimizer `label`'s study: `trials` (infinite for a time budget alone),
@@ -162,19 +164,15 @@ def from_dict(
     optimizers: Sequence[OptimizerConfig],
     metrics: Sequence[str],
     max_seed: int,
+    workload: Any = None,
 ) -> SearchConfig | None:
-    """Validates a `search:` section against the experiment's optimizers and metric names."""
+    """Validates a `search:` section against the experiment's optimizers, metric names and
+    workload (a `WorkloadConfig`: cross-validation needs one with fold options)."""
     if raw is None:
         return None
     raw = dict(checks.mapping("search", raw))
     checks.reject_unknown("search", raw, _KEYS)
-    method = checks.string("search.method", raw.get("method", "tpe"))
-    if method not in METHODS:
-        raise ConfigError(
-            "search.method",
-            f"unknown method {method!r}{registry.closest(method, METHODS)}; "
-            f"known: {', '.join(METHODS)}.",
-        )
+    method = _one_of("search.method", raw.get("method", "tpe"), METHODS, "method")
     if method == "gp" and importlib.util.find_spec("torch") is None:
         raise ConfigError(
             "search.method",
@@ -183,7 +181,13 @@ def from_dict(
         )
     trials = raw.get("trials")
     seconds = raw.get("seconds")
-    if trials is None and seconds is None and method != "grid":
+    if method == "pbt" and (trials is not None or seconds is not None):
+        raise ConfigError(
+            "search.trials" if trials is not None else "search.seconds",
+            "population-based training trains `population` trials for the config's steps: "
+            "its budget is population x steps.",
+        )
+    if trials is None and seconds is None and method not in ("grid", "pbt"):
         raise ConfigError("search", "give a budget: trials (per optimizer), seconds, or both.")
     trials = None if trials is None else checks.integer("search.trials", trials, 1)
     if seconds is not None:
@@ -203,9 +207,10 @@ def from_dict(
         if len(set(seeds)) != len(seeds):
             raise ConfigError("search.seeds", f"must be distinct, got {list(seeds)}.")
     objective = _objective(raw.get("objective"), metrics)
-    pruner = _pruner(raw.get("pruner"), objective)
+    pruner = _pruner(raw.get("pruner"), objective, method)
     spaces = _spaces(raw.get("space"), raw.get("per_optimizer"), optimizers, method)
     pbt = _pbt(raw.get("pbt"), method, population)
+    folds = _folds(raw.get("folds"), workload, pruner, method)
     if pbt is not None:
         for config, (label, dims) in zip(optimizers, spaces.items(), strict=True):
             for d in dims:
@@ -227,7 +232,19 @@ def from_dict(
         seed=checks.integer("search.seed", raw.get("seed", 0), 0, max_seed),
         pruner=pruner,
         pbt=pbt,
+        folds=folds,
     )
+
+
+def _one_of(path: str, value: Any, known: Sequence[str], what: str) -> str:
+    """`value`, a string among `known` (else an error suggesting the closest)."""
+    value = checks.string(path, value)
+    if value not in known:
+        raise ConfigError(
+            path,
+            f"unknown {what} {value!r}{registry.closest(value, known)}; known: {', '.join(known)}.",
+        )
+    return value
 
 
 def _objective(raw: Any, metrics: Sequence[str]) -> Objective:
@@ -251,12 +268,7 @@ def _objective(raw: Any, metrics: Sequence[str]) -> Objective:
     )
     if mode not in ("min", "max"):
         raise ConfigError("search.objective.mode", f"must be 'min' or 'max', got {mode!r}.")
-    at = checks.string("search.objective.at", raw.get("at", "final"))
-    if at not in AT:
-        raise ConfigError(
-            "search.objective.at",
-            f"must be one of {', '.join(AT)}, got {at!r}{registry.closest(at, AT)}.",
-        )
+    at = _one_of("search.objective.at", raw.get("at", "final"), AT, "objective point")
     target = raw.get("target")
     if at == "steps_to_target":
         if target is None:
@@ -272,17 +284,16 @@ def _objective(raw: Any, metrics: Sequence[str]) -> Objective:
     return Objective(metric, mode, at, target)
 
 
-def _pruner(raw: Any, objective: Objective) -> str:
+def _pruner(raw: Any, objective: Objective, method: str) -> str:
     if raw is None:
         return "none"
     raw = dict(checks.mapping("search.pruner", raw))
     checks.reject_unknown("search.pruner", raw, {"name"})
-    name = checks.string("search.pruner.name", raw.get("name"))
-    if name not in PRUNERS:
+    name = _one_of("search.pruner.name", raw.get("name"), PRUNERS, "pruner")
+    if name != "none" and method == "pbt":
         raise ConfigError(
-            "search.pruner.name",
-            f"unknown pruner {name!r}{registry.closest(name, PRUNERS)}; known: "
-            f"{', '.join(PRUNERS)}.",
+            "search.pruner",
+            "population-based training replaces its worst trials itself: it takes no pruner.",
         )
     if name != "none" and objective.at == "steps_to_target":
         raise ConfigError(
@@ -291,6 +302,32 @@ def _pruner(raw: Any, objective: Objective) -> str:
             "target: use at: final or best, or no pruner.",
         )
     return name
+
+
+def _folds(raw: Any, workload: Any, pruner: str, method: str) -> int | None:
+    """k of k-fold cross-validation, for workloads with data (their `cv_folds` option)."""
+    if raw is None:
+        return None
+    folds = checks.integer("search.folds", raw, 2)
+    options = getattr(workload, "options", None)
+    if not hasattr(options, "cv_folds"):
+        raise ConfigError(
+            "search.folds",
+            f"workload {getattr(workload, 'name', None)!r} has no data to split into folds.",
+        )
+    if options.cv_folds is not None:
+        raise ConfigError(
+            "search.folds",
+            f"the workload already fixes workload.cv_folds={options.cv_folds}: cross-validate "
+            "with search.folds alone (each trial then trains once per fold).",
+        )
+    if pruner != "none" or method == "pbt":
+        raise ConfigError(
+            "search.folds",
+            "cross-validation trains each trial once per fold, one fold after the other; it "
+            "does not combine with pruning or population-based training.",
+        )
+    return folds
 
 
 def _pbt(raw: Any, method: str, population: int) -> PbtConfig | None:
@@ -592,6 +629,8 @@ def to_dict(search: SearchConfig) -> dict[str, Any]:
             label: {d.name: dimension(d) for d in dims} for label, dims in search.spaces.items()
         },
     }
+    if search.folds is not None:
+        data["folds"] = search.folds
     if search.pbt is not None:
         data["pbt"] = {
             "interval": search.pbt.interval,

@@ -28,6 +28,7 @@ import os
 import socket
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,33 @@ def open_storage(study_dir: Path, url: str | None) -> Any:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(str(study_dir / JOURNAL)))
-    try:
-        return optuna.storages.RDBStorage(url)
-    except Exception as e:  # sqlalchemy's and the drivers' errors have no common base
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StorageError(f"cannot open the storage {masked(url)}: {reason}") from None
+    import sqlalchemy.exc
+
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as e:
+            # Workers creating optuna's tables at once collide in PostgreSQL's catalog; the
+            # next attempt finds the tables made.
+            if attempt == _CREATE_ATTEMPTS:
+                raise StorageError(f"cannot open the storage {masked(url)}: {_reason(e)}") from None
+            time.sleep(0.05 * attempt)
+        except Exception as e:  # sqlalchemy's and the drivers' errors have no common base
+            raise StorageError(f"cannot open the storage {masked(url)}: {_reason(e)}") from None
+    raise AssertionError("unreachable")
+
+
+_CREATE_ATTEMPTS = 5
+
+
+def _reason(error: Exception) -> str:
+    """The first line of `error`, and the module a missing driver would have come from."""
+    text = str(error).strip()
+    reason = text.splitlines()[0] if text else type(error).__name__
+    cause = error.__cause__
+    if isinstance(cause, ImportError) and cause.name:
+        reason += f" (no module {cause.name!r}: pip install 'psycopg[binary]' for postgresql://)"
+    return reason
 
 
 def masked(url: str) -> str:
@@ -151,6 +174,17 @@ class Context:
     worker: str  # host:study_dir of this process, to recognize its own stale trials
     stop: Callable[[], bool]
     progress: bool
+    shared: bool = False  # a database other workers may use too
+
+
+def sampler_seed(seed: int, context: Context, trials_so_far: int) -> int:
+    """The seed of this worker's sampler: `seed` for a new study in the journal file (so that a
+    sweep is reproducible), else one drawn from (seed, worker, trials so far), so that workers
+    sharing a database, and a resumed sweep, do not replay the same draws."""
+    if context.shared is False and trials_so_far == 0:
+        return seed
+    words = [seed, zlib.crc32(context.worker.encode()), trials_so_far]
+    return int(np.random.SeedSequence(words).generate_state(1)[0])
 
 
 def retried(study: optuna.Study) -> set[int]:
@@ -227,6 +261,9 @@ def search_optimizer(context: Context, index: int) -> optuna.Study:
         direction=search.objective.direction,
         load_if_exists=True,
     )
+    seed = sampler_seed(search.seed, context, len(study.get_trials(deepcopy=False)))
+    if seed != search.seed:
+        study.sampler = sampler(dataclasses.replace(search, seed=seed), dimensions)
     requeue_stale(study, context.worker)
     budget = search.budget(base.label)
     started = time.perf_counter()
@@ -309,18 +346,23 @@ def _run_group(context, study, base, dimensions, group: list[_Proposal]) -> None
                     mask[i * per_trial : (i + 1) * per_trial] = False
         return mask
 
+    workloads = folds(experiment)
+    results = []
     try:
-        result = population.train(
-            compiled_workload(experiment.workload),
-            group[0].program,
-            members,
-            experiment.steps,
-            experiment.eval_every,
-            search.objective.metric,
-            size=search.population * per_trial,
-            on_eval=on_eval,
-            stop=context.stop,
-        )
+        for workload in workloads:
+            results.append(
+                population.train(
+                    compiled_workload(workload),
+                    group[0].program,
+                    members,
+                    experiment.steps,
+                    experiment.eval_every,
+                    search.objective.metric,
+                    size=search.population * per_trial,
+                    on_eval=on_eval,
+                    stop=context.stop,
+                )
+            )
     except population.Stopped:
         for proposal in group:
             proposal.trial.set_user_attr("status", "interrupted")
@@ -328,22 +370,39 @@ def _run_group(context, study, base, dimensions, group: list[_Proposal]) -> None
         raise
     for i, proposal in enumerate(group):
         rows = slice(i * per_trial, (i + 1) * per_trial)
-        _record(study, proposal, search.objective, result, rows, len(group))
+        _record(study, proposal, search.objective, results, rows, len(group))
 
 
-def _record(study, proposal: _Proposal, objective: Objective, result, rows, n_trials) -> None:
+def folds(experiment: config_lib.ExperimentConfig) -> list[config_lib.WorkloadConfig]:
+    """The workload of each cross-validation fold (the workload itself without folds)."""
+    k = experiment.search.folds
+    if k is None:
+        return [experiment.workload]
+    options = experiment.workload.options
+    return [
+        dataclasses.replace(
+            experiment.workload,
+            options=dataclasses.replace(options, cv_folds=k, cv_fold=i),
+        )
+        for i in range(k)
+    ]
+
+
+def _record(study, proposal: _Proposal, objective: Objective, results, rows, n_trials) -> None:
+    """Tells `proposal`'s trial its objective: the mean over its seeds (and folds)."""
     trial = proposal.trial
-    curves = result.metric[rows]
-    scores = [score(objective, result.steps, c) for c in curves]
+    steps = results[0].steps
+    curves = np.concatenate([r.metric[rows] for r in results])
+    scores = [score(objective, steps, c) for c in curves]
     finite = [s for s in scores if not math.isnan(s)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         curve = np.nanmean(curves, axis=0)
-    trial.set_user_attr("seconds", result.seconds / n_trials)
-    trial.set_user_attr("steps", list(result.steps))
+    trial.set_user_attr("seconds", sum(r.seconds for r in results) / n_trials)
+    trial.set_user_attr("steps", list(steps))
     trial.set_user_attr("curve", [None if math.isnan(v) else float(v) for v in curve])
     trial.set_user_attr("objective_per_seed", [_json_number(s) for s in scores])
-    diverged = result.diverged_at[rows]
+    diverged = np.concatenate([r.diverged_at[rows] for r in results])
     if (diverged >= 0).any():
         trial.set_user_attr("diverged_at_step", int(diverged[diverged >= 0].min()) + 1)
         _tell(study, trial, "diverged", None)
@@ -352,9 +411,8 @@ def _record(study, proposal: _Proposal, objective: Objective, result, rows, n_tr
     elif len(finite) < len(scores):
         _tell(study, trial, "nan", None)
     else:
-        trial.set_user_attr(
-            "spread", float(np.std(scores)) if all(map(math.isfinite, scores)) else None
-        )
+        spread = float(np.std(scores)) if all(map(math.isfinite, scores)) else None
+        trial.set_user_attr("spread", spread)
         _tell(study, trial, "done", float(np.mean(scores)))
 
 
@@ -409,6 +467,7 @@ def sweep(
         worker_id(study_dir),
         stop,
         progress,
+        shared=isinstance(storage, optuna.storages.RDBStorage),
     )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return [search_optimizer(context, i) for i in range(len(experiment.optimizers))]

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
         outputs.write_json(
             study_dir / "study.json", {"storage": study.masked(url) if url else None}
         )
-    if storage is None:
+    if storage is None and experiment.search.method != "pbt":  # PBT keeps no optuna study
         storage = study.open_storage(study_dir, None)
     return _sweep(study.resolved(experiment), study_dir, storage, args)
 
@@ -110,9 +110,14 @@ def _sweep(experiment, study_dir: Path, storage, args: argparse.Namespace) -> in
         if experiment.search.method == "pbt":
             from jopt.lab.search import pbt
 
-            print(
-                pbt.run(experiment, study_dir, stop=requested.is_set, progress=not args.no_progress)
+            text = pbt.run(
+                experiment,
+                study_dir,
+                stop=requested.is_set,
+                progress=not args.no_progress,
+                resume=bool(args.resume),
             )
+            print(text)
             print(f"Results in {study_dir}")
             return 0
         studies = study.sweep(
