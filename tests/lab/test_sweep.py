@@ -348,3 +348,17 @@ def test_cross_validation_scores_each_trial_on_every_fold(tmp_path):
         assert trial.value == np.mean(scores)
     sizes = {programs.compiled_workload(w).workload.valid.size for w in study.folds(experiment)}
     assert sum(sizes) >= 256  # the folds split train + valid (256 + 512 examples)
+
+
+def test_a_time_budget_lets_the_population_in_flight_finish(tmp_path):
+    experiment = _experiment(tmp_path, trials=None, seconds=1e-9)
+    (one,) = _sweep(experiment, tmp_path / "s")
+    assert _statuses(one) == ["done"] * 3  # one population of 3, then the clock has run out
+
+
+@pytest.mark.parametrize("method", ["quasirandom", "tpe", "gp", "cmaes"])
+def test_every_optuna_sampler_runs_a_sweep(tmp_path, method):
+    experiment = _experiment(tmp_path, method=method, trials=3, population=1)
+    (one,) = _sweep(experiment, tmp_path / "s")
+    assert _statuses(one) == ["done"] * 3
+    assert len({t.params["learning_rate"] for t in one.trials}) == 3

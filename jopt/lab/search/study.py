@@ -266,15 +266,17 @@ def search_optimizer(context: Context, index: int) -> optuna.Study:
         study.sampler = sampler(dataclasses.replace(search, seed=seed), dimensions)
     requeue_stale(study, context.worker)
     budget = search.budget(base.label)
-    started = time.perf_counter()
+    started = None  # the clock of `seconds` starts with this process's first population
     bar = _bar(context.progress, base.label, None if budget == math.inf else budget, study)
     try:
         while True:
             remaining = budget - counted(study)
             if remaining <= 0:
                 break
-            if search.seconds is not None and time.perf_counter() - started >= search.seconds:
-                break
+            if search.seconds is not None and started is not None:
+                if time.perf_counter() - started >= search.seconds:
+                    break
+            started = time.perf_counter() if started is None else started
             asked = [study.ask() for _ in range(int(min(search.population, remaining)))]
             groups = _groups(study, base, dimensions, asked, context.worker)
             for i, group in enumerate(groups):
