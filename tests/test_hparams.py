@@ -471,3 +471,23 @@ def test_an_integer_hyperparameter_stays_an_integer():
     with pytest.raises(jopt.ArgumentTypeError, match="must have an integer dtype") as raised:
         jax.vmap(patience_of)(jnp.array([1.0, 7.5]))
     assert raised.value.argument == "patience"
+
+
+@pytest.mark.parametrize(
+    "tx", [jopt.sgd(0.5), jopt.adam(0.5)], ids=["sgd (learning rate alone)", "adam"]
+)
+def test_set_hparams_outside_vmap_sets_every_row_of_a_stacked_state(tx):
+    """A state stacked over seeds (as `jax.vmap(tx.init)` makes it) keeps its shape: every row
+    gets the value, and the vmapped step still runs."""
+    params = {"w": jnp.ones((3, 2))}
+    states = jax.vmap(tx.init)(params)
+    before = [x.shape for x in jax.tree.leaves(states)]
+    states = jopt.set_hparams(states, learning_rate=0.1)
+    assert [x.shape for x in jax.tree.leaves(states)] == before
+    np.testing.assert_array_equal(
+        jopt.get_hparams(states)["learning_rate"], np.full(3, 0.1, np.float32)
+    )
+    updates, _ = jax.vmap(tx.update)(params, states, params)
+    single = jopt.set_hparams(tx.init({"w": jnp.ones(2)}), learning_rate=0.1)
+    expected, _ = tx.update({"w": jnp.ones(2)}, single, {"w": jnp.ones(2)})
+    np.testing.assert_array_equal(updates["w"], np.stack([expected["w"]] * 3))

@@ -228,7 +228,9 @@ class HParams:
                     )
             else:
                 value = hparam.check_value(fn, value)
-            values[name] = store(fn, name, value, hparam.allowed, dtype)
+            # A state stacked outside vmap (one node for many seeds) gets the value in every row.
+            batch = jnp.shape(self.packed)[:-1]
+            values[name] = jnp.broadcast_to(store(fn, name, value, hparam.allowed, dtype), batch)
         return HParams.pack(self.meta, values, new, self.derived)
 
 
