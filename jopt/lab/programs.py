@@ -3,6 +3,7 @@ optimizer's vmapped training step, built once per process and shared between run
 
 Steps run from a Python loop rather than a `lax.scan` (see `_make_step`); the batch of step t is
 its slice of a permutation keyed by (seed, epoch), so nothing random is carried between steps.
+`Batches` is that loop, shared by every command that trains seeds.
 """
 
 from __future__ import annotations
@@ -154,6 +155,51 @@ class Compiled:
                 tx, jax.jit(jax.vmap(tx.init)), _make_step(self.workload, tx)
             )
         return self.programs[key]
+
+
+class Batches:
+    """Runs a program's vmapped training step over a range of steps, drawing every seed's
+    example order once per epoch (`Compiled.order` of the seeds' data keys and the epoch).
+
+    Every command that trains seeds steps through this loop (`jopt run`, a population, PBT,
+    lr-find), so that step t of a seed sees the same batch whatever the command and however its
+    steps are chunked: the order depends on the seed and the epoch alone.
+    """
+
+    def __init__(self, compiled: Compiled, step: Callable, data_keys: jax.Array):
+        """`step`: a program's vmapped step (`_Programs.step`); `data_keys`: the seeds' (the
+        second of `seed_keys`), one per member of the carry."""
+        self.compiled, self.step, self.data_keys = compiled, step, data_keys
+        self.per_epoch = steps_per_epoch(compiled.workload)
+        self._epoch, self._order = -1, None
+
+    def order(self, t: int) -> jax.Array | None:
+        """Every seed's order of the training examples in the epoch of step `t` (None for a
+        full-batch workload); drawn when `t` enters a new epoch, kept until the next."""
+        if self.per_epoch is not None and t // self.per_epoch != self._epoch:
+            self._epoch = t // self.per_epoch
+            self._order = self.compiled.order(self.data_keys, jnp.asarray(self._epoch, jnp.int32))
+        return self._order
+
+    def run(
+        self,
+        carry: tuple[Any, Any, jax.Array],
+        start: int,
+        end: int,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
+    ) -> tuple[tuple[Any, Any, jax.Array], dict[str, Any] | None]:
+        """Steps `start` to `end - 1` from `carry` = (params, optimizer state, divergence
+        flags), stacked over the seeds and donated to the step. Returns the new carry and the
+        record of the last step (None if none ran); `on_step(record)` is called after each."""
+        params, opt_state, diverged_at = carry
+        record = None
+        for t in range(start, end):
+            params, opt_state, diverged_at, record = self.step(
+                params, opt_state, diverged_at, self.order(t), jnp.asarray(t, jnp.int32)
+            )
+            if on_step is not None:
+                on_step(record)
+        return (params, opt_state, diverged_at), record
 
 
 @functools.lru_cache(maxsize=8)

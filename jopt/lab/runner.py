@@ -13,8 +13,8 @@ the unfinished trials `interrupted`; `jopt run --resume RUN_DIR` continues them.
 
 Within one process, runs of the same workload options share its data and compiled init and
 evaluation, and runs of the same optimizer config on it share the compiled step (the eight most
-recently used workloads are kept, data included: a sweep's cross-validation folds are one each), so that repeated runs from Python (a notebook,
-the tests) compile once.
+recently used workloads are kept, data included: a sweep's cross-validation folds are one each),
+so that repeated runs from Python (a notebook, the tests) compile once.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 
 from jopt.lab import checkpoints, outputs
 from jopt.lab import config as config_lib
-from jopt.lab.programs import Compiled, compiled_workload, seed_keys, steps_per_epoch
+from jopt.lab.programs import Batches, Compiled, compiled_workload, seed_keys, steps_per_epoch
 
 
 class Interrupted(Exception):
@@ -66,7 +66,7 @@ class _Group:
         self.workload = compiled.workload
         self.compiled = compiled
         programs = compiled.programs_for(optimizer)
-        self.tx, self.init_state, self.step = programs.tx, programs.init_state, programs.step
+        self.tx, self.init_state = programs.tx, programs.init_state
         self.seeds = experiment.seeds
         self.trials = [
             run_dir / "trials" / outputs.trial_name(optimizer.label, s) for s in self.seeds
@@ -77,7 +77,7 @@ class _Group:
         self.format = checkpoints.default_format()
         self.init_keys, self.data_keys = seed_keys(self.seeds)
         self.evaluate = compiled.evaluate
-        self._epoch_order: tuple[int, jax.Array] | None = None
+        self.batches = Batches(compiled, programs.step, self.data_keys)
 
     # state ----------------------------------------------------------------------------------------
     def _initial_arrays(self) -> tuple[Any, Any, jax.Array]:
@@ -169,17 +169,6 @@ class _Group:
                 row["params"] = [float(v) for v in np.ravel(jax.tree.leaves(carry.params)[0][i])]
             outputs.append_metrics(trial / "metrics.jsonl", [row])
 
-    def _order(self, step: int) -> jax.Array | None:
-        """The example order of every seed in the epoch of `step` (computed once an epoch)."""
-        per_epoch = steps_per_epoch(self.workload)
-        if per_epoch is None:
-            return None
-        epoch = step // per_epoch
-        if self._epoch_order is None or self._epoch_order[0] != epoch:
-            order = self.compiled.order(self.data_keys, jnp.asarray(epoch, jnp.int32))
-            self._epoch_order = (epoch, order)
-        return self._epoch_order[1]
-
     def train(
         self,
         carry: Carry,
@@ -192,6 +181,13 @@ class _Group:
         last_checkpoint = carry.step
         clock = time.perf_counter()
         status = "done"
+        chunk: list[dict[str, Any]] = []  # the records of the chunk's steps
+
+        def on_step(record: dict[str, Any]) -> None:
+            chunk.append(record)
+            if progress is not None:
+                progress.update(1)
+
         while carry.step < experiment.steps:
             if stop.requested:
                 status = "interrupted"
@@ -200,16 +196,14 @@ class _Group:
                 experiment.eval_every - carry.step % experiment.eval_every,
                 experiment.steps - carry.step,
             )
-            params, opt_state, diverged = carry.params, carry.opt_state, carry.diverged_at
-            steps = []
-            for step in range(carry.step, carry.step + length):
-                params, opt_state, diverged, record = self.step(
-                    params, opt_state, diverged, self._order(step), jnp.asarray(step, jnp.int32)
-                )
-                steps.append(record)
-                if progress is not None:
-                    progress.update(1)
-            records = jax.tree.map(lambda *r: np.stack(r, axis=1), *jax.device_get(steps))
+            chunk.clear()
+            (params, opt_state, diverged), _ = self.batches.run(
+                (carry.params, carry.opt_state, carry.diverged_at),
+                carry.step,
+                carry.step + length,
+                on_step,
+            )
+            records = jax.tree.map(lambda *r: np.stack(r, axis=1), *jax.device_get(chunk))
             evals = self.evaluate(params, self.workload.valid)
             jax.block_until_ready(evals)
             elapsed = elapsed0 + time.perf_counter() - clock

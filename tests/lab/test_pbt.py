@@ -21,7 +21,7 @@ import yaml
 import jopt
 from jopt.lab import config as config_lib
 from jopt.lab import outputs, programs, runner
-from jopt.lab.search import pbt, population, space
+from jopt.lab.search import pbt, pbt_report, population, space
 from jopt.lab.search.space import Dimension
 
 K, SEEDS, STEPS, INTERVAL, QUANTILE = 8, [0, 1], 60, 20, 0.25
@@ -64,7 +64,7 @@ def _experiment(raw=CONFIG):
 
 
 def _rows(study_dir) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO((study_dir / pbt.CSV).read_text())))
+    return list(csv.DictReader(io.StringIO((study_dir / pbt_report.CSV).read_text())))
 
 
 def _float(cell: str) -> float:
@@ -213,7 +213,7 @@ def test_outputs_have_their_columns_figures_and_optunas_initial_values(sweep):
             png = study_dir / "figures" / f"{name}-{label}.png"
             assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 5000
     assert [r["momentum"] for r in rows if r["optimizer"] == "GD"] == [""] * K * len(steps)
-    assert texts[0] == (study_dir / pbt.SUMMARY).read_text()
+    assert texts[0] == (study_dir / pbt_report.SUMMARY).read_text()
     assert texts[0].startswith("# PBT sweep pbt\n") and "## momentum" in texts[0]
 
 
@@ -248,7 +248,7 @@ def test_every_copy_is_from_a_top_quantile_trial_into_a_bottom_one_with_factored
 def test_the_lineages_follow_the_copies_in_the_rows(sweep):
     _, dirs, _, _ = sweep
     rows = _rows(dirs[0])
-    data = outputs.read_json(dirs[0] / pbt.LINEAGE)
+    data = outputs.read_json(dirs[0] / pbt_report.LINEAGE)
     for label in ("GD", "momentum"):
         at = {(int(r["trial"]), int(r["step"])): r for r in rows if r["optimizer"] == label}
         finals = {t: _float(at[(t, STEPS)]["score"]) for t in range(K)}
@@ -275,7 +275,7 @@ def test_a_lineage_is_exactly_one_run_of_its_schedule(sweep):
     """Replayed without PBT (each member trained from its own init, its values set at its
     lineage's steps), each final trial's lineage gives its final score to the last bit."""
     experiment, dirs, _, _ = sweep
-    data = outputs.read_json(dirs[0] / pbt.LINEAGE)
+    data = outputs.read_json(dirs[0] / pbt_report.LINEAGE)
     compiled = programs.compiled_workload(experiment.workload)
     per_epoch = programs.steps_per_epoch(compiled.workload)
     copies = 0
@@ -307,11 +307,11 @@ def test_a_lineage_is_exactly_one_run_of_its_schedule(sweep):
 
 def test_pbt_best_yaml_runs_the_best_lineage_to_the_same_score(sweep, tmp_path):
     experiment, dirs, _, _ = sweep
-    text = (dirs[0] / pbt.BEST).read_text()
+    text = (dirs[0] / pbt_report.BEST).read_text()
     assert "piecewise_constant" in text  # a lineage whose learning rate changed
     # momentum (a decay rate) changed along the other's: left out
     assert "#   momentum: left out, trial " in text
-    data = outputs.read_json(dirs[0] / pbt.LINEAGE)
+    data = outputs.read_json(dirs[0] / pbt_report.LINEAGE)
     best = config_lib.from_dict(yaml.safe_load(text))
     assert best.search is None and best.seeds == tuple(SEEDS) and best.steps == STEPS
     run_dir = runner.run(best, tmp_path / "run", progress=False)
@@ -330,7 +330,7 @@ def test_pbt_best_yaml_runs_the_best_lineage_to_the_same_score(sweep, tmp_path):
 def test_pbt_best_yaml_leaves_out_a_lineage_whose_decay_rate_changes(tmp_path):
     # A decay rate's complement is rounded differently from a schedule: momentum may not change.
     experiment = _experiment()
-    row = pbt.Row
+    row = pbt_report.Row
     records = {
         "GD": [
             row(0, 0, {"learning_rate": 0.1}, 1.0, None),
@@ -349,7 +349,7 @@ def test_pbt_best_yaml_leaves_out_a_lineage_whose_decay_rate_changes(tmp_path):
             row(1, 60, {"learning_rate": 0.1, "momentum": 0.6}, 0.2, None),
         ],
     }
-    text = pbt.best_config(experiment, records, tmp_path)
+    text = pbt_report.best_config(experiment, records, tmp_path)
     assert "#   GD: trial 0, 0.1\n" in text
     assert "#   momentum: left out, trial 0's lineage changes momentum, which" in text
     (optimizer,) = config_lib.from_dict(yaml.safe_load(text)).optimizers
@@ -363,7 +363,7 @@ def test_pbt_best_yaml_leaves_out_a_lineage_whose_decay_rate_changes(tmp_path):
 
 def test_the_same_config_and_seed_give_identical_outputs(sweep):
     _, dirs, texts, _ = sweep
-    for name in (pbt.CSV, pbt.LINEAGE, pbt.BEST):
+    for name in (pbt_report.CSV, pbt_report.LINEAGE, pbt_report.BEST):
         assert (dirs[0] / name).read_bytes().replace(bytes(dirs[0]), b"") == (
             dirs[1] / name
         ).read_bytes().replace(bytes(dirs[1]), b""), name
@@ -381,7 +381,7 @@ def test_ctrl_c_leaves_complete_files_and_resume_finishes_bitwise(sweep, tmp_pat
     with pytest.raises(population.Stopped):
         pbt.run(experiment, tmp_path, stop=stop, progress=False)
     assert not list(tmp_path.rglob("*.tmp")) and not (tmp_path / "figures").exists()
-    assert not (tmp_path / pbt.BEST).exists()
+    assert not (tmp_path / pbt_report.BEST).exists()
     rows = _rows(tmp_path)
     done = {(r["optimizer"], r["step"]) for r in rows}
     assert done == {("GD", s) for s in ("0", "20", "40", "60")} | {
@@ -390,14 +390,14 @@ def test_ctrl_c_leaves_complete_files_and_resume_finishes_bitwise(sweep, tmp_pat
     }
     assert rows == [r for r in _rows(dirs[0]) if r in rows]  # the rows of the full run
     assert len(rows) == 6 * K
-    assert set(outputs.read_json(tmp_path / pbt.LINEAGE)) == {"GD", "momentum"}
-    assert "## momentum" in (tmp_path / pbt.SUMMARY).read_text()
+    assert set(outputs.read_json(tmp_path / pbt_report.LINEAGE)) == {"GD", "momentum"}
+    assert "## momentum" in (tmp_path / pbt_report.SUMMARY).read_text()
 
     # GD continues from its last checkpoint (the end), momentum from its exploit at step 20.
     text = pbt.run(experiment, tmp_path, stop=lambda: False, progress=False, resume=True)
-    for name in (pbt.CSV, pbt.LINEAGE, pbt.SUMMARY):
+    for name in (pbt_report.CSV, pbt_report.LINEAGE, pbt_report.SUMMARY):
         assert (tmp_path / name).read_bytes() == (dirs[0] / name).read_bytes(), name
-    assert text == (dirs[0] / pbt.SUMMARY).read_text()
+    assert text == (dirs[0] / pbt_report.SUMMARY).read_text()
 
 
 # -- divergence ----------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ def test_diverged_trials_copy_a_winner_and_train_on(tmp_path):
         assert at[(int(at[(t, s)]["parent"]), s)]["score"] != ""
     revived = [(t, s) for t, s in diverged if at[(t, s + INTERVAL)]["score"] != ""]
     assert revived  # its flag was reset with the copy: it is scored again
-    data = outputs.read_json(tmp_path / pbt.LINEAGE)["GD"]
+    data = outputs.read_json(tmp_path / pbt_report.LINEAGE)["GD"]
     assert data["best_trial"] is not None
     assert math.isfinite(data["trials"][data["best_trial"]]["final_score"])
 

@@ -249,18 +249,6 @@ def constant_rate(
     return optimizer, replaced
 
 
-def _order(compiled: programs.Compiled, data_keys: jax.Array, step: int, cache: dict):
-    """Every seed's example order in the epoch of `step` (as the runner draws it)."""
-    per_epoch = programs.steps_per_epoch(compiled.workload)
-    if per_epoch is None:
-        return None
-    epoch = step // per_epoch
-    if epoch not in cache:
-        cache.clear()
-        cache[epoch] = compiled.order(data_keys, jnp.asarray(epoch, jnp.int32))
-    return cache[epoch]
-
-
 def run_one(
     compiled: programs.Compiled,
     optimizer: config_lib.OptimizerConfig,
@@ -276,17 +264,17 @@ def run_one(
     params = compiled.init_params(init_keys)
     state = compiled_programs.init_state(params)
     diverged_at = jnp.full((len(seeds),), -1, jnp.int32)
+    batches = programs.Batches(compiled, compiled_programs.step, data_keys)  # as the runner's
     dtype = jax.dtypes.canonicalize_dtype(np.float64)  # the state's float
     rates = ramp(options.min_lr, options.max_lr, options.steps).astype(dtype)
     recorded, losses, smoothed = [], [], []
-    average, best, stopped, orders = 0.0, math.inf, None, {}
+    average, best, stopped = 0.0, math.inf, None
     bar = _progress_bar(progress, optimizer.label, options.steps)
     try:
         for t, rate in enumerate(rates):
             state = _set_lr(state, rate)
-            order = _order(compiled, data_keys, t, orders)
-            params, state, diverged_at, record = compiled_programs.step(
-                params, state, diverged_at, order, jnp.asarray(t, jnp.int32)
+            (params, state, diverged_at), record = batches.run(
+                (params, state, diverged_at), t, t + 1
             )
             loss, lr, dead = jax.device_get(
                 (record["train_loss"], record["learning_rate"], diverged_at)

@@ -24,7 +24,7 @@ import numpy as np
 
 import jopt
 from jopt.lab.config_optimizers import OptimizerConfig
-from jopt.lab.programs import Compiled, seed_keys, steps_per_epoch
+from jopt.lab.programs import Batches, Compiled, seed_keys
 
 
 class Stopped(Exception):
@@ -79,6 +79,46 @@ def with_values(state: Any, values: Sequence[Mapping[str, Any]]) -> Any:
     return jax.tree.map(pick, state, *members, is_leaf=_is_hparams)
 
 
+def with_values_at(state: Any, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> Any:
+    """The stacked optimizer `state` with `values` set in member `row`'s hyperparameters, for
+    each (row, values): `jopt.set_hparams` on that member's `HParams` nodes (from Python
+    numbers, as the constructor rounds them); every other row and buffer is left as it is."""
+    nodes, treedef = jax.tree.flatten(state, is_leaf=_is_hparams)
+    packed = {i: np.array(n.packed) for i, n in enumerate(nodes) if _is_hparams(n)}
+
+    def with_packed(pick: Callable[[int], Any]) -> Any:
+        leaves = [jopt.HParams(pick(i), n.meta) if i in packed else n for i, n in enumerate(nodes)]
+        return jax.tree.unflatten(treedef, leaves)
+
+    for row, values in rows:
+        member = with_packed(lambda i, r=row: packed[i][r])  # other buffers: passed through
+        changed = jax.tree.leaves(jopt.set_hparams(member, **values), is_leaf=_is_hparams)
+        for i in packed:
+            packed[i][row] = np.asarray(changed[i].packed)
+    return with_packed(lambda i: jnp.asarray(packed[i]))
+
+
+@jax.jit
+def take_members(tree: Any, source: jax.Array) -> Any:
+    """`tree` stacked over members, member i of every leaf replaced by member source[i] (one
+    compiled gather per population)."""
+    return jax.tree.map(lambda x: x[source], tree)
+
+
+def measure(
+    compiled: Compiled, metric: str, params: Any, record: Any, dtype: Any = None
+) -> np.ndarray:
+    """Every member's `metric` now, a new NumPy array (of `dtype`; None: the metric's own):
+    `train_loss` is the loss of the last step (its `record`; None before the first step: NaN
+    for every member), an `eval_M` metric M of `params` on the workload's validation split."""
+    if metric == "train_loss":
+        if record is None:
+            return np.full(jax.tree.leaves(params)[0].shape[0], np.nan, dtype)
+        return np.array(record["train_loss"], dtype)
+    evals = compiled.evaluate(params, compiled.workload.valid)
+    return np.array(evals[metric.removeprefix("eval_")], dtype)
+
+
 def train(
     compiled: Compiled,
     optimizer: OptimizerConfig,
@@ -104,38 +144,26 @@ def train(
     size = max(size or n, n)
     padded = [*members, *[members[-1]] * (size - n)]
     programs = compiled.programs_for(optimizer)
-    workload = compiled.workload
     init_keys, data_keys = seed_keys([m.seed for m in padded])
     params = compiled.init_params(init_keys)
     opt_state = with_values(programs.init_state(params), [m.values for m in padded])
     diverged = jnp.full((size,), -1, jnp.int32)
     nbytes = sum(x.nbytes for x in jax.tree.leaves((params, opt_state))) // size
 
-    def measure(params, record) -> np.ndarray:
-        if metric == "train_loss":
-            return np.asarray(record["train_loss"])[:n]
-        evals = compiled.evaluate(params, workload.valid)
-        return np.asarray(evals[metric.removeprefix("eval_")])[:n]
-
     eval_steps = [0]
-    curves = [measure(params, {"train_loss": np.full(size, np.nan)})]
-    per_epoch = steps_per_epoch(workload)
-    order, epoch = None, -1
+    curves = [measure(compiled, metric, params, None)[:n]]
+    batches = Batches(compiled, programs.step, data_keys)
     active = np.ones(n, bool)
     step = 0
     while step < steps:
         if stop is not None and stop():
             raise Stopped
         end = min(step + eval_every - step % eval_every, steps)
-        for t in range(step, end):
-            if per_epoch is not None and t // per_epoch != epoch:
-                epoch = t // per_epoch
-                order = compiled.order(data_keys, jnp.asarray(epoch, jnp.int32))
-            params, opt_state, diverged, record = programs.step(
-                params, opt_state, diverged, order, jnp.asarray(t, jnp.int32)
-            )
+        (params, opt_state, diverged), record = batches.run(
+            (params, opt_state, diverged), step, end
+        )
         step = end
-        values = measure(params, record)
+        values = measure(compiled, metric, params, record)[:n]
         eval_steps.append(step)
         curves.append(np.where(active, values, np.nan))
         if on_eval is not None:

@@ -134,6 +134,26 @@ def write_tables(study_dir: Path, experiment: config_lib.ExperimentConfig, studi
     return text
 
 
+def best_experiment(
+    experiment: config_lib.ExperimentConfig,
+    optimizers: Sequence[Any],
+    name: str,
+    description: str,
+    target: config_lib.TargetConfig | None,
+) -> config_lib.ExperimentConfig:
+    """The config that trains a sweep's best: `optimizers` at their best values, on the seeds
+    each trial had, without the search section."""
+    return dataclasses.replace(
+        experiment,
+        name=name,
+        description=description,
+        optimizers=tuple(optimizers),
+        seeds=experiment.search.seeds or experiment.seeds,
+        target=target,
+        search=None,
+    )
+
+
 def best_config(
     experiment: config_lib.ExperimentConfig, studies: Sequence[optuna.Study], study_dir: Path
 ) -> str:
@@ -163,14 +183,12 @@ def best_config(
         if values:
             pick = max if objective.mode == "max" else min
             target = config_lib.TargetConfig(objective.metric, pick(values), objective.mode)
-    result = dataclasses.replace(
+    result = best_experiment(
         experiment,
-        name=f"{experiment.name}-best",
-        description=f"The best trial of each optimizer in the sweep {experiment.name}.",
-        optimizers=tuple(optimizers),
-        seeds=search.seeds or experiment.seeds,
-        target=target,
-        search=None,
+        optimizers,
+        f"{experiment.name}-best",
+        f"The best trial of each optimizer in the sweep {experiment.name}.",
+        target,
     )
     measure = {
         "final": "final",
