@@ -181,7 +181,7 @@ def sampler_seed(seed: int, context: Context, trials_so_far: int) -> int:
     """The seed of this worker's sampler: `seed` for a new study in the journal file (so that a
     sweep is reproducible), else one drawn from (seed, worker, trials so far), so that workers
     sharing a database, and a resumed sweep, do not replay the same draws."""
-    if context.shared is False and trials_so_far == 0:
+    if not context.shared and trials_so_far == 0:
         return seed
     words = [seed, zlib.crc32(context.worker.encode()), trials_so_far]
     return int(np.random.SeedSequence(words).generate_state(1)[0])
