@@ -17,13 +17,23 @@ from jopt._src.base import wider
 def moment(
     g: jax.Array, m: jax.Array, decay: jax.Array, complement: jax.Array, order: int = 1
 ) -> jax.Array:
-    """Exponential moving average `(1 - decay) * g**order + decay * m`, in the wider dtype.
+    """Exponential moving average `(1 - decay) * g**order + decay * m`, in the wider dtype
+    (`|g|**2` for order 2 on complex gradients).
 
     `complement` is `1 - decay`, kept in the state rounded once from float64.
     """
     dt = wider(g.dtype, m.dtype)
     g = g.astype(dt)
-    return complement.astype(dt) * (g**order) + decay.astype(dt) * m.astype(dt)
+    power = abs_sq(g) if order == 2 and jnp.iscomplexobj(g) else g**order
+    return complement.astype(dt) * power + decay.astype(dt) * m.astype(dt)
+
+
+def abs_sq(x: jax.Array) -> jax.Array:
+    """`|x|**2`, real: `x * x` for real x, `(conj(x) * x).real` for complex x (as optax's
+    `numerics.abs_sq`), so that second moments of complex gradients are magnitudes, not `g**2`."""
+    if jnp.iscomplexobj(x):
+        return (jnp.conj(x) * x).real
+    return jnp.square(x)
 
 
 def bias_correction(decay: jax.Array, count: jax.Array) -> jax.Array:

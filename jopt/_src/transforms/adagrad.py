@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors
+from jopt._src import base, errors, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Flag, Float, Spec
@@ -62,7 +62,7 @@ def scale_by_rss(
     def step(updates, state, hp, count, params):
         def accumulate(g, a):
             dt = base.wider(g.dtype, a.dtype)
-            return jnp.square(g.astype(dt)) + a.astype(dt)
+            return tree_math.abs_sq(g.astype(dt)) + a.astype(dt)
 
         acc = jax.tree.map(accumulate, updates, state.sum_of_squares)
 

@@ -111,7 +111,7 @@ def scale_by_rms(
         def scale(g, n, m=None):
             dt = base.wider(g.dtype, n.dtype)
             e = hp["eps"].astype(dt)
-            s = n.astype(dt) if m is None else n.astype(dt) - jnp.square(m.astype(dt))
+            s = n.astype(dt) if m is None else n.astype(dt) - tree_math.abs_sq(m.astype(dt))
             factor = jax.lax.rsqrt(s + e) if bound["eps_in_sqrt"] else 1 / (jnp.sqrt(s) + e)
             return (factor * g.astype(dt)).astype(g.dtype)
 
