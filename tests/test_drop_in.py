@@ -170,3 +170,29 @@ def test_second_moments_of_complex_gradients_are_magnitudes():
         nu = state[0].nu if isinstance(state, tuple) and hasattr(state[0], "nu") else None
         if nu is not None:
             np.testing.assert_array_equal(jnp.imag(nu), 0)
+
+
+# -- schedules called with steps beyond int32 ------------------------------------------------------
+
+ENDED_SCHEDULES = {  # each constant long before 2**31 steps
+    "cosine_decay_schedule": lambda: jopt.cosine_decay_schedule(0.1, 1000, 0.1),
+    "exponential_decay": lambda: jopt.exponential_decay(0.1, 100, 0.5, end_value=0.01),
+    "warmup_cosine_decay_schedule": lambda: jopt.warmup_cosine_decay_schedule(0.0, 0.1, 10, 1000),
+    "linear_schedule": lambda: jopt.linear_schedule(0.1, 0.0, 100),
+    "piecewise_constant_schedule": lambda: jopt.piecewise_constant_schedule(0.1, {10: 0.5}),
+    "join_schedules": lambda: jopt.join_schedules(
+        [jopt.linear_schedule(0.0, 1.0, 20), jopt.constant_schedule(0.3)], [20]
+    ),
+    "torch.OneCycleLR": lambda: jopt.torch.OneCycleLR(0.1, total_steps=100),
+    "keras.CosineDecay": lambda: jopt.keras.CosineDecay(0.1, 100),
+}
+
+
+@pytest.mark.parametrize("name", ENDED_SCHEDULES)
+def test_schedules_take_python_and_numpy_integer_steps_beyond_int32(name):
+    """optax's schedules are called with Python integers above 2**31 (a long-running count kept
+    in Python); without x64 they cannot become int32 arrays, and jopt takes them as floats."""
+    schedule = ENDED_SCHEDULES[name]()
+    end = schedule(2**31 - 1)
+    for step in (10_000_000_000, np.int64(2**31 + 5), 2**63 - 1):
+        assert schedule(step) == end, step

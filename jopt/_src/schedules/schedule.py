@@ -26,6 +26,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jopt._src import errors
 from jopt._src.hparams import default_float
@@ -54,7 +55,7 @@ class Schedule:
             raise TypeError(f"Schedule: momentum must be a schedule or None, got {self.momentum!r}")
 
     def __call__(self, step: Any) -> jax.Array:
-        return self.fn(step)
+        return self.fn(beyond_int32_as_float(step))
 
     def __repr__(self) -> str:
         return self.name
@@ -93,6 +94,19 @@ def refuse_momentum_cycles(fn: str, schedules: Mapping[str, Any], what: str) -> 
                 argument=argument,
                 value=s,
             )
+
+
+INT32_MAX = 2**31 - 1
+
+
+def beyond_int32_as_float(step: Any) -> Any:
+    """`step`, or its float value when it is an integer scalar given from Python or NumPy beyond
+    int32, which JAX (without x64) cannot hold as an integer array: optax's schedules take such
+    steps, far past any schedule's end, and so do jopt's."""
+    if isinstance(step, (int, np.integer)) and not isinstance(step, bool):
+        if not -INT32_MAX - 1 <= int(step) <= INT32_MAX:
+            return float(step)
+    return step
 
 
 def as_float(step: Any) -> jax.Array:
