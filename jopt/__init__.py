@@ -6,6 +6,7 @@ The lab (`jopt.lab`, the `jopt` command) is an application built on the library.
 """
 
 from jopt import hparams, keras, schedules, torch
+from jopt._src import flax_serialization as _flax_serialization
 from jopt._src.errors import ArgumentError, ArgumentTypeError
 from jopt._src.hparams import HParams, current_lr, get_hparams, set_hparams
 from jopt._src.schedules.compose import (
@@ -70,6 +71,8 @@ from jopt._src.transforms.regularization import add_decayed_weights, add_l1_pena
 from jopt._src.transforms.rms import rmsprop, scale_by_rms, scale_by_stddev
 
 __version__ = "0.1.0"
+
+_flax_serialization.register()
 
 __all__ = [
     "ArgumentError",

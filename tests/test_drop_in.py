@@ -25,6 +25,7 @@ import optax
 import pytest
 
 import jopt
+from tests import helpers
 
 STEPS = 10_000
 # optax's _OPTIMIZERS_UNDER_TEST, those jopt has.
@@ -196,3 +197,23 @@ def test_schedules_take_python_and_numpy_integer_steps_beyond_int32(name):
     end = schedule(2**31 - 1)
     for step in (10_000_000_000, np.int64(2**31 + 5), 2**63 - 1):
         assert schedule(step) == end, step
+
+
+# -- flax.serialization ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", helpers.CASES, ids=lambda c: c.id)
+def test_flax_serialization_round_trips_every_optimizer_state(case):
+    """`flax.serialization.to_bytes` / `from_bytes`, the checkpoint format of many flax codebases,
+    keep a state's buffers and its hyperparameters, values set with set_hparams included."""
+    serialization = pytest.importorskip("flax.serialization")
+    tx = case.build()
+    params = {"w": jnp.array([0.5, -1.5, 2.0]), "b": jnp.array(0.3)}
+    state = tx.init(params)
+    updates, state = tx.update(jax.tree.map(jnp.sin, params), state, params)
+    state = jopt.set_hparams(state, learning_rate=0.0123)
+    restored = serialization.from_bytes(tx.init(params), serialization.to_bytes(state))
+    assert jax.tree.structure(restored) == jax.tree.structure(state)
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert jopt.get_hparams(restored)["learning_rate"] == np.float32(0.0123)
