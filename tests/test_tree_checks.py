@@ -12,7 +12,10 @@ For every optimizer in `tests/helpers.CASES`, with a state built for params of s
   them such as plain SGD) check the gradients against the params the same way: shapes, missing
   and extra leaves, dtypes;
 - optimizers without weight decay update without params (`params=None`), with the same result;
-  those with weight decay say that they need them.
+  those with weight decay say that they need them;
+- one optimizer's state given to another raises a `ValueError` naming the optimizer and what the
+  state is, unless the two states are the same tree (Adam's and NAdam's: the same moments and
+  hyperparameters, interchangeable by design).
 
 Why check: optax broadcasts. Its adam, given (3, 1) gradients for a (3,) state, silently returns
 a (3, 3) update (`test_optax_broadcasts_where_jopt_raises` shows it), and `apply_updates` then
@@ -162,3 +165,20 @@ def test_optax_broadcasts_where_jopt_raises():
     chex.assert_shape(optax.apply_updates(params, updates), (3, 3))
     with pytest.raises(ValueError, match=r"gradient at <root> has shape \(3, 1\)"):
         jopt.adam(1e-3).update(grads, jopt.adam(1e-3).init(params))
+
+
+ONE_PER_OPTIMIZER = list({case.optimizer: case for case in reversed(helpers.CASES)}.values())
+PAIRS = [(a, b) for a in ONE_PER_OPTIMIZER for b in ONE_PER_OPTIMIZER if a.optimizer != b.optimizer]
+
+
+@pytest.mark.parametrize("given, taker", PAIRS, ids=[f"{a.id}->{b.id}" for a, b in PAIRS])
+def test_another_optimizers_state_is_refused_naming_the_optimizer_and_the_state(given, taker):
+    params = {"w": jnp.ones(3)}
+    state = given.build().init(params)
+    tx = taker.build()
+    if jax.tree.structure(state) == jax.tree.structure(tx.init(params)):
+        tx.update(params, state, params)  # the same tree: interchangeable
+        return
+    with pytest.raises(ValueError, match="this state was not made by") as error:
+        tx.update(params, state, params)
+    assert str(error.value).startswith(f"jopt.{taker.optimizer}: ")

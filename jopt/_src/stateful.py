@@ -33,7 +33,7 @@ from typing import Any
 import jax
 import optax
 
-from jopt._src import base
+from jopt._src import base, errors
 from jopt._src.spec import Bound
 
 Step = Callable[[Any, Any, Any, jax.Array, Any], tuple[Any, Mapping[str, Any]]]
@@ -61,12 +61,15 @@ def stateful_transform(
     """
     fn = hparams.fn
     checked = (matches,) if isinstance(matches, str) else tuple(matches)
+    own_meta = hparams.init().meta
 
     def init_fn(params):
         return state_type(count=base.zero_count(), hparams=hparams.init(), **buffers(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        if type(state) is not state_type or state.hparams.meta != own_meta:
+            raise foreign_state(fn, state, f"a {state_type.__name__} ({_hparams_of(own_meta)})")
         if needs_params and params is None:
             raise ValueError(f"{fn}: needs the params: call update(updates, state, params).")
         for field in checked:
@@ -81,3 +84,49 @@ def stateful_transform(
         return base.cast_like(out, updates), state._replace(count=count, hparams=hp, **new)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def chain(*transforms: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """`optax.chain(*transforms)`, whose update, given a state that is not a chain of as many
+    states, names the optimizer being built (`errors.current_function`) instead of failing
+    inside optax."""
+    fn = errors.current_function()
+    inner = optax.chain(*transforms)
+
+    def update_fn(updates, state, params=None, **extra_args):
+        if not _is_chain_state(state) or len(state) != len(transforms):
+            raise foreign_state(fn, state, f"a chain of {len(transforms)} states")
+        return inner.update(updates, state, params, **extra_args)
+
+    return optax.GradientTransformationExtraArgs(inner.init, update_fn)
+
+
+def foreign_state(fn: str, state: Any, expected: str) -> ValueError:
+    """The error for a state another optimizer made (or no optimizer state at all)."""
+    return ValueError(
+        f"{fn}: this state was not made by {fn}'s init: got {describe_state(state)}, where its "
+        f"init makes {expected}. Continue an optimizer with the state its own init returned; "
+        "to switch optimizers, init the new one."
+    )
+
+
+def describe_state(state: Any) -> str:
+    """What a state is, for errors: its type and hyperparameters, or its chain's parts."""
+    if _is_chain_state(state):
+        parts = ", ".join(type(s).__name__ for s in state)
+        return f"a chain of {len(state)} states ({parts})"
+    meta = getattr(getattr(state, "hparams", None), "meta", None)
+    held = f" ({_hparams_of(meta)})" if meta is not None else ""
+    return f"a {type(state).__name__}{held}"
+
+
+def _is_chain_state(state: Any) -> bool:
+    """A chain's state is a plain tuple (a NamedTuple is one transform's state)."""
+    return isinstance(state, tuple) and not hasattr(state, "_fields")
+
+
+def _hparams_of(meta: Any) -> str:
+    """`hyperparameters: b1, b2, ...` and the values kept with them (RAdam's rho_inf)."""
+    names = ", ".join(meta.names) if meta.names else "none"
+    extra = [rule.key for rule in meta.derived if not rule.key.startswith("1-")]
+    return f"hyperparameters: {names}" + (f"; with {', '.join(extra)}" if extra else "")

@@ -27,9 +27,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import optax
-
-from jopt._src import errors, validation
+from jopt._src import errors, stateful, validation
 from jopt._src.base import ScalarOrSchedule, Transform
 from jopt._src.transforms.adadelta import scale_by_adadelta
 from jopt._src.transforms.adagrad import scale_by_rss
@@ -120,7 +118,7 @@ def _chain(fn: str, scaling: list[Transform], common: _Globals) -> Transform:
     decay = []
     if common.weight_decay is not None:
         decay = [add_decayed_weights(common.weight_decay, common.mask)]
-    return optax.chain(
+    return stateful.chain(
         *common.clipping,
         *scaling,
         *decay,
@@ -145,7 +143,7 @@ def _momentum_chain(
         nesterov=nesterov,
         weight_decay=common.weight_decay,
     )
-    return optax.chain(*common.clipping, *scaling, step)
+    return stateful.chain(*common.clipping, *scaling, step)
 
 
 @errors.public("jopt.keras.SGD")

@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import optax
 
-from jopt._src import errors, validation
+from jopt._src import errors, stateful, validation
 from jopt._src.base import ScalarOrSchedule, Transform
 from jopt._src.conventions import torch_arguments as checks
 from jopt._src.schedules.compose import multiply_schedules
@@ -81,7 +81,7 @@ def _chain(
     finite parameters), so that the state holds `weight_decay` as torch's param group does.
     """
     decay = [add_decayed_weights(weight_decay)]
-    return optax.chain(
+    return stateful.chain(
         *([optax.scale(-1.0)] if maximize else []),
         *([] if decoupled else decay),
         *scaling,

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, tree_math
+from jopt._src import base, errors, stateful, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Spec
@@ -79,7 +79,7 @@ def adadelta(
     The default learning rate is 1.0 (the paper's and torch's; `None` means 1.0 too). optax
     0.2.8's default `learning_rate=None` leaves the sign unflipped, so its default ascends.
     """
-    return optax.chain(
+    return stateful.chain(
         *coupled_weight_decay(weight_decay, weight_decay_mask),
         scale_by_adadelta(rho, eps),
         scale_by_learning_rate(1.0 if learning_rate is None else learning_rate),

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, tree_math
+from jopt._src import base, errors, stateful, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Flag, Float, Spec
@@ -94,7 +94,7 @@ def adagrad(
     Warning: torch starts the accumulator at 0 with eps=1e-10 outside the root:
     `jopt.adagrad(lr, 0.0, 1e-10, eps_in_sqrt=False)`.
     """
-    return optax.chain(
+    return stateful.chain(
         scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
     )

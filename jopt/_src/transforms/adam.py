@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, tree_math, validation
+from jopt._src import base, errors, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Flag, Float, Spec
@@ -172,7 +172,7 @@ def adam(
     eps is outside the root as in the paper, optax and torch (Keras' Adam uses the "epsilon hat"
     form, see `jopt.keras`).
     """
-    return optax.chain(
+    return stateful.chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
     )
@@ -199,7 +199,7 @@ def adamw(
     The decay is multiplied by the learning rate, as in optax and torch (the paper's schedule
     multiplier eta_t). Warning: torch's AdamW default weight_decay is 1e-2, optax's is 1e-4.
     """
-    return optax.chain(
+    return stateful.chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
@@ -225,7 +225,7 @@ def nadam(
     Warning: torch's NAdam and Keras' Nadam add a momentum schedule mu_t; see `jopt.torch` and
     `jopt.keras`.
     """
-    return optax.chain(
+    return stateful.chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         scale_by_learning_rate(learning_rate),
     )
@@ -246,7 +246,7 @@ def nadamw(
     nu_dtype: Any = None,
 ) -> optax.GradientTransformationExtraArgs:
     """NAdam with decoupled weight decay; a drop-in for `optax.nadamw`."""
-    return optax.chain(
+    return stateful.chain(
         scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, tree_math
+from jopt._src import base, errors, stateful, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.spec import Flag, Spec
 from jopt._src.stateful import stateful_transform
@@ -80,4 +80,4 @@ def adamax(
 
     Keras puts eps outside the max: `max(b2 u, |g|)`, then divides by `u + eps`.
     """
-    return optax.chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
+    return stateful.chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))

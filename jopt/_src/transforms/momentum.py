@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, tree_math, validation
+from jopt._src import base, errors, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Bound, Choice, Flag, Float, Spec
@@ -336,7 +336,7 @@ def sgd(
     """
     fn = errors.current_function()
     accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
-    return optax.chain(
+    return stateful.chain(
         *coupled_weight_decay(weight_decay, weight_decay_mask),
         *momentum_then_learning_rate(
             learning_rate,

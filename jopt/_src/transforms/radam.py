@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, tree_math
+from jopt._src import base, errors, stateful, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.spec import Flag, Float, Spec
 from jopt._src.stateful import stateful_transform
@@ -134,7 +134,7 @@ def radam(
     nesterov: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """Rectified Adam (Liu et al. 2020); a drop-in for `optax.radam` (threshold 5 as torch)."""
-    return optax.chain(
+    return stateful.chain(
         scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
         scale_by_learning_rate(learning_rate),
     )
