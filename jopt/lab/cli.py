@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         experiment = config_lib.load(args.config, args.overrides)
         if args.output_dir:  # a path, taken as it is (not parsed as YAML like an override)
             experiment = dataclasses.replace(experiment, output_dir=args.output_dir)
-        run_dir, resume = None, False
+        run_dir, resume = runner.new_run_dir(experiment), False
     try:
         run_dir = runner.run(experiment, run_dir, resume=resume, progress=not args.no_progress)
     except runner.Interrupted as e:
@@ -74,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         return 130
     except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-chunk
         print(
-            "jopt: stopped at once; `jopt run --resume RUN_DIR` continues from the last "
+            f"jopt: stopped at once; `jopt run --resume {run_dir}` continues from the last "
             "checkpoint.",
             file=sys.stderr,
         )
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     from jopt.lab import config as config_lib
+    from jopt.lab import outputs
 
     parser = _parser()
     # Overrides may come before or after the options: argparse only takes one run of
@@ -121,12 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         from jopt.lab import plots
 
         written = plots.plot_run(Path(args.run_dir))
+        if not written:
+            print(f"jopt: {args.run_dir} has no trial metrics to plot yet.", file=sys.stderr)
+            return 2
         print("\n".join(str(p) for p in written))
         return 0
     except config_lib.ConfigError as e:
         print(f"jopt: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:
+    except (FileNotFoundError, outputs.CorruptMetrics) as e:
         print(f"jopt: {e}", file=sys.stderr)
         return 2
 

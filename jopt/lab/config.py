@@ -97,6 +97,7 @@ class ExperimentConfig:
 
 
 _TOP_KEYS = {f.name for f in dataclasses.fields(ExperimentConfig)}
+MAX_STEPS = 2**31 - 1  # an optimizer's step count is int32 (it saturates there)
 MAX_SEED = 2**32 - 1  # jax.random.key keeps 32 bits: seed 2**32 would repeat seed 0
 
 
@@ -222,14 +223,14 @@ def _length(raw: Mapping[str, Any], workload: WorkloadConfig) -> tuple[int, int 
     """(steps, epochs): `steps` (default 100), or `epochs` of a workload with training data."""
     steps, epochs = raw.get("steps"), raw.get("epochs")
     if epochs is None:
-        return checks.integer("steps", 100 if steps is None else steps, 1), None
+        return checks.integer("steps", 100 if steps is None else steps, 1, MAX_STEPS), None
     if steps is not None:
         raise ConfigError(
             "epochs",
             f"give either steps or epochs, not both (got steps={steps!r}, epochs={epochs!r}); "
             "to override one with the other, set it to null: steps=null epochs=3.",
         )
-    epochs = checks.integer("epochs", epochs, 1)
+    epochs = checks.integer("epochs", epochs, 1, MAX_STEPS)
     if not hasattr(workload.options, "batch_size"):
         raise ConfigError(
             "epochs",
@@ -242,7 +243,14 @@ def with_epochs_resolved(config: ExperimentConfig, steps_per_epoch: int) -> Expe
     """`config` with `steps` = epochs * steps_per_epoch (and epochs dropped); unchanged without."""
     if config.epochs is None:
         return config
-    return dataclasses.replace(config, steps=config.epochs * steps_per_epoch, epochs=None)
+    steps = config.epochs * steps_per_epoch
+    if steps > MAX_STEPS:
+        raise ConfigError(
+            "epochs",
+            f"{config.epochs} epochs of {steps_per_epoch} steps are {steps} steps, more than an "
+            f"optimizer's step count holds ({MAX_STEPS}).",
+        )
+    return dataclasses.replace(config, steps=steps, epochs=None)
 
 
 # -- overrides and files ---------------------------------------------------------------------------

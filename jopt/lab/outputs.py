@@ -40,6 +40,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     mode = "wb" if isinstance(data, bytes) else "w"
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a file gets the user's usual mode
         with os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()
@@ -48,6 +49,13 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, and setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -115,16 +123,28 @@ def append_metrics(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
         f.flush()
 
 
+class CorruptMetrics(ValueError):
+    """A metrics.jsonl line that cannot be read, before its last line."""
+
+
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The rows of a metrics.jsonl; a torn last line (a crash mid-write) is ignored."""
+    """The rows of a metrics.jsonl. A torn last line (a crash mid-write) is ignored; an
+    unreadable line before it raises `CorruptMetrics` naming the file and the line, rather than
+    dropping every row after it."""
     if not path.exists():
         return []
+    lines = path.read_text().splitlines()
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, 1):
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+        except json.JSONDecodeError as e:
+            if number == len(lines):
+                break
+            raise CorruptMetrics(
+                f"{path}, line {number}: not a JSON row ({e.msg}); the {len(lines) - number} "
+                "rows after it are kept. Repair or remove that line, then run the command again."
+            ) from None
     return rows
 
 

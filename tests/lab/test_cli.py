@@ -119,6 +119,7 @@ def test_overrides_go_before_or_after_the_options(capsys, tmp_path, config_file)
 
 
 BAD_ARGUMENTS = [  # argv after `run CONFIG` (CONFIG: None for none), fragment of stderr
+    (["steps=1e30"], "config error at steps: must be an integer in [1, 2147483647], got '1e30'"),
     (["optimizers.0.momentum=1.5"], "config error at optimizers[0].momentum: jopt.sgd: momentum"),
     (["optimizers.0.nme=sgd"], "config error at optimizers[0].nme: unknown key 'nme'"),
     (["steps"], "an override must look like key.sub=value, got 'steps'"),
@@ -285,3 +286,31 @@ def test_without_the_lab_extra_the_command_says_which_extra_to_install(tmp_path)
     assert {"scikit-learn", "pyyaml"} <= set(missing) and "tqdm" not in missing
     assert "pip install 'jopt[lab]'" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_plot_of_a_run_without_metrics_says_so(capsys, tmp_path, config_file):
+    run_dir = tmp_path / "empty"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(config_file.read_text())
+    code, out, err = run_jopt(capsys, "plot", run_dir)
+    assert code == 2 and out == ""
+    assert err == f"jopt: {run_dir} has no trial metrics to plot yet.\n"
+
+
+def test_a_corrupt_metrics_line_is_one_error_line_naming_it(capsys, tmp_path, config_file):
+    out_dir = tmp_path / "o"
+    code, _, err = run_jopt(
+        capsys, "run", config_file, "--output-dir", out_dir, "--no-plots", "--no-progress"
+    )
+    assert code == 0, err
+    metrics = out_dir / "cli" / "trials" / "GD-seed0" / "metrics.jsonl"
+    lines = metrics.read_text().splitlines()
+    lines[1] = "{not json"
+    metrics.write_text("\n".join(lines) + "\n")
+    code, out, err = run_jopt(capsys, "plot", out_dir / "cli")
+    assert code == 2
+    assert err == (
+        f"jopt: {metrics}, line 2: not a JSON row (Expecting property name enclosed in double "
+        f"quotes); the {len(lines) - 2} rows after it are kept. Repair or remove that line, then "
+        "run the command again.\n"
+    )

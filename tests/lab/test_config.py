@@ -221,7 +221,7 @@ BAD = [  # id, changes to BASE, the error's dotted path, fragments of its messag
     ("seeds-fraction", {"seeds": [0.5]}, "seeds[0]", ["expected an integer, got 0.5"]),
     ("seeds-scalar", {"seeds": 3}, "seeds", ["non-empty list of integers, got 3"]),
     ("seeds-empty", {"seeds": []}, "seeds", ["non-empty list"]),
-    ("steps-zero", {"steps": 0}, "steps", ["must be an integer >= 1, got 0"]),
+    ("steps-zero", {"steps": 0}, "steps", ["must be an integer in [1, 2147483647], got 0"]),
     ("eval-every-negative", {"eval_every": -5}, "eval_every", ["integer >= 1, got -5"]),
     ("log-every-zero", {"log_every": 0}, "log_every", ["integer >= 1, got 0"]),
     ("checkpoint-negative", {"checkpoint_every": -1}, "checkpoint_every", [">= 0, got -1"]),
@@ -245,7 +245,12 @@ BAD = [  # id, changes to BASE, the error's dotted path, fragments of its messag
     ("name-empty", {"name": ""}, "name", ["non-empty folder name"]),
     ("description-type", {"description": 3}, "description", ["expected a string, got 3"]),
     ("steps-and-epochs", {"epochs": 2}, "epochs", ["either steps or epochs", "steps=null"]),
-    ("epochs-zero", {"epochs": 0, "steps": DELETE}, "epochs", ["integer >= 1, got 0"]),
+    (
+        "epochs-zero",
+        {"epochs": 0, "steps": DELETE},
+        "epochs",
+        ["integer in [1, 2147483647], got 0"],
+    ),
     (
         "epochs-without-data",
         {"epochs": 2, "steps": DELETE, "workload": {"name": "functions2d"}, "target": DELETE},

@@ -272,3 +272,30 @@ def test_summary_without_a_target_counts_divergence(tmp_path):
     assert rows["slow (lr 0.1)"]["diverged"] == "2"
     assert "| fast | 0/3 |" in markdown and "| slow (lr 0.1) | 2/3 |" in markdown
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["target"] is None
+
+
+def test_an_unreadable_line_before_the_last_is_an_error_naming_file_and_line(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    outputs.append_metrics(path, [{"step": s, "train_loss": 1.0 / s} for s in range(1, 6)])
+    lines = path.read_text().splitlines()
+    lines[2] = '{"step": 3, "train_lo'  # a corrupt row in the middle
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(outputs.CorruptMetrics, match=r"metrics.jsonl, line 3: not a JSON row"):
+        outputs.read_metrics(path)
+    with pytest.raises(outputs.CorruptMetrics):  # resume does not truncate the rows after it
+        outputs.truncate_metrics(path, 5)
+    assert len(path.read_text().splitlines()) == 5
+
+
+def test_written_files_get_the_users_usual_permissions(tmp_path):
+    previous = os.umask(0o022)
+    try:
+        outputs.write_json(tmp_path / "a.json", {"x": 1})
+        outputs.write_atomic(tmp_path / "b.bin", b"\x00")
+        os.umask(0o077)
+        outputs.write_yaml(tmp_path / "c.yaml", {"x": 1})
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "c.yaml").stat().st_mode & 0o777 == 0o600
