@@ -7,7 +7,8 @@
     jopt sweep --resume STUDY_DIR           continue an interrupted search
     jopt lr-find CONFIG [KEY.SUB=VALUE ...] the learning-rate range test
 
-Exit status: 0 done, 2 bad config or arguments, 130 interrupted (resumable).
+Exit status: 0 done, 2 bad config or arguments, 130 interrupted by Ctrl-C (resumable), 143 stopped
+by SIGTERM (resumable).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         run_dir = runner.run(experiment, run_dir, resume=resume, progress=not args.no_progress)
     except runner.Interrupted as e:
         print(f"jopt: {e}", file=sys.stderr)
-        return 130
+        return 128 + e.signal
     except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-chunk
         print(
             f"jopt: stopped at once; `jopt run --resume {run_dir}` continues from the last "

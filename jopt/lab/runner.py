@@ -37,12 +37,21 @@ from jopt.lab.programs import Batches, Compiled, compiled_workload, seed_keys, s
 
 
 class Interrupted(Exception):
-    """Raised by `run` after Ctrl-C, once everything is checkpointed and flushed."""
+    """Raised by `run` after Ctrl-C or SIGTERM, once everything is checkpointed and flushed;
+    `signal` is the signal's number (SIGINT when stopped through `on_chunk`)."""
+
+    def __init__(self, message: str, signal_number: int = signal.SIGINT):
+        super().__init__(message)
+        self.signal = signal_number
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # stop after the chunk; a second one at once
 
 
 @dataclasses.dataclass
 class _StopFlag:
     requested: bool = False
+    signal: int = signal.SIGINT  # the signal that asked
 
 
 @dataclasses.dataclass
@@ -250,9 +259,9 @@ def run(
 ) -> Path:
     """Runs (or resumes) every optimizer of `experiment`; returns the run directory.
 
-    Raises `Interrupted` after Ctrl-C (in the main thread), once the checkpoints and statuses
-    are written. `on_chunk` is called with the stop flag after every chunk of steps (setting
-    `flag.requested` there interrupts the run as Ctrl-C does; the tests use it).
+    Raises `Interrupted` after Ctrl-C or SIGTERM (in the main thread), once the checkpoints and
+    statuses are written. `on_chunk` is called with the stop flag after every chunk of steps
+    (setting `flag.requested` there interrupts the run as Ctrl-C does; the tests use it).
     """
     if resume and (run_dir is None or not (Path(run_dir) / "config.yaml").is_file()):
         raise FileNotFoundError(f"no run to resume at {run_dir} (no config.yaml).")
@@ -277,10 +286,10 @@ def run(
     def request_stop(signum, frame):
         if stop.requested:
             raise KeyboardInterrupt
-        stop.requested = True
+        stop.requested, stop.signal = True, signum
 
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, request_stop) if in_main_thread else None
+    previous = {s: signal.signal(s, request_stop) for s in STOP_SIGNALS} if in_main_thread else {}
     try:
         for optimizer in experiment.optimizers:
             group = _Group(run_dir, experiment, optimizer, compiled)
@@ -336,10 +345,13 @@ def run(
                 interrupted = True
                 break
     finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if interrupted:
-        raise Interrupted(f"interrupted; resume with: jopt run --resume {run_dir}")
+        name = signal.Signals(stop.signal).name
+        raise Interrupted(
+            f"interrupted ({name}); resume with: jopt run --resume {run_dir}", stop.signal
+        )
     outputs.write_summary(run_dir)
     return run_dir
 

@@ -1,5 +1,5 @@
 """The `jopt` command end to end on a tiny 2-D config: run, plot, resume, exit statuses, and one
-real process stopped with Ctrl-C (SIGINT).
+real process stopped with Ctrl-C (SIGINT) and with SIGTERM.
 """
 
 from __future__ import annotations
@@ -215,7 +215,10 @@ def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 240.0) -> 
         time.sleep(0.1)
 
 
-def test_ctrl_c_stops_a_real_process_with_status_130_and_a_resumable_run(tmp_path, config_file):
+@pytest.mark.parametrize(("sent", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_stops_a_real_process_with_a_status_and_a_resumable_run(
+    tmp_path, config_file, sent, status
+):
     out_dir = tmp_path / "o"
     process = subprocess.Popen(
         [sys.executable, "-m", "jopt.lab.cli", "run", str(config_file), "steps=100000"]
@@ -228,10 +231,11 @@ def test_ctrl_c_stops_a_real_process_with_status_130_and_a_resumable_run(tmp_pat
     )
     run_dir = out_dir / "cli"
     _wait_for(run_dir / "trials" / "GD-seed0" / "metrics.jsonl", process)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(sent)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, (out, err)
-    assert f"resume with: jopt run --resume {run_dir}" in err
+    assert process.returncode == status, (out, err)
+    name = signal.Signals(sent).name
+    assert err == f"jopt: interrupted ({name}); resume with: jopt run --resume {run_dir}\n"
     assert out == ""
 
     meta = outputs.read_json(run_dir / "trials" / "GD-seed0" / "metadata.json")
