@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from jopt.lab import config as config_lib
-    from jopt.lab import plots, runner
+    from jopt.lab import plots, run_lock, runner
 
     if args.resume:
         if args.config or args.overrides or args.output_dir:
@@ -70,6 +70,9 @@ def _run(args: argparse.Namespace) -> int:
         run_dir, resume = runner.new_run_dir(experiment), False
     try:
         run_dir = runner.run(experiment, run_dir, resume=resume, progress=not args.no_progress)
+    except run_lock.RunLocked as e:
+        print(f"jopt: {e}", file=sys.stderr)
+        return 2
     except runner.Interrupted as e:
         print(f"jopt: {e}", file=sys.stderr)
         return 128 + e.signal

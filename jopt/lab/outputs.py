@@ -7,6 +7,7 @@
     RUN_DIR/checkpoints/LABEL.orbax/STEP/  every seed of one optimizer, to resume exactly
                                            (LABEL.npz without orbax), with LABEL.json
     RUN_DIR/summary.csv, summary.md        per optimizer: mean ± std over seeds
+    RUN_DIR/.lock                          held by the process running in the directory
 
 Every file but the append-only metrics is written to a temporary file and renamed, so a crash or
 Ctrl-C never leaves a half-written one; metrics lines past the last checkpoint are dropped on

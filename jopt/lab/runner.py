@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt.lab import checkpoints, outputs
+from jopt.lab import checkpoints, outputs, run_lock
 from jopt.lab import config as config_lib
 from jopt.lab.programs import Batches, Compiled, compiled_workload, seed_keys, steps_per_epoch
 
@@ -279,81 +279,87 @@ def run(
         run_dir = Path(run_dir) if run_dir is not None else new_run_dir(experiment)
         run_dir.mkdir(parents=True, exist_ok=False)
         outputs.write_yaml(run_dir / "config.yaml", config_lib.to_dict(experiment))
-    env = outputs.environment()
-    stop = _StopFlag()
-    interrupted = False
+    with run_lock.held(run_dir):
+        env = outputs.environment()
+        stop = _StopFlag()
+        interrupted = False
 
-    def request_stop(signum, frame):
-        if stop.requested:
-            raise KeyboardInterrupt
-        stop.requested, stop.signal = True, signum
+        def request_stop(signum, frame):
+            if stop.requested:
+                raise KeyboardInterrupt
+            stop.requested, stop.signal = True, signum
 
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {s: signal.signal(s, request_stop) for s in STOP_SIGNALS} if in_main_thread else {}
-    try:
-        for optimizer in experiment.optimizers:
-            group = _Group(run_dir, experiment, optimizer, compiled)
-            carry = group.restore() if resume else None
-            if carry is not None and (
-                carry.step >= experiment.steps or bool(np.all(np.asarray(carry.diverged_at) >= 0))
-            ):
-                continue
-            elapsed0 = 0.0
-            if carry is None:
-                for trial, seed in zip(group.trials, group.seeds, strict=True):
-                    trial.mkdir(parents=True, exist_ok=True)
-                    (trial / "metrics.jsonl").unlink(missing_ok=True)
-                    alone = dataclasses.replace(experiment, optimizers=(optimizer,), seeds=(seed,))
-                    outputs.write_yaml(trial / "config.yaml", config_lib.to_dict(alone))
-                carry = group.fresh()
-                group.initial_rows(carry)
-            else:
-                for trial in group.trials:
-                    outputs.truncate_metrics(trial / "metrics.jsonl", carry.step)
-                    meta = outputs.read_json(trial / "metadata.json")
-                    elapsed0 = max(elapsed0, meta.get("wall_seconds", 0.0))
-            group.write_metadata(
-                carry, "running", {"common": {"environment": env, "wall_seconds": elapsed0}}
-            )
-            bar = _progress_bar(progress, optimizer.label, experiment.steps, carry.step)
-            try:
-                carry, status, elapsed = group.train(carry, stop, bar, elapsed0, on_chunk)
-            finally:
-                if bar is not None:
-                    bar.close()
-            test = (
-                jax.tree.map(np.asarray, group.evaluate(carry.params, workload.test))
-                if status == "done"
-                else {}
-            )
-            group.write_metadata(
-                carry,
-                status,
-                {
-                    "common": {"environment": env, "wall_seconds": elapsed},
-                    "per_seed": {
-                        "test": [
-                            {f"test_{k}": float(v[i]) for k, v in test.items()}
-                            for i in range(len(group.seeds))
-                        ]
-                    }
-                    if test
-                    else {},
-                },
-            )
-            if status == "interrupted":
-                interrupted = True
-                break
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-    if interrupted:
-        name = signal.Signals(stop.signal).name
-        raise Interrupted(
-            f"interrupted ({name}); resume with: jopt run --resume {run_dir}", stop.signal
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = (
+            {s: signal.signal(s, request_stop) for s in STOP_SIGNALS} if in_main_thread else {}
         )
-    outputs.write_summary(run_dir)
-    return run_dir
+        try:
+            for optimizer in experiment.optimizers:
+                group = _Group(run_dir, experiment, optimizer, compiled)
+                carry = group.restore() if resume else None
+                if carry is not None and (
+                    carry.step >= experiment.steps
+                    or bool(np.all(np.asarray(carry.diverged_at) >= 0))
+                ):
+                    continue
+                elapsed0 = 0.0
+                if carry is None:
+                    for trial, seed in zip(group.trials, group.seeds, strict=True):
+                        trial.mkdir(parents=True, exist_ok=True)
+                        (trial / "metrics.jsonl").unlink(missing_ok=True)
+                        alone = dataclasses.replace(
+                            experiment, optimizers=(optimizer,), seeds=(seed,)
+                        )
+                        outputs.write_yaml(trial / "config.yaml", config_lib.to_dict(alone))
+                    carry = group.fresh()
+                    group.initial_rows(carry)
+                else:
+                    for trial in group.trials:
+                        outputs.truncate_metrics(trial / "metrics.jsonl", carry.step)
+                        meta = outputs.read_json(trial / "metadata.json")
+                        elapsed0 = max(elapsed0, meta.get("wall_seconds", 0.0))
+                group.write_metadata(
+                    carry, "running", {"common": {"environment": env, "wall_seconds": elapsed0}}
+                )
+                bar = _progress_bar(progress, optimizer.label, experiment.steps, carry.step)
+                try:
+                    carry, status, elapsed = group.train(carry, stop, bar, elapsed0, on_chunk)
+                finally:
+                    if bar is not None:
+                        bar.close()
+                test = (
+                    jax.tree.map(np.asarray, group.evaluate(carry.params, workload.test))
+                    if status == "done"
+                    else {}
+                )
+                group.write_metadata(
+                    carry,
+                    status,
+                    {
+                        "common": {"environment": env, "wall_seconds": elapsed},
+                        "per_seed": {
+                            "test": [
+                                {f"test_{k}": float(v[i]) for k, v in test.items()}
+                                for i in range(len(group.seeds))
+                            ]
+                        }
+                        if test
+                        else {},
+                    },
+                )
+                if status == "interrupted":
+                    interrupted = True
+                    break
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        if interrupted:
+            name = signal.Signals(stop.signal).name
+            raise Interrupted(
+                f"interrupted ({name}); resume with: jopt run --resume {run_dir}", stop.signal
+            )
+        outputs.write_summary(run_dir)
+        return run_dir
 
 
 def _progress_bar(enabled: bool, label: str, total: int, initial: int):

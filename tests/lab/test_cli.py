@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jopt.lab import cli, outputs, runner
+from jopt.lab import cli, outputs, run_lock, runner
 from jopt.lab import config as config_lib
 from tests.lab.commands import run_jopt
 
@@ -318,3 +318,30 @@ def test_a_corrupt_metrics_line_is_one_error_line_naming_it(capsys, tmp_path, co
         f"quotes); the {len(lines) - 2} rows after it are kept. Repair or remove that line, then "
         "run the command again.\n"
     )
+
+
+def test_a_run_directory_in_use_is_refused_naming_the_holder(capsys, tmp_path, config_file):
+    out_dir = tmp_path / "o"
+    code, _, err = run_jopt(
+        capsys,
+        "run",
+        config_file,
+        "steps=5",
+        "--output-dir",
+        out_dir,
+        "--no-plots",
+        "--no-progress",
+    )
+    assert code == 0, err
+    run_dir = out_dir / "cli"
+    before = _files(run_dir)
+    with run_lock.held(run_dir):  # as another `jopt run --resume` would hold it
+        code, out, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress")
+    assert code == 2 and out == ""
+    assert err == (
+        f"jopt: {run_dir} is in use by process {os.getpid()} (another jopt run or resume); wait "
+        "for it to finish, or stop it, before resuming.\n"
+    )
+    assert _files(run_dir) == before  # nothing written
+    code, _, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
+    assert code == 0, err

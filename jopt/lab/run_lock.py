@@ -1,0 +1,46 @@
+"""One process at a time in a run directory: an exclusive lock on `RUN_DIR/.lock`.
+
+Two `jopt run --resume` of one directory would interleave their metrics and checkpoints. The
+lock is `fcntl.flock` on a file holding the holder's pid: the kernel releases it when the holder
+exits, however it exits, so a crash never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK = ".lock"
+
+
+class RunLocked(Exception):
+    """Another process holds the run directory."""
+
+
+@contextlib.contextmanager
+def held(run_dir: Path) -> Iterator[None]:
+    """Holds `run_dir`'s lock for the block; raises `RunLocked` naming the holder's pid."""
+    path = Path(run_dir) / LOCK
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise RunLocked(
+                f"{run_dir} is in use by process {holder} (another jopt run or resume); wait for "
+                "it to finish, or stop it, before resuming."
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        try:
+            yield
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
