@@ -5,16 +5,21 @@ seeds, and the number of steps completed. `STEM` is `RUN_DIR/checkpoints/LABEL`:
 
 - with orbax (`orbax-checkpoint`, which flax installs): `STEM.orbax/STEP/`, written by an orbax
   `CheckpointManager`, which saves into a temporary folder, renames it once complete and keeps
-  only the newest step;
+  the two newest steps;
 - without it: `STEM.npz`, written to a temporary file and renamed, the step stored inside.
 
-Either way `STEM.json` (step, seeds, number of leaves, format) is written last, for people and
-tools. Loading takes the step from the array store itself, never from the JSON, so a crash
-between the two writes cannot pair the arrays of one step with the number of another.
+Either way `STEM.digests.json` holds a SHA-256 of every array of each kept step, and `STEM.json`
+(step, seeds, number of leaves, format) is written last, for people and tools. Loading takes the
+step from the array store itself, never from the JSON, so a crash between the writes cannot pair
+the arrays of one step with the number of another; it checks each array against its digest and,
+when the newest step is damaged (flipped bits, a truncated file, no digest because the writer
+died before it), falls back to the step before it. With no good step left it raises
+`CorruptCheckpoint`, naming the directory. Checkpoints written before digests load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 from pathlib import Path
@@ -25,6 +30,7 @@ import numpy as np
 from jopt.lab import outputs
 
 FORMATS = ("orbax", "npz")
+KEEP = 2  # orbax steps kept: the newest, and one to fall back on
 _STEP_KEY = "step"
 
 
@@ -44,18 +50,26 @@ def save(stem: Path, leaves: list[Any], step: int, record: dict[str, Any], fmt: 
     step: a run is deterministic, so the same step holds the same state.
     """
     arrays = {_leaf_name(i): np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    digests = _read_digests(stem) or {}
     if fmt == "orbax":
         with _manager(stem) as manager:
             if step not in manager.all_steps():
                 manager.save(step, args=_orbax_args(arrays), force=True)
+            kept = {str(s) for s in manager.all_steps()}
         stem.with_name(stem.name + ".npz").unlink(missing_ok=True)
     elif fmt == "npz":
         buffer = io.BytesIO()
         np.savez(buffer, **arrays, **{_STEP_KEY: np.asarray(step, np.int64)})
         outputs.write_atomic(stem.with_name(stem.name + ".npz"), buffer.getvalue())
         shutil.rmtree(stem.with_name(stem.name + ".orbax"), ignore_errors=True)
+        kept = {str(step)}
     else:
         raise ValueError(f"checkpoint format must be one of {FORMATS}, got {fmt!r}.")
+    digests[str(step)] = {name: digest(a) for name, a in arrays.items()}
+    outputs.write_json(
+        stem.with_name(stem.name + ".digests.json"),
+        {k: v for k, v in digests.items() if k in kept},
+    )
     outputs.write_json(
         stem.with_name(stem.name + ".json"),
         {**record, "step": step, "leaves": len(leaves), "format": fmt},
@@ -63,35 +77,107 @@ def save(stem: Path, leaves: list[Any], step: int, record: dict[str, Any], fmt: 
 
 
 def load(stem: Path, templates: list[Any] | None = None) -> tuple[list[np.ndarray], int] | None:
-    """(leaves, step) of the newest checkpoint at `stem`, or None if there is none.
+    """(leaves, step) of the newest good checkpoint at `stem`, or None if there is none.
 
     `templates` are the expected leaves (anything with .shape and .dtype): a checkpoint whose
-    leaves differ in number, shape or dtype raises ValueError. None: read them as stored.
+    leaves differ in number, shape or dtype raises ValueError. None: read them as stored. A step
+    whose arrays do not match their digests is skipped for the one before it (see the module
+    docstring); with none left, `CorruptCheckpoint`.
     """
     orbax_dir, npz = stem.with_name(stem.name + ".orbax"), stem.with_name(stem.name + ".npz")
+    digests = _read_digests(stem)
+    damage = []
+    for step, read in _stored_steps(stem, orbax_dir, npz):
+        try:
+            found = read()
+        except Exception as e:  # orbax's, tensorstore's and zipfile's errors share no base
+            damage.append(f"step {step}: cannot be read ({type(e).__name__})")
+            continue
+        problem = _verify(found, digests, step)
+        if problem is not None:
+            damage.append(f"step {step}: {problem}")
+            continue
+        if templates is not None and (
+            len(found) != len(templates)
+            or any(
+                f.shape != tuple(t.shape) or f.dtype != t.dtype
+                for f, t in zip(found, templates, strict=False)
+            )
+        ):
+            raise _mismatch(stem)
+        return found, int(step)
+    if damage:
+        where = orbax_dir if orbax_dir.is_dir() else npz
+        raise CorruptCheckpoint(
+            f"checkpoint {where} is damaged ({'; '.join(damage)}) and no earlier step is good: "
+            f"delete it to train that optimizer again from its first step."
+        )
+    return None
+
+
+class CorruptCheckpoint(ValueError):
+    """No stored step of a checkpoint matches its digests."""
+
+
+def digest(array: np.ndarray) -> str:
+    """SHA-256 of an array's dtype, shape and bytes."""
+    h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
+def _read_digests(stem: Path) -> dict[str, dict[str, str]] | None:
+    path = stem.with_name(stem.name + ".digests.json")
+    if not path.is_file():
+        return None
+    try:
+        return outputs.read_json(path)
+    except ValueError:  # a damaged digest file: every step is unverifiable
+        return {}
+
+
+def _verify(found: list[np.ndarray], digests: dict | None, step: int) -> str | None:
+    """What is wrong with a step's arrays, or None (no digests at all: written before them)."""
+    if digests is None:
+        return None
+    expected = digests.get(str(step))
+    if expected is None:
+        return "no digest (its writer stopped before recording one)"
+    names = [_leaf_name(i) for i in range(len(found))]
+    if sorted(expected) != names:
+        return f"{len(found)} arrays where its digests list {len(expected)}"
+    bad = [n for n, a in zip(names, found, strict=True) if digest(a) != expected[n]]
+    return f"{', '.join(bad)} do not match their digests" if bad else None
+
+
+def _stored_steps(stem: Path, orbax_dir: Path, npz: Path):
+    """(step, reader of its arrays) for every stored step, newest first."""
     if orbax_dir.is_dir():
         with _manager(stem) as manager:
-            step = manager.latest_step()
-            if step is None:
-                return None
-            # Read as stored: restoring into templates would cast other dtypes silently.
-            arrays = manager.restore(step, args=_orbax_restore_args())["state"]
-        found = [np.asarray(arrays[k]) for k in sorted(arrays)]
+            steps = sorted(manager.all_steps(), reverse=True)
+
+            def reader(step):
+                def read():
+                    # Read as stored: restoring into templates would cast other dtypes silently.
+                    arrays = manager.restore(step, args=_orbax_restore_args())["state"]
+                    return [np.asarray(arrays[k]) for k in sorted(arrays)]
+
+                return read
+
+            for step in steps:
+                yield step, reader(step)
     elif npz.is_file():
-        with np.load(npz) as data:
-            step = int(data[_STEP_KEY])
-            found = [data[k] for k in sorted(data.files) if k != _STEP_KEY]
-    else:
-        return None
-    if templates is not None and (
-        len(found) != len(templates)
-        or any(
-            f.shape != tuple(t.shape) or f.dtype != t.dtype
-            for f, t in zip(found, templates, strict=False)
-        )
-    ):
-        raise _mismatch(stem)
-    return found, int(step)
+
+        def read():
+            with np.load(npz) as data:
+                return [data[k] for k in sorted(data.files) if k != _STEP_KEY]
+
+        try:
+            with np.load(npz) as data:
+                step = int(data[_STEP_KEY])
+        except Exception:  # an unreadable archive: report it under step "?"
+            step = "?"
+        yield step, read
 
 
 def _mismatch(stem: Path) -> ValueError:
@@ -109,7 +195,7 @@ def _manager(stem: Path):
     import orbax.checkpoint as ocp
 
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=1, enable_async_checkpointing=False, create=True
+        max_to_keep=KEEP, enable_async_checkpointing=False, create=True
     )
     return ocp.CheckpointManager(stem.with_name(stem.name + ".orbax").absolute(), options=options)
 

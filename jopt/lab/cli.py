@@ -47,8 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from jopt.lab import checkpoints, plots, run_lock, runner
     from jopt.lab import config as config_lib
-    from jopt.lab import plots, run_lock, runner
 
     if args.resume:
         if args.config or args.overrides or args.output_dir:
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         run_dir, resume = runner.new_run_dir(experiment), False
     try:
         run_dir = runner.run(experiment, run_dir, resume=resume, progress=not args.no_progress)
-    except run_lock.RunLocked as e:
+    except (run_lock.RunLocked, checkpoints.CorruptCheckpoint) as e:
         print(f"jopt: {e}", file=sys.stderr)
         return 2
     except runner.Interrupted as e:

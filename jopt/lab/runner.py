@@ -113,6 +113,20 @@ class _Group:
         params, opt_state, diverged = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves])
         return Carry(params, opt_state, diverged, step)
 
+    def finished(self) -> bool:
+        """Whether every seed's metadata says it finished (done or diverged) at the last step."""
+        for trial in self.trials:
+            path = trial / "metadata.json"
+            if not path.is_file():
+                return False
+            meta = outputs.read_json(path)
+            done = meta.get("status") == "done" and meta.get("steps_completed") == (
+                self.experiment.steps
+            )
+            if not (done or meta.get("status") == "diverged"):
+                return False
+        return True
+
     # files ----------------------------------------------------------------------------------------
     def write_metadata(self, carry: Carry, status: str, extra: dict[str, Any]) -> None:
         diverged = np.asarray(carry.diverged_at)
@@ -296,6 +310,8 @@ def run(
         try:
             for optimizer in experiment.optimizers:
                 group = _Group(run_dir, experiment, optimizer, compiled)
+                if resume and group.finished():
+                    continue  # its checkpoint is not read again (it may be damaged: no matter)
                 carry = group.restore() if resume else None
                 if carry is not None and (
                     carry.step >= experiment.steps

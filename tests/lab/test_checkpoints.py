@@ -3,6 +3,8 @@ format on disk at a time, and mismatching templates refused."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -59,11 +61,13 @@ def test_saving_in_one_format_removes_the_other(tmp_path):
     checkpoints.save(stem, LEAVES, 1, {}, "npz")
     checkpoints.save(stem, LEAVES, 2, {}, "orbax")
     assert sorted(p.name for p in stem.parent.iterdir()) == [
+        "momentum 0.9.digests.json",
         "momentum 0.9.json",
         "momentum 0.9.orbax",
     ]
     checkpoints.save(stem, LEAVES, 3, {}, "npz")
     assert sorted(p.name for p in stem.parent.iterdir()) == [
+        "momentum 0.9.digests.json",
         "momentum 0.9.json",
         "momentum 0.9.npz",
     ]
@@ -92,3 +96,62 @@ def test_no_checkpoint_loads_as_none_and_an_unknown_format_is_refused(tmp_path):
     assert checkpoints.load(_stem(tmp_path), LEAVES) is None
     with pytest.raises(ValueError, match=r"format must be one of \('orbax', 'npz'\), got 'h5'"):
         checkpoints.save(_stem(tmp_path), LEAVES, 1, {}, "h5")
+
+
+def _flip_bytes(directory: Path, step: int) -> None:
+    """Flips 3 bytes in the middle of the largest data file of `step` (an orbax checkpoint)."""
+    files = [p for p in (directory / str(step)).rglob("*") if p.is_file() and "d" in p.parts]
+    target = max(files, key=lambda p: p.stat().st_size)
+    data = bytearray(target.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 3):
+        data[i] ^= 0xFF
+    target.write_bytes(bytes(data))
+
+
+def test_a_damaged_newest_step_falls_back_to_the_one_before(tmp_path):
+    stem = _stem(tmp_path)
+    big = [np.arange(4096, dtype=np.float32) * s for s in (1.0, 2.0)]
+    for step in (5, 10):
+        checkpoints.save(stem, [b * step for b in big], step, {}, "orbax")
+    _flip_bytes(stem.with_name(stem.name + ".orbax"), 10)
+    leaves, step = checkpoints.load(stem, [b * 5 for b in big])
+    assert step == 5
+    for got, want in zip(leaves, big, strict=True):
+        np.testing.assert_array_equal(got, want * 5)
+
+
+def test_with_no_good_step_left_the_error_names_the_checkpoint(tmp_path):
+    stem = _stem(tmp_path)
+    big = [np.arange(4096, dtype=np.float32)]
+    for step in (5, 10):
+        checkpoints.save(stem, big, step, {}, "orbax")
+    for step in (5, 10):
+        _flip_bytes(stem.with_name(stem.name + ".orbax"), step)
+    with pytest.raises(checkpoints.CorruptCheckpoint) as error:
+        checkpoints.load(stem, big)
+    message = str(error.value)
+    assert message.startswith(f"checkpoint {stem.with_name(stem.name + '.orbax')} is damaged")
+    assert "step 10:" in message and "step 5:" in message
+    assert "delete it to train that optimizer again" in message
+
+
+def test_a_damaged_npz_checkpoint_is_an_error_naming_it(tmp_path):
+    stem = _stem(tmp_path)
+    checkpoints.save(stem, [np.arange(4096, dtype=np.float32)], 7, {}, "npz")
+    path = stem.with_name(stem.name + ".npz")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(checkpoints.CorruptCheckpoint, match=r"\.npz is damaged"):
+        checkpoints.load(stem)
+
+
+def test_a_step_saved_without_its_digest_is_not_trusted(tmp_path):
+    stem = _stem(tmp_path)
+    for step in (5, 10):
+        checkpoints.save(stem, [np.full(8, float(step))], step, {}, "orbax")
+    digests = stem.with_name(stem.name + ".digests.json")
+    stored = outputs.read_json(digests)
+    del stored["10"]  # the writer died between the arrays and their digest
+    outputs.write_json(digests, stored)
+    assert checkpoints.load(stem)[1] == 5

@@ -4,6 +4,7 @@ real process stopped with Ctrl-C (SIGINT) and with SIGTERM.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -345,3 +346,78 @@ def test_a_run_directory_in_use_is_refused_naming_the_holder(capsys, tmp_path, c
     assert _files(run_dir) == before  # nothing written
     code, _, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
     assert code == 0, err
+
+
+def _damage(checkpoint_dir: Path, steps: list[int] | None = None) -> list[int]:
+    """Flips 3 bytes in the middle of every data file of each of `steps` (default: every stored
+    step) of an orbax checkpoint; returns the steps stored."""
+    stored = sorted(int(p.name) for p in checkpoint_dir.iterdir() if p.name.isdigit())
+    for step in stored if steps is None else steps:
+        for target in (checkpoint_dir / str(step)).rglob("*"):
+            if target.is_file() and "d" in target.parts[-2:-1]:
+                data = bytearray(target.read_bytes())
+                for i in range(len(data) // 2, len(data) // 2 + 3):
+                    data[i] ^= 0xFF
+                target.write_bytes(bytes(data))
+    return stored
+
+
+def _interrupted_at_15(tmp_path, config_file) -> Path:
+    """A run of 20 steps, checkpointed every 5, stopped after its third chunk (step 15)."""
+    if runner.checkpoints.default_format() != "orbax":
+        pytest.skip("orbax keeps two steps to fall back on; the npz format keeps one")
+    experiment = config_lib.load(config_file, ["steps=20", "checkpoint_every=5"])
+    experiment = dataclasses.replace(experiment, output_dir=str(tmp_path / "b"))
+    chunks = []
+
+    def stop_after_three_chunks(flag):
+        chunks.append(None)
+        flag.requested = len(chunks) == 3
+
+    with pytest.raises(runner.Interrupted):
+        runner.run(experiment, progress=False, on_chunk=stop_after_three_chunks)
+    return tmp_path / "b" / "cli"
+
+
+# orbax's reader threads report the damaged bytes as unraisable exceptions as well
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_damaged_checkpoint_falls_back_to_the_previous_step_and_ends_identically(
+    capsys, tmp_path, config_file
+):
+    argv = ["steps=20", "checkpoint_every=5", "--no-plots", "--no-progress"]
+    code, _, err = run_jopt(capsys, "run", config_file, *argv, "--output-dir", tmp_path / "a")
+    assert code == 0, err
+    run_dir = _interrupted_at_15(tmp_path, config_file)
+    assert _damage(run_dir / "checkpoints" / "GD.orbax", [15]) == [10, 15]
+    assert runner.checkpoints.load(run_dir / "checkpoints" / "GD")[1] == 10  # the fallback
+    code, _, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
+    assert code == 0, err
+    for trial in ("GD-seed0", "momentum-0.9-seed0"):
+        whole = outputs.read_metrics(tmp_path / "a" / "cli" / "trials" / trial / "metrics.jsonl")
+        resumed = outputs.read_metrics(run_dir / "trials" / trial / "metrics.jsonl")
+        strip = [{k: v for k, v in r.items() if k != "elapsed"} for r in resumed]
+        assert strip == [{k: v for k, v in r.items() if k != "elapsed"} for r in whole]
+
+
+# orbax's reader threads report the damaged bytes as unraisable exceptions as well
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_with_every_step_damaged_resume_is_one_error_line(capsys, tmp_path, config_file):
+    run_dir = _interrupted_at_15(tmp_path, config_file)
+    _damage(run_dir / "checkpoints" / "GD.orbax")
+    code, out, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"jopt: checkpoint {run_dir / 'checkpoints' / 'GD.orbax'} is damaged")
+
+
+def test_a_finished_optimizer_is_not_reloaded_on_resume(capsys, tmp_path, config_file):
+    argv = ["--no-plots", "--no-progress", "--output-dir", tmp_path / "o"]
+    code, _, err = run_jopt(capsys, "run", config_file, *argv)
+    assert code == 0, err
+    run_dir = tmp_path / "o" / "cli"
+    store = runner.checkpoints.default_format()
+    if store == "orbax":
+        _damage(run_dir / "checkpoints" / "GD.orbax")
+    summary = (run_dir / "summary.md").read_text()
+    code, out, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
+    assert code == 0, err
+    assert out.startswith(summary)

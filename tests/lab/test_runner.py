@@ -106,8 +106,10 @@ def test_the_run_writes_its_config_trials_checkpoints_and_summary(reference):
     assert TRIALS[0] == "lr-0.2-momentum-cosine-seed0" and TRIALS[2] == "lr-0.05-Adam-seed0"
     store = checkpoints.default_format()
     assert sorted(p.name for p in (reference / "checkpoints").iterdir()) == [
+        "lr-0.05-Adam.digests.json",
         "lr-0.05-Adam.json",
         f"lr-0.05-Adam.{store}",
+        "lr-0.2-momentum-cosine.digests.json",
         "lr-0.2-momentum-cosine.json",
         f"lr-0.2-momentum-cosine.{store}",
     ]
