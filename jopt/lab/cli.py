@@ -7,8 +7,9 @@
     jopt sweep --resume STUDY_DIR           continue an interrupted search
     jopt lr-find CONFIG [KEY.SUB=VALUE ...] the learning-rate range test
 
-Exit status: 0 done, 2 bad config or arguments, 130 interrupted by Ctrl-C (resumable), 143 stopped
-by SIGTERM (resumable).
+Exit status: 0 done, 2 bad config or arguments, 74 a file could not be written (disk full, read-only
+or not a directory; resumable), 130 interrupted by Ctrl-C (resumable), 143 stopped by SIGTERM
+(resumable).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from jopt import lab
 
+EXIT_IO = 74  # sysexits' EX_IOERR: a file could not be written (the run resumes once it can)
 _TAKE_OVERRIDES = ("run", "sweep", "lr-find")  # commands whose KEY=VALUE words override a config
 
 
@@ -44,6 +46,17 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser("lr-find", help="the learning-rate range test of a config")
     )
     return parser
+
+
+def _io_failure(error: OSError, run_dir: Path) -> str:
+    """One line for a file the run could not write, and how to go on."""
+    where = f" {error.filename}" if error.filename else ""
+    line = f"cannot write{where}: {error.strerror or error}."
+    if (Path(run_dir) / "config.yaml").is_file():
+        line += f" Free space or fix the path, then resume with: jopt run --resume {run_dir}"
+    else:
+        line += " Nothing was run; fix the output directory (--output-dir) and run again."
+    return line
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,6 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     except (run_lock.RunLocked, checkpoints.CorruptCheckpoint) as e:
         print(f"jopt: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the disk: full, read-only, a path that is not a directory...
+        print(f"jopt: {_io_failure(e, run_dir)}", file=sys.stderr)
+        return EXIT_IO
     except runner.Interrupted as e:
         print(f"jopt: {e}", file=sys.stderr)
         return 128 + e.signal

@@ -127,6 +127,16 @@ class _Group:
                 return False
         return True
 
+    def mark_interrupted(self) -> None:
+        """Best effort, after a write failed: trials still `running` become `interrupted`."""
+        for trial in self.trials:
+            try:
+                meta = outputs.read_json(trial / "metadata.json")
+                if meta.get("status") == "running":
+                    outputs.write_json(trial / "metadata.json", {**meta, "status": "interrupted"})
+            except (OSError, ValueError):
+                pass  # the disk that failed may fail again: the resume sorts it out
+
     # files ----------------------------------------------------------------------------------------
     def write_metadata(self, carry: Carry, status: str, extra: dict[str, Any]) -> None:
         diverged = np.asarray(carry.diverged_at)
@@ -307,6 +317,7 @@ def run(
         previous = (
             {s: signal.signal(s, request_stop) for s in STOP_SIGNALS} if in_main_thread else {}
         )
+        group = None
         try:
             for optimizer in experiment.optimizers:
                 group = _Group(run_dir, experiment, optimizer, compiled)
@@ -366,6 +377,10 @@ def run(
                 if status == "interrupted":
                     interrupted = True
                     break
+        except OSError:  # a full disk, a vanished directory: what can still be written says so
+            if group is not None:
+                group.mark_interrupted()
+            raise
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)

@@ -5,6 +5,7 @@ real process stopped with Ctrl-C (SIGINT) and with SIGTERM.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import signal
 import subprocess
@@ -421,3 +422,49 @@ def test_a_finished_optimizer_is_not_reloaded_on_resume(capsys, tmp_path, config
     code, out, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
     assert code == 0, err
     assert out.startswith(summary)
+
+
+def test_an_output_path_that_is_not_a_directory_is_one_error_line(capsys, tmp_path, config_file):
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    code, out, err = run_jopt(capsys, "run", config_file, "--output-dir", blocker, "--no-progress")
+    assert code == cli.EXIT_IO and out == "" and err.count("\n") == 1
+    assert err.startswith(f"jopt: cannot write {blocker / 'cli'}: Not a directory.")
+    assert "Nothing was run" in err
+
+
+def test_a_full_disk_marks_the_trials_interrupted_and_the_run_resumes(
+    capsys, tmp_path, config_file, monkeypatch
+):
+    argv = ["--no-plots", "--no-progress"]
+    code, _, err = run_jopt(capsys, "run", config_file, *argv, "--output-dir", tmp_path / "a")
+    assert code == 0, err
+    append = outputs.append_metrics
+    calls = []
+
+    def full_disk(path, rows):
+        calls.append(path)
+        if len(calls) == 2:  # the first chunk's rows
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        append(path, rows)
+
+    monkeypatch.setattr(outputs, "append_metrics", full_disk)
+    code, out, err = run_jopt(capsys, "run", config_file, *argv, "--output-dir", tmp_path / "b")
+    run_dir = tmp_path / "b" / "cli"
+    assert code == cli.EXIT_IO and out == "" and err.count("\n") == 1
+    assert err == (
+        f"jopt: cannot write {calls[-1]}: No space left on device. Free space or fix the path, "
+        f"then resume with: jopt run --resume {run_dir}\n"
+    )
+    meta = outputs.read_json(run_dir / "trials" / "GD-seed0" / "metadata.json")
+    assert meta["status"] == "interrupted"
+
+    monkeypatch.setattr(outputs, "append_metrics", append)
+    code, _, err = run_jopt(capsys, "run", "--resume", run_dir, *argv)
+    assert code == 0, err
+    for trial in ("GD-seed0", "momentum-0.9-seed0"):
+        whole = outputs.read_metrics(tmp_path / "a" / "cli" / "trials" / trial / "metrics.jsonl")
+        resumed = outputs.read_metrics(run_dir / "trials" / trial / "metrics.jsonl")
+        assert [{k: v for k, v in r.items() if k != "elapsed"} for r in resumed] == [
+            {k: v for k, v in r.items() if k != "elapsed"} for r in whole
+        ]
