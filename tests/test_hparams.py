@@ -491,3 +491,42 @@ def test_set_hparams_outside_vmap_sets_every_row_of_a_stacked_state(tx):
     single = jopt.set_hparams(tx.init({"w": jnp.ones(2)}), learning_rate=0.1)
     expected, _ = tx.update({"w": jnp.ones(2)}, single, {"w": jnp.ones(2)})
     np.testing.assert_array_equal(updates["w"], np.stack([expected["w"]] * 3))
+
+
+def test_traced_values_are_checked_under_checkify_and_cost_nothing_elsewhere():
+    """Inside jit a value is a tracer: set_hparams cannot refuse it while tracing. Under
+    `jax.experimental.checkify.checkify` it reports a value out of its range; without it, the
+    check compiles to nothing and the step runs as written."""
+    from jax.experimental import checkify
+
+    params = {"w": jnp.ones(2)}
+    tx = jopt.sgd(0.1, momentum=0.9)
+
+    def step(state, learning_rate, momentum):
+        state = jopt.set_hparams(state, learning_rate=learning_rate, momentum=momentum)
+        return tx.update(params, state, params)
+
+    checked = jax.jit(checkify.checkify(step))
+    error, _ = checked(tx.init(params), -0.1, 0.5)
+    assert error.get() == (
+        "jopt.set_hparams: learning_rate (the hyperparameters at [1].hparams) must be a finite "
+        "number >= 0, got -0.10000000149011612. (`check` failed)"
+    )
+    error, _ = checked(tx.init(params), 0.1, 1.0)
+    assert "momentum" in error.get() and "must be in [0, 1), got 1.0" in error.get()
+    error, _ = checked(tx.init(params), jnp.inf, 0.5)
+    assert "must be a finite number >= 0, got inf" in error.get()
+    error, (updates, _) = checked(tx.init(params), 0.1, 0.5)
+    assert error.get() is None
+    plain = jax.jit(step)
+    unchecked, _ = plain(tx.init(params), -0.1, 0.5)
+    np.testing.assert_array_equal(unchecked["w"], np.full(2, 0.1, np.float32))  # ascends
+    lowered = plain.lower(tx.init(params), 0.1, 0.5).as_text()
+    assert "custom_call" not in lowered and "callback" not in lowered  # nothing left of the check
+
+
+@pytest.mark.parametrize("value", [float("inf"), -float("inf")])
+def test_an_infinite_value_is_refused_as_not_finite(value):
+    with pytest.raises(jopt.ArgumentError) as error:
+        jopt.sgd(value)
+    assert str(error.value) == f"jopt.sgd: learning_rate must be a finite number >= 0, got {value}."

@@ -32,6 +32,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 from jopt._src.errors import ArgumentError, ArgumentTypeError
 from jopt._src.validation import Range
@@ -217,6 +218,14 @@ class HParams:
                     value=value,
                 )
             if isinstance(value, jax.core.Tracer):
+                # Traced values cannot be checked while tracing; under `checkify.checkify` this
+                # check reports a value out of range, elsewhere it compiles to nothing.
+                checkify.check(
+                    hparam.allowed.contains_traced(value),
+                    f"{fn}: {name}{at} must be {hparam.allowed.describe_finite()}, got {{value}}.",
+                    value=value,
+                    debug=True,
+                )
                 if hparam.kind == "int" and not jnp.issubdtype(value.dtype, jnp.integer):
                     raise ArgumentTypeError(
                         fn,

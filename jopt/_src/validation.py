@@ -45,6 +45,20 @@ class Range:
         # which `describe` never offers.
         return bool(above and below) and math.isfinite(value)
 
+    def contains_traced(self, value: Any) -> Any:
+        """`value in self` for a traced array: a boolean array (finite, within the bounds)."""
+        import jax.numpy as jnp
+
+        above = value > self.lo if self.lo_open else value >= self.lo
+        below = value < self.hi if self.hi_open else value <= self.hi
+        return above & below & jnp.isfinite(value)
+
+    def describe_finite(self) -> str:
+        """`describe`, saying "a finite number" where a bound is infinite (">= 0" would read as
+        allowing infinity: the words for an infinite value, or one not known yet)."""
+        described = self.describe()
+        return f"a finite number {described}" if described[0] in "<>" else described
+
     def describe(self) -> str:
         """The range in words, as error messages print it: "> 0", "in [0, 1)", "a finite number"."""
         if self.lo == -math.inf and self.hi == math.inf:
@@ -96,9 +110,11 @@ def _scalar(fn: str, name: str, value: Any, allowed: Any = "a real number") -> f
 
 def out_of_range(fn: str, name: str, value: Any, allowed: Range) -> ArgumentError:
     """The error for a number outside `allowed`: `{fn}: {name} must be {allowed}, got {value}.`"""
+    infinite = isinstance(value, (int, float)) and math.isinf(value)
+    described = allowed.describe_finite() if infinite else allowed.describe()
     return ArgumentError(
         fn,
-        f"{name} must be {allowed.describe()}, got {value!r}.",
+        f"{name} must be {described}, got {value!r}.",
         argument=name,
         value=value,
         allowed=allowed,

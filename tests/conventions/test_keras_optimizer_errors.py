@@ -72,7 +72,7 @@ BAD = {
     "weight_decay": _bad("weight_decay", -0.004, ">= 0"),
     "clipnorm": _bad("clipnorm", 0.0, "> 0"),
     "clipvalue": _bad("clipvalue", -1.0, "> 0"),
-    "global_clipnorm": _bad("global_clipnorm", INF, "> 0"),
+    "global_clipnorm": _bad("global_clipnorm", INF, "a finite number > 0"),
     MASK: (
         {MASK: "bias"},
         f"{MASK} must be None, a callable params -> tree of bools, or a tree of bools shaped "
@@ -122,7 +122,7 @@ ROWS = [
         "learning_rate must be a number or a schedule (a function of the step count), got the "
         "string '0.01'.", TypeError, r"Argument `learning_rate` should be float"),
     Row("Nadam", "learning_rate_inf", {"learning_rate": INF},
-        "learning_rate must be >= 0, got inf."),
+        "learning_rate must be a finite number >= 0, got inf."),
     Row("RMSprop", "epsilon_nan", {"epsilon": NAN}, "epsilon must be >= 0, got nan."),
     Row("Adadelta", "rho_negative", {"rho": -0.5}, "rho must be in [0, 1), got -0.5."),
     Row("SGD", "momentum_negative", {"momentum": -0.5}, "momentum must be in [0, 1), got -0.5.",

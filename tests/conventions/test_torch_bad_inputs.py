@@ -51,7 +51,13 @@ def _stricter(optimizer: str) -> list[Row]:
     torch_nan = None if optimizer == "SGD" else "Invalid learning rate: nan"
     return [
         Row(f"{optimizer}-lr_nan", optimizer, {"lr": NAN}, torch_nan, "lr must be >= 0, got nan"),
-        Row(f"{optimizer}-lr_inf", optimizer, {"lr": INF}, None, "lr must be >= 0, got inf"),
+        Row(
+            f"{optimizer}-lr_inf",
+            optimizer,
+            {"lr": INF},
+            None,
+            "lr must be a finite number >= 0, got inf",
+        ),
     ]
 
 

@@ -49,7 +49,8 @@ def _every_optimizer(name: str) -> list[Row]:
             ValueError),
         Row(name, "lr_nan", {"lr": NAN}, ValueError, "lr must be >= 0, got nan.",
             None if sgd else ValueError),
-        Row(name, "lr_inf", {"lr": INF}, ValueError, "lr must be >= 0, got inf.", None),
+        Row(name, "lr_inf", {"lr": INF}, ValueError, "lr must be a finite number >= 0, got inf.",
+            None),
         Row(name, "lr_2_elements", {"lr": np.array([0.1, 0.2])}, ValueError,
             "lr must be a 1-element array, got shape (2,).", ValueError),
         Row(name, "lr_string", {"lr": "0.1"}, TypeError,
@@ -139,7 +140,7 @@ ROWS = [
     Row("NAdam", "momentum_decay_negative", {"momentum_decay": -0.2}, ValueError,
         "momentum_decay must be >= 0, got -0.2.", ValueError),
     Row("NAdam", "momentum_decay_inf", {"momentum_decay": INF}, ValueError,
-        "momentum_decay must be >= 0, got inf.", None),
+        "momentum_decay must be a finite number >= 0, got inf.", None),
     _flag("NAdam", "decoupled_weight_decay"),
     _flag("RAdam", "decoupled_weight_decay"),
     # Adagrad

@@ -329,7 +329,7 @@ ROWS = [
         lambda: jopt.exponential_decay(1.0, 10, math.inf),
         ValueError,
         "jopt.exponential_decay:",
-        "decay_rate must be > 0, got inf",
+        "decay_rate must be a finite number > 0, got inf",
     ),
     _row(
         "exponential_growth_from_a_negative_value",
@@ -428,7 +428,7 @@ ROWS = [
         lambda: jopt.cosine_decay_restarts(1.0, 10, t_mul=math.inf),
         ValueError,
         "jopt.cosine_decay_restarts:",
-        "t_mul must be >= 1, got inf",
+        "t_mul must be a finite number >= 1, got inf",
     ),
     _row(
         "restarts_nan_init_value",
@@ -463,7 +463,7 @@ ROWS = [
         lambda: jopt.inverse_time_decay(1.0, 10, math.inf),
         ValueError,
         "jopt.inverse_time_decay:",
-        "decay_rate must be >= 0, got inf",
+        "decay_rate must be a finite number >= 0, got inf",
     ),
     _row(
         "warmup_cosine_end_value_above_peak",
