@@ -13,6 +13,9 @@ For every optimizer in `tests/helpers.CASES`, with a state built for params of s
   and extra leaves, dtypes;
 - optimizers without weight decay update without params (`params=None`), with the same result;
   those with weight decay say that they need them;
+- integer parameters (at init) and float0 gradients (`jax.grad(allow_int=True)`, at update)
+  raise a `TypeError` naming the key path, and the recipe the message gives (optax's
+  multi_transform with set_to_zero for the integer leaves) works;
 - one optimizer's state given to another raises a `ValueError` naming the optimizer and what the
   state is, unless the two states are the same tree (Adam's and NAdam's: the same moments and
   hyperparameters, interchangeable by design).
@@ -29,6 +32,7 @@ import re
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
@@ -182,3 +186,35 @@ def test_another_optimizers_state_is_refused_naming_the_optimizer_and_the_state(
     with pytest.raises(ValueError, match="this state was not made by") as error:
         tx.update(params, state, params)
     assert str(error.value).startswith(f"jopt.{taker.optimizer}: ")
+
+
+MIXED = {"w": jnp.array([0.5, -1.0]), "step": jnp.array(3, jnp.int32)}
+
+
+def _loss(params):
+    return jnp.sum(params["w"] ** 2) * params["step"]
+
+
+@pytest.mark.parametrize("case", ONE_PER_OPTIMIZER, ids=lambda c: c.id)
+def test_integer_parameters_and_float0_gradients_are_refused_naming_the_path(case):
+    tx = case.build()
+    with pytest.raises(TypeError, match=r"the parameter at \['step'\] has dtype int32"):
+        tx.init(MIXED)
+    floats = {"w": MIXED["w"], "n": jnp.zeros(2)}
+    grads = jax.grad(_loss, allow_int=True)(MIXED)
+    with pytest.raises(TypeError, match=r"the gradient at \['n'\] has dtype float0"):
+        tx.update({"w": grads["w"], "n": grads["step"]}, tx.init(floats), floats)
+
+
+@pytest.mark.parametrize("case", ONE_PER_OPTIMIZER, ids=lambda c: c.id)
+def test_the_recipe_for_integer_leaves_works(case):
+    labels = {"w": "float", "step": "int"}
+    tx = optax.multi_transform({"float": case.build(), "int": optax.set_to_zero()}, labels)
+    state = tx.init(MIXED)
+    grads = jax.grad(_loss, allow_int=True)(MIXED)
+    updates, _ = jax.jit(tx.update)(grads, state, MIXED)
+    plain = case.build()
+    floats = {"w": MIXED["w"]}
+    alone, _ = jax.jit(plain.update)({"w": grads["w"]}, plain.init(floats), floats)
+    np.testing.assert_array_equal(updates["w"], alone["w"])
+    assert updates["step"].dtype == jax.dtypes.float0

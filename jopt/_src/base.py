@@ -71,6 +71,25 @@ def cast_like(tree: Any, like: Any) -> Any:
     return jax.tree.map(lambda x, y: x.astype(jnp.result_type(y)), tree, like)
 
 
+def check_inexact(fn: str, tree: Any, what: str) -> None:
+    """Raises a TypeError naming the key path of the first leaf of `tree` that is not a
+    floating-point or complex array: integer and boolean parameters, and the float0 gradients
+    `jax.grad(allow_int=True)` gives them, are not optimized (an update of an integer is
+    truncated or wraps; optax's optimizers subtract, return zeros or fail inside XLA)."""
+    if tree is None:
+        return
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        dtype = jnp.result_type(leaf) if not hasattr(leaf, "dtype") else np.dtype(leaf.dtype)
+        if not jnp.issubdtype(dtype, jnp.inexact):
+            where = jax.tree_util.keystr(path) or "<root>"
+            name = "float0" if dtype == jax.dtypes.float0 else str(dtype)
+            raise TypeError(
+                f"{fn}: the {what} at {where} has dtype {name}, which an optimizer cannot step: "
+                "optimize floating-point (or complex) parameters only, and leave the others out, "
+                "e.g. with optax.multi_transform and optax.set_to_zero() for integer leaves."
+            )
+
+
 def check_tree(fn: str, updates: Any, reference: Any, what: str, *, dtypes: bool = False) -> None:
     """Raises if `updates` does not have the structure and shapes (and dtypes) of `reference`.
 

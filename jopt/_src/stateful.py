@@ -64,10 +64,12 @@ def stateful_transform(
     own_meta = hparams.init().meta
 
     def init_fn(params):
+        base.check_inexact(fn, params, "parameter")
         return state_type(count=base.zero_count(), hparams=hparams.init(), **buffers(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
+        base.check_inexact(fn, updates, "gradient")
         if type(state) is not state_type or state.hparams.meta != own_meta:
             raise foreign_state(fn, state, f"a {state_type.__name__} ({_hparams_of(own_meta)})")
         if needs_params and params is None:
