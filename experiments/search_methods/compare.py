@@ -23,7 +23,7 @@ import optuna
 from jopt.lab import config as config_lib
 from jopt.lab import runner
 from jopt.lab.plots import plt, save_figure
-from jopt.lab.search import study
+from jopt.lab.search import optuna_setup, study
 
 HERE = Path(__file__).resolve().parent
 METHODS = ("grid", "random", "quasirandom", "tpe", "cmaes")
@@ -39,7 +39,7 @@ def best_so_far(method: str, seed: int, output_dir: str) -> np.ndarray:
     experiment = dataclasses.replace(experiment, name=f"search_methods-{method}-seed{seed}")
     study_dir = runner.new_run_dir(experiment, "-sweep")
     study_dir.mkdir(parents=True)
-    storage = study.open_storage(study_dir, None)
+    storage = optuna_setup.open_storage(study_dir, None)
     (one,) = study.sweep(study.resolved(experiment), study_dir, storage, progress=False)
     values = [
         t.value if t.state == optuna.trial.TrialState.COMPLETE else np.nan

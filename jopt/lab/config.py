@@ -40,8 +40,8 @@ from jopt.lab.config_optimizers import (
     to_data,
 )
 from jopt.lab.config_values import ConfigError
-from jopt.lab.search import space as search_space
-from jopt.lab.search.space import SearchConfig
+from jopt.lab.search import section as search_section
+from jopt.lab.search.section import SearchConfig
 
 __all__ = [
     "ConfigError",
@@ -212,7 +212,7 @@ def from_dict(raw: Any) -> ExperimentConfig:
         target=_target(raw.get("target"), workload),
         output_dir=checks.string("output_dir", raw.get("output_dir", "runs")),
         description=checks.string("description", raw.get("description", "")),
-        search=search_space.from_dict(
+        search=search_section.from_dict(
             raw.get("search"), optimizer_configs, metric_names(workload), MAX_SEED, workload
         ),
     )
@@ -338,5 +338,5 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "checkpoint_every": config.checkpoint_every,
         "target": dataclasses.asdict(config.target) if config.target else None,
         "output_dir": config.output_dir,
-        **({"search": search_space.to_dict(config.search)} if config.search else {}),
+        **({"search": search_section.to_dict(config.search)} if config.search else {}),
     }

@@ -19,7 +19,7 @@ import yaml
 import jopt
 from jopt.lab import config as config_lib
 from jopt.lab import outputs, programs, runner
-from jopt.lab.search import population, report, space, study
+from jopt.lab.search import optuna_setup, population, report, section, space, study
 from tests.lab.commands import run_jopt
 
 WORKLOAD = {"name": "linear_regression", "batch_size": 32}
@@ -53,7 +53,7 @@ def _experiment(tmp_path, **search_changes) -> config_lib.ExperimentConfig:
 def _sweep(experiment, study_dir, **kwargs) -> list[optuna.Study]:
     study_dir.mkdir(parents=True, exist_ok=True)
     return study.sweep(
-        experiment, study_dir, study.open_storage(study_dir, None), progress=False, **kwargs
+        experiment, study_dir, optuna_setup.open_storage(study_dir, None), progress=False, **kwargs
     )
 
 
@@ -174,7 +174,7 @@ def test_an_interrupted_sweep_queues_its_trials_again_and_resumes_to_the_budget(
 
     with pytest.raises(population.Stopped):
         _sweep(experiment, tmp_path / "s", stop=stop_in_the_second_population)
-    storage = study.open_storage(tmp_path / "s", None)
+    storage = optuna_setup.open_storage(tmp_path / "s", None)
     one = optuna.load_study(study_name="sw/momentum", storage=storage)
     assert _statuses(one) == ["done"] * 3 + ["interrupted"] * 3 + ["waiting"] * 3
     assert study.counted(one) == 3
@@ -193,7 +193,7 @@ def test_trials_a_killed_worker_left_running_are_run_again(tmp_path):
     experiment = _experiment(tmp_path, trials=2, population=2)
     study_dir = tmp_path / "s"
     study_dir.mkdir()
-    storage = study.open_storage(study_dir, None)
+    storage = optuna_setup.open_storage(study_dir, None)
     one = optuna.create_study(study_name="sw/momentum", storage=storage)
     stale = one.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-3, 0.5, log=True)})
     stale.set_user_attr("worker", study.worker_id(study_dir))  # then the worker was killed
@@ -239,13 +239,13 @@ def test_the_median_pruner_stops_bad_trials_which_never_count_as_best(tmp_path):
 def test_scores_of_a_curve():
     steps = (0, 4, 8)
     curve = np.asarray([1.0, 0.2, 0.5])
-    final = space.Objective("eval_loss", "min", "final")
+    final = section.Objective("eval_loss", "min", "final")
     assert study.score(final, steps, curve) == 0.5
-    assert study.score(space.Objective("eval_loss", "min", "best"), steps, curve) == 0.2
-    reach = space.Objective("eval_loss", "min", "steps_to_target", 0.3)
+    assert study.score(section.Objective("eval_loss", "min", "best"), steps, curve) == 0.2
+    reach = section.Objective("eval_loss", "min", "steps_to_target", 0.3)
     assert study.score(reach, steps, curve) == 4
     assert (
-        study.score(space.Objective("eval_loss", "min", "steps_to_target", 0.1), steps, curve)
+        study.score(section.Objective("eval_loss", "min", "steps_to_target", 0.1), steps, curve)
         == math.inf
     )
     assert math.isnan(study.score(final, steps, np.full(3, np.nan)))
@@ -291,7 +291,7 @@ def test_jopt_sweep_writes_tables_figures_and_a_best_config_that_jopt_run_reprod
         capsys, "run", study_dir / "best.yaml", "--output-dir", tmp_path / "o", "--no-progress"
     )
     assert code == 0, err
-    storage = study.open_storage(study_dir, None)
+    storage = optuna_setup.open_storage(study_dir, None)
     summary = outputs.summarize(tmp_path / "o" / "sw-best")
     for row in summary:
         one = optuna.load_study(study_name=f"sw/{row['optimizer']}", storage=storage)

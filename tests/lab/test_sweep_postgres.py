@@ -37,7 +37,7 @@ import psycopg.sql
 import pytest
 
 from jopt.lab import cli
-from jopt.lab.search import study as study_lib
+from jopt.lab.search import optuna_setup
 
 USER, PASSWORD = "jopt", "s3cret-pw"  # the role the workers log in as (scram-sha-256)
 SUPERUSER_PASSWORD = "super-pw"
@@ -374,7 +374,7 @@ def test_workers_that_open_a_fresh_database_at_once_all_get_it(postgres, tmp_pat
     def open_storage() -> None:
         start.wait()
         try:
-            study_lib.open_storage(tmp_path, url)
+            optuna_setup.open_storage(tmp_path, url)
         except Exception as e:  # StorageError, or anything else that escapes it
             errors.append(str(e) or repr(e))
 

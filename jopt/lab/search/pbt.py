@@ -65,7 +65,8 @@ from jopt.lab.programs import Batches, compiled_workload, seed_keys
 from jopt.lab.search import pbt_report, population, space
 from jopt.lab.search.pbt_report import Row, ranking
 from jopt.lab.search.population import Stopped  # raised by `run`, as by the sweep
-from jopt.lab.search.space import Dimension, Objective
+from jopt.lab.search.section import Objective
+from jopt.lab.search.space import Dimension
 from jopt.lab.search.study import score
 
 _ASKS_PER_MEMBER = 20  # optuna asks per trial before a space of refused combinations is an error

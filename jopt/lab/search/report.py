@@ -26,7 +26,7 @@ import yaml
 from jopt.lab import config as config_lib
 from jopt.lab import outputs
 from jopt.lab.search import space, study
-from jopt.lab.search.space import SearchConfig
+from jopt.lab.search.section import SearchConfig
 
 FIXED = ("optimizer", "trial", "status", "objective", "spread", "seconds")
 

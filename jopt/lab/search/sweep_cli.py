@@ -47,7 +47,7 @@ def _error(message: str) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from jopt.lab.search import study
+    from jopt.lab.search import optuna_setup, study
 
     if args.resume:
         if args.config or args.overrides or args.output_dir:
@@ -77,17 +77,17 @@ def main(args: argparse.Namespace) -> int:
         url = args.storage
         study_dir = runner.new_run_dir(experiment, "-sweep")
     try:
-        storage = study.open_storage(study_dir, url) if url else None
-    except study.StorageError as e:
+        storage = optuna_setup.open_storage(study_dir, url) if url else None
+    except optuna_setup.StorageError as e:
         return _error(str(e))
     if not args.resume:
         study_dir.mkdir(parents=True, exist_ok=False)
         outputs.write_yaml(study_dir / "sweep.yaml", config_lib.to_dict(experiment))
         outputs.write_json(
-            study_dir / "study.json", {"storage": study.masked(url) if url else None}
+            study_dir / "study.json", {"storage": optuna_setup.masked(url) if url else None}
         )
     if storage is None and experiment.search.method != "pbt":  # PBT keeps no optuna study
-        storage = study.open_storage(study_dir, None)
+        storage = optuna_setup.open_storage(study_dir, None)
     return _sweep(study.resolved(experiment), study_dir, storage, args)
 
 
@@ -147,12 +147,12 @@ def _write_partial(study_dir: Path, experiment, storage) -> None:
     """The tables and best.yaml of an interrupted sweep, from what its studies hold now."""
     import optuna
 
-    from jopt.lab.search import report, study
+    from jopt.lab.search import optuna_setup, report
 
     studies = []
     for config in experiment.optimizers:
         try:
-            name = study.study_name(experiment, config.label)
+            name = optuna_setup.study_name(experiment, config.label)
             studies.append(optuna.load_study(study_name=name, storage=storage))
         except KeyError:  # a study not started yet: the tables wait for the resume
             return
