@@ -37,12 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-plots", action="store_true", help="do not draw figures")
     plot = commands.add_parser("plot", help="redraw a run's figures")
     plot.add_argument("run_dir")
-    from jopt.lab.search import lr_find, sweep_cli
+    from jopt.lab.search import lr_find_cli, sweep_cli
 
     sweep_cli.add_arguments(
         commands.add_parser("sweep", help="search hyperparameters (the config's search section)")
     )
-    lr_find.add_arguments(
+    lr_find_cli.add_arguments(
         commands.add_parser("lr-find", help="the learning-rate range test of a config")
     )
     return parser
@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return sweep_cli.main(args)
         if args.command == "lr-find":
-            from jopt.lab.search import lr_find
+            from jopt.lab.search import lr_find_cli
 
-            return lr_find.main(args)
+            return lr_find_cli.main(args)
         from jopt.lab import plots
 
         written = plots.plot_run(Path(args.run_dir))

@@ -14,7 +14,7 @@ import pytest
 
 from jopt.lab import cli, outputs, programs
 from jopt.lab import config as config_lib
-from jopt.lab.search import lr_find
+from jopt.lab.search import lr_find, lr_find_cli
 from tests.lab.commands import run_jopt
 
 CONFIG = """\
@@ -286,7 +286,7 @@ def test_ctrl_c_keeps_the_finished_curves_and_exits_130(capsys, tmp_path, config
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(lr_find, "run_one", interrupted_second)
+    monkeypatch.setattr(lr_find_cli, "run_one", interrupted_second)
     argv = ["lr-find", config_file, "--steps", "8", "--output-dir", tmp_path, "--no-progress"]
     code, _, err = run_jopt(capsys, *argv, "--no-plots")
     assert code == 130 and calls == ["GD", "torch SGD"]

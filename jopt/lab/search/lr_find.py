@@ -43,19 +43,16 @@ Written to OUTPUT_DIR/NAME-lr-find (NAME-lr-find-2, ... if taken):
     suggestions.json   the options, and per optimizer its suggestions, steps run and why it stopped
     summary.md         the table printed at the end
     lr_find.png        smoothed loss against learning rate, suggestions marked (not --no-plots)
+
+The command is `lr_find_cli`; what it writes, `lr_find_report`.
 """
 
 from __future__ import annotations
 
-import argparse
-import csv
 import dataclasses
 import inspect
-import io
 import math
-import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import jax
@@ -64,7 +61,7 @@ import numpy as np
 
 import jopt
 from jopt.lab import config as config_lib
-from jopt.lab import outputs, programs, registry, runner
+from jopt.lab import programs, registry
 
 CSV_COLUMNS = ("optimizer", "step", "learning_rate", "loss", "smoothed_loss")
 SKIP_END = 5  # last points `suggest` ignores (fastai's too); the first: a tenth of the steps
@@ -333,193 +330,3 @@ def select(
         for i, o in enumerate(config.optimizers)
         if not labels or o.label in labels
     ]
-
-
-# -- outputs ---------------------------------------------------------------------------------------
-
-
-def _lr(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3g}"
-
-
-def table(curves: Sequence[Curve], options: Options) -> str:
-    """The Markdown table of the suggestions, one row per optimizer."""
-    lines = [
-        "| optimizer | steepest | minimum / 10 | minimum at | steps | stopped early |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c in curves:
-        s = c.suggestions
-        lines.append(
-            f"| {c.label} | {_lr(s['steepest'])} | {_lr(s['minimum_over_10'])} | "
-            f"{_lr(s['minimum'])} | {len(c.learning_rates)}/{options.steps} | "
-            f"{'no' if c.stopped is None else f'yes ({c.stopped})'} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write(
-    out_dir: Path,
-    config: config_lib.ExperimentConfig,
-    curves: Sequence[Curve],
-    options: Options,
-    plots: bool = True,
-) -> list[Path]:
-    """Writes the results files (config.yaml is written before the run); returns them."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for c in curves:
-        for t in range(len(c.learning_rates)):
-            row = (c.learning_rates[t], c.losses[t], c.smoothed[t])
-            writer.writerow([c.label, t, *(repr(float(v)) for v in row)])
-    outputs.write_atomic(out_dir / "lr_find.csv", buffer.getvalue())
-    summary = {
-        "options": dataclasses.asdict(options),
-        "workload": config.workload.name,
-        "seeds": list(config.seeds),
-        "optimizers": {
-            c.label: {
-                "name": c.name,
-                **c.suggestions,
-                "steps_run": len(c.learning_rates),
-                "stopped": c.stopped,
-                "schedule_replaced": c.schedule_replaced,
-            }
-            for c in curves
-        },
-    }
-    outputs.write_json(out_dir / "suggestions.json", summary)
-    outputs.write_atomic(out_dir / "summary.md", table(curves, options))
-    written = [out_dir / name for name in ("lr_find.csv", "suggestions.json", "summary.md")]
-    if plots and curves:
-        written.append(plot(out_dir / "lr_find.png", curves, config.name))
-    return written
-
-
-def plot(path: Path, curves: Sequence[Curve], title: str) -> Path:
-    """Smoothed loss against learning rate (log axis), one line per optimizer, with the
-    steepest point (o) and minimum / 10 (v) marked on each curve."""
-    from jopt.lab import plots  # sets the Agg backend
-
-    plt = plots.plt
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    shown = []  # the part `suggest` reads: the start's noise and the blow-up set no limits
-    for i, c in enumerate(curves):
-        color = colors[i % len(colors)]
-        n = (
-            len(c.smoothed)
-            if np.isfinite(c.smoothed).all()
-            else int(np.argmin(np.isfinite(c.smoothed)))
-        )
-        rates, values = c.learning_rates[:n], c.smoothed[:n]
-        if not n:
-            continue
-        shown.append(values[window(n, c.planned // 10)])
-        ax.plot(rates, values, color=color, lw=1.5, label=c.label)
-        s = c.suggestions
-        for key, marker in (("steepest", "o"), ("minimum_over_10", "v")):
-            rate = s[key]
-            if rate is not None and rates[0] <= rate <= rates[-1]:
-                loss = np.interp(np.log(rate), np.log(rates), values)
-                ax.plot([rate], [loss], marker, color=color, ms=7, mec="k", mew=0.6)
-    if shown:
-        low, high = min(v.min() for v in shown), max(v.max() for v in shown)
-        margin = 0.08 * (high - low) or 0.1 * abs(high) or 1.0
-        ax.set_ylim(low - margin, high + margin)
-    ax.plot([], [], "o", color="grey", mec="k", label="steepest")
-    ax.plot([], [], "v", color="grey", mec="k", label="minimum / 10")
-    ax.set_xscale("log")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("smoothed training loss")
-    ax.set_title(f"{title}: learning-rate range test", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return plots.save_figure(fig, path)
-
-
-# -- the command -----------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of `jopt lr-find`."""
-    defaults = Options()
-    parser.add_argument("config", help="a YAML config (its steps, epochs and target are unused)")
-    parser.add_argument("overrides", nargs="*", help="KEY.SUB=VALUE overrides of the config")
-    parser.add_argument(
-        "--optimizer",
-        action="append",
-        metavar="LABEL",
-        help="test only the optimizer with this label (repeatable; default: all)",
-    )
-    parser.add_argument("--min-lr", type=float, default=defaults.min_lr, help="first rate")
-    parser.add_argument("--max-lr", type=float, default=defaults.max_lr, help="last rate")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="steps of the ramp")
-    parser.add_argument(
-        "--smoothing",
-        type=float,
-        default=defaults.smoothing,
-        help="EMA factor of the loss, in [0, 1)",
-    )
-    parser.add_argument(
-        "--diverge-factor",
-        type=float,
-        default=defaults.diverge_factor,
-        help="stop once the smoothed loss exceeds this times its best",
-    )
-    parser.add_argument("--output-dir", help="where the results go (default: the config's)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--no-plots", action="store_true", help="do not draw the figure")
-
-
-def main(args: argparse.Namespace) -> int:
-    """Runs `jopt lr-find`; returns the exit status (2: bad options, 130: interrupted)."""
-    try:
-        options = Options(args.min_lr, args.max_lr, args.steps, args.smoothing, args.diverge_factor)
-        config = config_lib.load(args.config, args.overrides)
-        if args.output_dir:  # a path, taken as it is
-            config = dataclasses.replace(config, output_dir=args.output_dir)
-        chosen = select(config, args.optimizer, options)
-    except OptionError as e:
-        print(f"jopt: lr-find: {e}", file=sys.stderr)
-        return 2
-    try:
-        compiled = programs.compiled_workload(config.workload)
-    except (ValueError, TypeError) as e:  # options that only the data can refute
-        raise config_lib.workload_error(config.workload, e) from e
-    out_dir = runner.new_run_dir(dataclasses.replace(config, name=f"{config.name}-lr-find"))
-    out_dir.mkdir(parents=True)
-    outputs.write_yaml(out_dir / "config.yaml", config_lib.to_dict(config))
-    print(
-        f"lr-find {config.name}: workload {config.workload.name}, seeds {list(config.seeds)}, "
-        f"{options.steps} steps from {options.min_lr:g} to {options.max_lr:g}"
-    )
-    curves = []
-    try:
-        for optimizer, replaced in chosen:
-            if replaced:
-                print(f"{optimizer.label}: the ramp replaces the config's learning-rate schedule")
-            progress = not args.no_progress
-            curves.append(
-                run_one(
-                    compiled,
-                    optimizer,
-                    config.seeds,
-                    options,
-                    schedule_replaced=replaced,
-                    progress=progress,
-                )
-            )
-    except KeyboardInterrupt:
-        write(out_dir, config, curves, options, plots=not args.no_plots)
-        done = ", ".join(c.label for c in curves) or "none"
-        print(
-            f"jopt: lr-find interrupted; the finished curves ({done}) are in {out_dir}",
-            file=sys.stderr,
-        )
-        return 130
-    write(out_dir, config, curves, options, plots=not args.no_plots)
-    print(table(curves, options))
-    print(f"Results in {out_dir}")
-    return 0
