@@ -34,6 +34,7 @@ import numpy as np
 from jopt.lab import checkpoints, outputs, run_lock
 from jopt.lab import config as config_lib
 from jopt.lab.programs import Batches, Compiled, compiled_workload, seed_keys, steps_per_epoch
+from jopt.lab.progress import bar as progress_bar
 
 
 class Interrupted(Exception):
@@ -348,7 +349,7 @@ def run(
                 group.write_metadata(
                     carry, "running", {"common": {"environment": env, "wall_seconds": elapsed0}}
                 )
-                bar = _progress_bar(progress, optimizer.label, experiment.steps, carry.step)
+                bar = progress_bar(progress, optimizer.label, experiment.steps, carry.step)
                 try:
                     carry, status, elapsed = group.train(carry, stop, bar, elapsed0, on_chunk)
                 finally:
@@ -391,13 +392,3 @@ def run(
             )
         outputs.write_summary(run_dir)
         return run_dir
-
-
-def _progress_bar(enabled: bool, label: str, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total, initial=initial, desc=label, unit="step", dynamic_ncols=True, leave=True
-    )

@@ -62,6 +62,7 @@ import numpy as np
 import jopt
 from jopt.lab import config as config_lib
 from jopt.lab import programs, registry
+from jopt.lab.progress import bar as progress_bar
 
 CSV_COLUMNS = ("optimizer", "step", "learning_rate", "loss", "smoothed_loss")
 SKIP_END = 5  # last points `suggest` ignores (fastai's too); the first: a tenth of the steps
@@ -266,7 +267,7 @@ def run_one(
     rates = ramp(options.min_lr, options.max_lr, options.steps).astype(dtype)
     recorded, losses, smoothed = [], [], []
     average, best, stopped = 0.0, math.inf, None
-    bar = _progress_bar(progress, optimizer.label, options.steps)
+    bar = progress_bar(progress, f"lr-find {optimizer.label}", options.steps)
     try:
         for t, rate in enumerate(rates):
             state = _set_lr(state, rate)
@@ -303,14 +304,6 @@ def run_one(
         schedule_replaced,
         options.steps,
     )
-
-
-def _progress_bar(enabled: bool, label: str, total: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"lr-find {label}", unit="step", dynamic_ncols=True)
 
 
 def select(

@@ -62,6 +62,7 @@ from jopt.lab import config as config_lib
 from jopt.lab.config_optimizers import OptimizerConfig
 from jopt.lab.config_values import ConfigError
 from jopt.lab.programs import Batches, compiled_workload, seed_keys
+from jopt.lab.progress import bar as progress_bar
 from jopt.lab.search import pbt_report, population, space
 from jopt.lab.search.pbt_report import Row, ranking
 from jopt.lab.search.population import Stopped  # raised by `run`, as by the sweep
@@ -324,7 +325,7 @@ def train(
         | {steps}
     )
     batches = Batches(compiled, programs.step, data_keys)
-    bar = _bar(progress, base.label, steps, state.step)
+    bar = progress_bar(progress, base.label, steps, state.step)
     try:
         for point in (p for p in points if p > state.step):
             if stop():
@@ -378,14 +379,6 @@ def _generation(state: _State, carry, search, dimensions, k: int, s: int, base, 
         Row(t, state.step, dict(state.values[t]), scores[t], parents.get(t)) for t in range(k)
     ]
     return carry
-
-
-def _bar(enabled: bool, label: str, total: int, initial: int):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=label, unit="step", dynamic_ncols=True)
 
 
 def run(

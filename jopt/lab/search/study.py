@@ -39,6 +39,7 @@ import optuna
 from jopt.lab import config as config_lib
 from jopt.lab.config_values import ConfigError
 from jopt.lab.programs import compiled_workload, steps_per_epoch
+from jopt.lab.progress import bar as progress_bar
 from jopt.lab.search import optuna_setup, population, space
 from jopt.lab.search.section import Objective
 from jopt.lab.search.space import Dimension
@@ -174,7 +175,8 @@ def search_optimizer(context: Context, index: int) -> optuna.Study:
     requeue_stale(study, context.worker)
     budget = search.budget(base.label)
     started = None  # the clock of `seconds` starts with this process's first population
-    bar = _bar(context.progress, base.label, None if budget == math.inf else budget, study)
+    total = None if budget == math.inf else budget
+    bar = progress_bar(context.progress, base.label, total, counted(study), unit="trial")
     try:
         while True:
             remaining = budget - counted(study)
@@ -334,14 +336,6 @@ def _best(study: optuna.Study) -> str:
         return f"best {study.best_value:.4g}"
     except ValueError:
         return "best —"
-
-
-def _bar(enabled: bool, label: str, total: float | None, study: optuna.Study):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=counted(study), desc=label, unit="trial", dynamic_ncols=True)
 
 
 def worker_id(study_dir: Path) -> str:
