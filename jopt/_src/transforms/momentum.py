@@ -65,7 +65,7 @@ EMA = Spec(Float("decay", DECAY, schedulable=True, complement=True), Flag("debia
 
 class MomentumState(NamedTuple):
     count: jax.Array  # steps taken, int32, saturating
-    momentum: optax.Updates  # the buffer m (or v for the lr_inside form)
+    trace: optax.Updates  # the buffer m (or v for the lr_inside form); optax's TraceState.trace
     hparams: HParams  # momentum, dampening (lr_inside: learning_rate, momentum, weight_decay)
 
 
@@ -112,7 +112,7 @@ def scale_by_momentum(
     accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
 
     def buffers(params):
-        return {"momentum": base.zeros_like(params, accumulator_dtype)}
+        return {"trace": base.zeros_like(params, accumulator_dtype)}
 
     def step(updates, state, hp, count, params):
         mu = hp["momentum"]
@@ -120,13 +120,13 @@ def scale_by_momentum(
         weight = hp.complement("dampening" if form == "classic" else "momentum")
         if not args["dampen_first_step"]:
             weight = jnp.where(state.count == 0, jnp.ones_like(weight), weight)
-        new_m = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, state.momentum)
+        new_m = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, state.trace)
         direction = new_m
         if bound["nesterov"]:
             direction = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, new_m)
-        return direction, {"momentum": new_m}
+        return direction, {"trace": new_m}
 
-    return stateful_transform(bound, MomentumState, buffers, step, matches="momentum")
+    return stateful_transform(bound, MomentumState, buffers, step, matches="trace")
 
 
 @errors.public("jopt.trace")
@@ -183,12 +183,12 @@ def momentum_lr_inside(
     accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
 
     def buffers(params):
-        return {"momentum": base.zeros_like(params, accumulator_dtype)}
+        return {"trace": base.zeros_like(params, accumulator_dtype)}
 
     def step(updates, state, hp, count, params):
         step_size = -hp["learning_rate"]
         new_v = jax.tree.map(
-            lambda g, v: moment(g, v, hp["momentum"], step_size), updates, state.momentum
+            lambda g, v: moment(g, v, hp["momentum"], step_size), updates, state.trace
         )
         out = new_v
         if bound["nesterov"]:
@@ -196,7 +196,7 @@ def momentum_lr_inside(
         if weight_decay is not None:
             decay = step_size * hp["weight_decay"]
             out = jax.tree.map(lambda u, p: u + decay.astype(u.dtype) * p, out, params)
-        return out, {"momentum": new_v}
+        return out, {"trace": new_v}
 
     # It ends its chain, as the learning-rate scaling does: it checks the params the same way.
     return stateful_transform(
@@ -204,7 +204,7 @@ def momentum_lr_inside(
         MomentumState,
         buffers,
         step,
-        matches=("momentum", "params"),
+        matches=("trace", "params"),
         needs_params=weight_decay is not None,
     )
 
