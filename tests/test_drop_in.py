@@ -7,7 +7,11 @@ dtypes (float32 and complex64), step count and tolerance as `optax/_src/alias_te
   of the minimum;
 - the jitted step must not recompile on its second call;
 - on complex parameters, jopt's trajectory must be optax's, bitwise (second moments are
-  |g|^2, as optax's `numerics.abs_sq`), except where a difference is documented below.
+  |g|^2, as optax's `numerics.abs_sq`), except where a difference is documented below;
+- and the rest of that file's optimizer tests: updates accept extra keyword arguments, keep the
+  gradients' dtype (bfloat16, float32), and leave the state's types unchanged through a
+  `lax.cond` (float16 to complex128); an explicit state dtype is kept and `optax.tree.get`
+  finds the buffer by optax's name (`trace`, `mu`).
 
 optax skips complex parameters for lion and adadelta; jopt runs adadelta on them too (its
 second moments are |g|^2, where optax's adadelta squares the complex gradient): it reaches the
@@ -217,3 +221,84 @@ def test_flax_serialization_round_trips_every_optimizer_state(case):
     for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state), strict=True):
         np.testing.assert_array_equal(a, b)
     assert jopt.get_hparams(restored)["learning_rate"] == np.float32(0.0123)
+
+
+# -- the rest of optax's alias_test, on the same cases -------------------------------------------
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=IDS)
+def test_updates_accept_extra_arguments_they_do_not_expect(index):
+    name, kwargs = CASES[index]
+    tx = getattr(jopt, name)(**kwargs)
+    start, _, objective = rosenbrock(jnp.float32)
+
+    @jax.jit
+    def step(params, state):
+        grads = jax.grad(objective)(params)
+        updates, state = tx.update(grads, state, params, unexpected_extra_arg=1)
+        return optax.apply_updates(params, updates), state
+
+    params, state = step(start, tx.init(start))
+    params, _ = step(params, state)
+    assert np.all(np.isfinite(params))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
+@pytest.mark.parametrize("index", range(len(CASES)), ids=IDS)
+def test_updates_keep_the_dtype_of_the_gradients(index, dtype):
+    name, kwargs = CASES[index]
+    tx = getattr(jopt, name)(**kwargs)
+    params = jnp.array([1.0, 2.0], dtype=dtype)
+    grads = jax.grad(lambda x: jnp.sum(x**2))(params)
+    updates, _ = jax.jit(tx.update)(grads, jax.jit(tx.init)(params), params)
+    assert updates.dtype == grads.dtype
+
+
+@pytest.mark.parametrize(
+    "dtype", ["float16", "bfloat16", "float32", "float64", "complex64", "complex128"]
+)
+@pytest.mark.parametrize("index", range(len(CASES)), ids=IDS)
+def test_the_state_is_dtype_stable_through_lax_cond(index, dtype):
+    """Both branches of a `lax.cond` (update, or keep the state) must give the same types."""
+    name, kwargs = CASES[index]
+    if name in SIGN_BASED and "complex" in dtype:
+        pytest.skip(f"{name} is sign-based: optax's test skips it on complex parameters")
+    with jax.enable_x64(dtype in ("float64", "complex128")):
+        tx = getattr(jopt, name)(**kwargs)
+        start, _, objective = parabola(jnp.dtype(dtype))
+
+        @jax.jit
+        def step(params, state):
+            grads = jax.tree.map(jnp.conj, jax.grad(objective)(params))
+            keep = jax.random.randint(jax.random.key(0), (), 0, 2) == 0
+            updates, state = jax.lax.cond(
+                keep, lambda: tx.update(grads, state, params), lambda: (params, state)
+            )
+            return optax.apply_updates(params, updates), state
+
+        params, state = start, tx.init(start)
+        for _ in range(2):
+            params, new_state = step(params, state)
+            assert params.dtype == jnp.dtype(dtype)
+            assert jax.tree.structure(new_state) == jax.tree.structure(state)
+            for a, b in zip(jax.tree.leaves(new_state), jax.tree.leaves(state), strict=True):
+                assert (a.shape, a.dtype) == (b.shape, b.dtype)
+            state = new_state
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "float32", "complex64", None])
+@pytest.mark.parametrize("params_dtype", ["bfloat16", "float32", "complex64"])
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda dt: jopt.sgd(0.1, momentum=0.9, accumulator_dtype=dt), "trace"),
+        (lambda dt: jopt.adam(0.1, mu_dtype=dt), "mu"),
+        (lambda dt: jopt.adamw(0.1, mu_dtype=dt), "mu"),
+    ],
+    ids=["sgd_momentum", "adam", "adamw"],
+)
+def test_an_explicit_state_dtype_is_kept_and_found_by_name(build, field, params_dtype, state_dtype):
+    """optax's test reads the buffer as `optax.tree.get(state, 'trace' or 'mu')`."""
+    state = build(state_dtype).init(jnp.zeros(2, params_dtype))
+    expected = jnp.dtype(state_dtype if state_dtype is not None else params_dtype)
+    assert optax.tree.get(state, field).dtype == expected
