@@ -19,7 +19,7 @@ import optax
 import pytest
 
 import jopt
-from jopt.lab.workloads import WORKLOADS, datasets
+from jopt.lab.workloads import WORKLOADS, datasets, folds
 
 N_TRAIN, N_TEST = 60, 20
 IDX_CODES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C}
@@ -273,13 +273,13 @@ def test_digits_folds_are_deterministic_and_max_train_cuts_the_folds_training_sp
 
 def test_fold_indices_partition_range_n_with_array_split_sizes():
     n, k = 23, 5
-    valid = [datasets.fold_indices(n, k, i)[1] for i in range(k)]
+    valid = [folds.fold_indices(n, k, i)[1] for i in range(k)]
     np.testing.assert_array_equal(np.sort(np.concatenate(valid)), np.arange(n))
     assert [len(v) for v in valid] == [5, 5, 5, 4, 4]
     for i in range(k):
-        train, fold = datasets.fold_indices(n, k, i)
+        train, fold = folds.fold_indices(n, k, i)
         assert set(train).isdisjoint(fold) and len(train) + len(fold) == n
-        assert datasets.fold_sizes(n, k, i) == (len(train), len(fold))
+        assert folds.fold_sizes(n, k, i) == (len(train), len(fold))
 
 
 def test_mnist_folds_pool_every_training_image_and_keep_the_test_images(tmp_path):

@@ -25,7 +25,7 @@ import pytest
 
 import jopt
 from jopt.lab import config as config_lib
-from jopt.lab.workloads import WORKLOADS, datasets, functions2d, linear_regression
+from jopt.lab.workloads import WORKLOADS, folds, functions2d, linear_regression
 
 NAMES = tuple(WORKLOADS)
 METRIC_KEYS = {
@@ -453,7 +453,7 @@ def test_generated_fold_sizes_follow_array_split_and_the_batch_check():
     assert options.split_sizes() == {"train": 615, "valid": 153, "test": 256}
     workload = _built("linear_regression", options)
     assert (workload.train.size, workload.valid.size, workload.test.size) == (615, 153, 256)
-    sizes = [datasets.fold_sizes(768, 5, i) for i in range(5)]
+    sizes = [folds.fold_sizes(768, 5, i) for i in range(5)]
     assert [valid for _, valid in sizes] == [154, 154, 154, 153, 153]
     linear_regression.Options(cv_folds=2, batch_size=384)  # fits the 384 training examples
     with pytest.raises(ValueError, match="training split's size 384"):

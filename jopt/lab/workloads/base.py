@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from jopt._src import validation
-from jopt.lab.workloads import datasets
+from jopt.lab.workloads import datasets, folds
 
 Params = Any
 Metrics = dict[str, jax.Array]
@@ -79,7 +79,7 @@ class GeneratedDataOptions:
       cv_folds: k >= 2 for k-fold cross-validation: the n_train + n_valid examples of the usual
         training and validation splits are dealt into k folds (a fixed permutation, NumPy seed 0,
         whatever the trial seed and data_seed; sizes as equal as possible, see
-        `datasets.fold_indices`); fold `cv_fold` is the validation split, the other folds the
+        `folds.fold_indices`); fold `cv_fold` is the validation split, the other folds the
         training split. The test split is unchanged. Null: the usual fixed split.
       cv_fold: the fold used for validation, in [0, cv_folds); must be 0 without `cv_folds`.
     """
@@ -101,7 +101,7 @@ class GeneratedDataOptions:
         validation.check_int(self.NAME, "data_seed", self.data_seed, minimum=0)
         if self.batch_size is not None:
             validation.check_int(self.NAME, "batch_size", self.batch_size, minimum=1)
-        cv_folds, cv_fold = datasets.check_folds(self.NAME, self.cv_folds, self.cv_fold)
+        cv_folds, cv_fold = folds.check_folds(self.NAME, self.cv_folds, self.cv_fold)
         object.__setattr__(self, "cv_folds", cv_folds)
         object.__setattr__(self, "cv_fold", cv_fold)
         if cv_folds is not None:
@@ -121,7 +121,7 @@ class GeneratedDataOptions:
         if self.cv_folds is None:
             return {"train": self.n_train, "valid": self.n_valid, "test": self.n_test}
         pool = self.n_train + self.n_valid
-        train, valid = datasets.fold_sizes(pool, self.cv_folds, self.cv_fold)
+        train, valid = folds.fold_sizes(pool, self.cv_folds, self.cv_fold)
         return {"train": train, "valid": valid, "test": self.n_test}
 
 
@@ -129,11 +129,11 @@ def fold_generated(
     options: GeneratedDataOptions, splits: dict[str, tuple[np.ndarray, ...]]
 ) -> dict[str, tuple[np.ndarray, ...]]:
     """The generated `splits` ({'train', 'valid', 'test'} -> arrays with examples first) with
-    train and valid re-split into fold `options.cv_fold` (see `datasets.fold_split`); unchanged
+    train and valid re-split into fold `options.cv_fold` (see `folds.fold_split`); unchanged
     without `cv_folds`."""
     if options.cv_folds is None:
         return splits
-    train, valid = datasets.fold_split(
+    train, valid = folds.fold_split(
         splits["train"], splits["valid"], options.cv_folds, options.cv_fold
     )
     return {**splits, "train": train, "valid": valid}

@@ -36,9 +36,9 @@ from typing import ClassVar
 import numpy as np
 
 from jopt._src import validation
+from jopt.lab.workloads import folds
 
 DATASETS = ("digits", "mnist", "fashion_mnist")
-CV_SEED = 0  # NumPy seed of the fixed permutation that deals examples into cross-validation folds
 NUM_CLASSES = 10
 DIGITS_TEST = 300  # the digits test split: the first 300 images of the fixed permutation
 DEFAULT_N_VALID = {"digits": 300, "mnist": 5000, "fashion_mnist": 5000}
@@ -96,7 +96,7 @@ class ImageDataOptions:
             value = getattr(self, name)
             if value is not None:
                 validation.check_int(self.NAME, name, value, minimum=1)
-        cv_folds, cv_fold = check_folds(self.NAME, self.cv_folds, self.cv_fold)
+        cv_folds, cv_fold = folds.check_folds(self.NAME, self.cv_folds, self.cv_fold)
         object.__setattr__(self, "cv_folds", cv_folds)
         object.__setattr__(self, "cv_fold", cv_fold)
         _check_n_valid_without_folds(self.NAME, self.n_valid, cv_folds)
@@ -133,34 +133,6 @@ def check_batch_size(owner: str, batch_size: int | None, n_train: int) -> None:
         )
 
 
-def check_folds(owner: str, cv_folds: int | None, cv_fold: int) -> tuple[int | None, int]:
-    """cv_folds is null or an integer >= 2; cv_fold is in [0, cv_folds), and 0 without folds.
-
-    Returns both as Python ints (or None).
-    """
-    if cv_folds is not None:
-        cv_folds = validation.check_int(owner, "cv_folds", cv_folds, minimum=2)
-    cv_fold = validation.check_int(owner, "cv_fold", cv_fold, minimum=0)
-    if cv_folds is None:
-        validation.require(
-            owner,
-            cv_fold == 0,
-            f"cv_fold selects one of cv_folds folds, but cv_folds is null, got cv_fold={cv_fold} "
-            "(set cv_folds >= 2 for cross-validation, or leave cv_fold at 0).",
-            argument="cv_fold",
-            value=cv_fold,
-        )
-    else:
-        validation.require(
-            owner,
-            cv_fold < cv_folds,
-            f"cv_fold must be in [0, {cv_folds - 1}] with cv_folds={cv_folds}, got {cv_fold}.",
-            argument="cv_fold",
-            value=cv_fold,
-        )
-    return cv_folds, cv_fold
-
-
 def _check_n_valid_without_folds(owner: str, n_valid: int | None, cv_folds: int | None) -> None:
     validation.require(
         owner,
@@ -170,40 +142,6 @@ def _check_n_valid_without_folds(owner: str, n_valid: int | None, cv_folds: int 
         argument="n_valid",
         value=n_valid,
     )
-
-
-def fold_sizes(n: int, cv_folds: int, cv_fold: int) -> tuple[int, int]:
-    """(train, valid) sizes of fold `cv_fold` of `n` examples: `np.array_split`'s sizes, so the
-    first `n % cv_folds` folds hold one example more than the others."""
-    valid = n // cv_folds + (cv_fold < n % cv_folds)
-    return n - valid, valid
-
-
-def fold_indices(n: int, cv_folds: int, cv_fold: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, valid) indices into `n` examples for fold `cv_fold` of `cv_folds`.
-
-    A permutation from NumPy seed `CV_SEED` (the same for every fold, trial seed and dataset of
-    `n` examples) is cut by `np.array_split` into `cv_folds` folds; fold `cv_fold` is the
-    validation split, the others, in fold order, the training split. Over all `cv_fold` the
-    validation splits partition range(n).
-    """
-    order = np.random.default_rng(CV_SEED).permutation(n)
-    folds = np.array_split(order, cv_folds)
-    train = np.concatenate(folds[:cv_fold] + folds[cv_fold + 1 :])
-    return train, folds[cv_fold]
-
-
-def fold_split(
-    train: tuple[np.ndarray, ...], valid: tuple[np.ndarray, ...], cv_folds: int, cv_fold: int
-) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
-    """Re-splits train ∪ valid into (fold training split, fold validation split).
-
-    `train` and `valid` are tuples of arrays (inputs, targets...) with examples on the first axis;
-    the pool is train's examples followed by valid's, dealt by `fold_indices`.
-    """
-    pool = tuple(np.concatenate([a, b]) for a, b in zip(train, valid, strict=True))
-    train_index, valid_index = fold_indices(len(pool[0]), cv_folds, cv_fold)
-    return tuple(a[train_index] for a in pool), tuple(a[valid_index] for a in pool)
 
 
 def load(
@@ -221,7 +159,7 @@ def load(
     must be None) are re-split by `fold_split`, then `max_train` cuts the fold's training split.
     """
     validation.check_choice(owner, "dataset", dataset, DATASETS)
-    cv_folds, cv_fold = check_folds(owner, cv_folds, cv_fold)
+    cv_folds, cv_fold = folds.check_folds(owner, cv_folds, cv_fold)
     _check_n_valid_without_folds(owner, n_valid, cv_folds)
     if n_valid is None:
         n_valid = DEFAULT_N_VALID[dataset]
@@ -260,7 +198,7 @@ def load(
             argument="cv_folds",
             value=cv_folds,
         )
-        train, valid = fold_split(parts[0:2], parts[2:4], cv_folds, cv_fold)
+        train, valid = folds.fold_split(parts[0:2], parts[2:4], cv_folds, cv_fold)
         parts = (*train, *valid, *parts[4:])
     if max_train is not None:
         parts = (parts[0][:max_train], parts[1][:max_train], *parts[2:])
