@@ -48,24 +48,29 @@ def test_increment_saturates_at_the_maximum_of_any_integer_dtype(dtype):
     chex.assert_trees_all_equal(got, jnp.array([top, top], dtype))
 
 
-def _has_count(node: Any) -> bool:
-    return isinstance(node, tuple) and hasattr(node, "_fields") and "count" in node._fields
+COUNTERS = ("count", "schedule_count")  # the step counter's names (jopt._src.stateful)
+
+
+def _counter(node: Any) -> str | None:
+    fields = getattr(node, "_fields", ()) if isinstance(node, tuple) else ()
+    return next((name for name in COUNTERS if name in fields), None)
 
 
 def with_counts(state: Any, value: int) -> Any:
-    """`state` with the `count` field of every NamedTuple in it set to `value` (same dtype)."""
-    return jax.tree.map(
-        lambda node: (
-            node._replace(count=jnp.full_like(node.count, value)) if _has_count(node) else node
-        ),
-        state,
-        is_leaf=_has_count,
-    )
+    """`state` with the step counter of every NamedTuple in it set to `value` (same dtype)."""
+
+    def set_count(node):
+        name = _counter(node)
+        if name is None:
+            return node
+        return node._replace(**{name: jnp.full_like(getattr(node, name), value)})
+
+    return jax.tree.map(set_count, state, is_leaf=lambda node: _counter(node) is not None)
 
 
 def _counts(state: Any) -> list[jax.Array]:
-    nodes = jax.tree.leaves(state, is_leaf=_has_count)
-    return [node.count for node in nodes if _has_count(node)]
+    nodes = jax.tree.leaves(state, is_leaf=lambda node: _counter(node) is not None)
+    return [getattr(node, name) for node in nodes if (name := _counter(node)) is not None]
 
 
 @functools.cache

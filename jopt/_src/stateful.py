@@ -21,8 +21,11 @@ state's buffers from the params, and one step:
        old one, and returns them with the state's count incremented (saturating) and `hp`.
 
 The state type is a NamedTuple with the fields `count` and `hparams` and one field per buffer
-(`None` for a buffer a configuration does not keep). Extra keyword arguments (`value=`,
-`grad=`...) are accepted and ignored.
+(`None` for a buffer a configuration does not keep). Blocks that follow another in an optimizer's
+chain and keep only hyperparameters (the learning rate, weight decay, clipping) name their counter
+`schedule_count` instead, so that an optimizer's state holds one `count`, the field
+`optax.tree.get(state, "count")` finds (optax's adam keeps one, in its `ScaleByAdamState`).
+Extra keyword arguments (`value=`, `grad=`...) are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from jopt._src import base, errors
 from jopt._src.spec import Bound
 
 Step = Callable[[Any, Any, Any, jax.Array, Any], tuple[Any, Mapping[str, Any]]]
+
+# The names a state's step counter may have (see the module docstring).
+COUNTERS = ("count", "schedule_count")
 
 
 def stateful_transform(
@@ -53,7 +59,8 @@ def stateful_transform(
     Args:
       hparams: the transform's hyperparameters, bound to its constructor's values (its `fn`
         names the transform in errors).
-      state_type: a NamedTuple type with fields `count`, `hparams` and the buffers.
+      state_type: a NamedTuple type with fields `count` (or `schedule_count`), `hparams` and
+        the buffers.
       buffers: `params -> {field: initial buffer}` for the state's other fields.
       step: `(updates, state, hp, count, params) -> (updates, {field: new buffer})`.
       matches: the buffer field(s) the gradient tree must match, and/or "params".
@@ -62,10 +69,12 @@ def stateful_transform(
     fn = hparams.fn
     checked = (matches,) if isinstance(matches, str) else tuple(matches)
     own_meta = hparams.init().meta
+    (counter,) = (name for name in state_type._fields if name in COUNTERS)
 
     def init_fn(params):
         base.check_inexact(fn, params, "parameter")
-        return state_type(count=base.zero_count(), hparams=hparams.init(), **buffers(params))
+        fields = {counter: base.zero_count(), "hparams": hparams.init()}
+        return state_type(**fields, **buffers(params))
 
     def update_fn(updates, state, params=None, **extra_args):
         del extra_args
@@ -79,11 +88,13 @@ def stateful_transform(
                 base.check_tree(fn, updates, params, "params", dtypes=True)
             else:
                 base.check_tree(fn, updates, getattr(state, field), f"state's {field}")
-        hp = hparams.resolve(state.hparams, state.count)
-        count = base.increment(state.count)
+        before = getattr(state, counter)
+        hp = hparams.resolve(state.hparams, before)
+        count = base.increment(before)
         out, new = step(updates, state, hp, count, params)
         new = {field: base.cast_like(value, getattr(state, field)) for field, value in new.items()}
-        return base.cast_like(out, updates), state._replace(count=count, hparams=hp, **new)
+        new |= {counter: count, "hparams": hp}
+        return base.cast_like(out, updates), state._replace(**new)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 

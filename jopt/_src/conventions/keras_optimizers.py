@@ -122,7 +122,7 @@ def _chain(fn: str, scaling: list[Transform], common: _Globals) -> Transform:
         *common.clipping,
         *scaling,
         *decay,
-        scale_by_learning_rate(common.learning_rate),
+        scale_by_learning_rate(common.learning_rate, keep_count=not scaling),
     )
 
 
@@ -142,6 +142,7 @@ def _momentum_chain(
         momentum,
         nesterov=nesterov,
         weight_decay=common.weight_decay,
+        keep_count=not scaling,
     )
     return stateful.chain(*common.clipping, *scaling, step)
 

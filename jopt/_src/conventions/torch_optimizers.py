@@ -86,7 +86,7 @@ def _chain(
         *([] if decoupled else decay),
         *scaling,
         *(decay if decoupled else []),
-        scale_by_learning_rate(lr),
+        scale_by_learning_rate(lr, keep_count=not scaling),
     )
 
 
@@ -172,7 +172,7 @@ def RMSprop(  # noqa: N802
     cycled = checks.cycled_momentum(fn, lr, has_momentum=True)
     scaling = [scale_by_rms(alpha, eps, 0.0, False, False, centered=flags["centered"])]
     if cycled is not None or momentum != 0:
-        scaling.append(scale_by_momentum(momentum if cycled is None else cycled))
+        scaling.append(scale_by_momentum(momentum if cycled is None else cycled, keep_count=False))
     return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
 
 

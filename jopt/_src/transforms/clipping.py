@@ -29,12 +29,12 @@ CLIP_BY_LEAF_NORM = Spec(Float("max_norm", POSITIVE, schedulable=True))
 
 
 class ClipState(NamedTuple):
-    count: jax.Array  # steps taken, int32, saturating
+    schedule_count: jax.Array  # steps taken, int32, saturating (not `count`: stateful.py)
     hparams: HParams  # max_delta (clip) or max_norm (clip_by_leaf_norm)
 
 
 class ClipByGlobalNormState(NamedTuple):
-    count: jax.Array  # steps taken, int32, saturating
+    schedule_count: jax.Array  # steps taken, int32, saturating (not `count`: stateful.py)
     global_norm: jax.Array  # the norm of the last updates, measured before clipping (float32)
     hparams: HParams  # max_norm
 

@@ -41,8 +41,9 @@ MOMENTUM_FORMS = (*FORMS, "lr_inside")  # the forms the optimizers offer
 MOMENTUM = Float("momentum", DECAY, schedulable=True, complement=True)
 DAMPENING = Float("dampening", UNIT, complement=True)
 NESTEROV = Flag("nesterov")
+KEEP_COUNT = Flag("keep_count")
 SCALE_BY_MOMENTUM = Spec(
-    MOMENTUM, Choice("form", FORMS), DAMPENING, NESTEROV, Flag("dampen_first_step")
+    MOMENTUM, Choice("form", FORMS), DAMPENING, NESTEROV, Flag("dampen_first_step"), KEEP_COUNT
 )
 MOMENTUM_FORM = Choice("momentum_form", MOMENTUM_FORMS)
 SGD = Spec(
@@ -59,6 +60,7 @@ MOMENTUM_LR_INSIDE = Spec(
     dataclasses.replace(MOMENTUM, complement=False),
     WEIGHT_DECAY.as_optional(),
     NESTEROV,
+    KEEP_COUNT,
 )
 EMA = Spec(Float("decay", DECAY, schedulable=True, complement=True), Flag("debias"))
 
@@ -67,6 +69,18 @@ class MomentumState(NamedTuple):
     count: jax.Array  # steps taken, int32, saturating
     trace: optax.Updates  # the buffer m (or v for the lr_inside form); optax's TraceState.trace
     hparams: HParams  # momentum, dampening (lr_inside: learning_rate, momentum, weight_decay)
+
+
+class ChainedMomentumState(NamedTuple):
+    """`MomentumState` after a block that keeps the step count (RMSProp's momentum)."""
+
+    schedule_count: jax.Array  # steps taken, int32, saturating (not `count`: stateful.py)
+    trace: optax.Updates  # as MomentumState.trace
+    hparams: HParams  # as MomentumState.hparams
+
+
+def _momentum_state(keep_count: bool) -> type:
+    return MomentumState if keep_count else ChainedMomentumState
 
 
 @errors.public("jopt.scale_by_momentum")
@@ -78,6 +92,7 @@ def scale_by_momentum(
     nesterov: bool = False,
     accumulator_dtype: Any = None,
     dampen_first_step: bool = True,
+    keep_count: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum whose output the learning rate multiplies afterwards (classic or EMA form).
 
@@ -89,6 +104,8 @@ def scale_by_momentum(
       accumulator_dtype: dtype of the buffer (default: the params' dtype).
       dampen_first_step: with False, the first step sets `m = g` undampened, as torch's SGD
         does (it differs from the default only when dampening > 0).
+      keep_count: name the step counter `count`; False names it `schedule_count`, for a chain
+        in which a block before this one keeps the count (stateful.py).
     """
     fn = errors.current_function()
     args = SCALE_BY_MOMENTUM.check(
@@ -98,6 +115,7 @@ def scale_by_momentum(
         dampening=dampening,
         nesterov=nesterov,
         dampen_first_step=dampen_first_step,
+        keep_count=keep_count,
     )
     validation.require(
         fn,
@@ -119,14 +137,15 @@ def scale_by_momentum(
         # The weight of the new gradient: 1 - dampening (classic) or 1 - mu (ema).
         weight = hp.complement("dampening" if form == "classic" else "momentum")
         if not args["dampen_first_step"]:
-            weight = jnp.where(state.count == 0, jnp.ones_like(weight), weight)
+            weight = jnp.where(count == 1, jnp.ones_like(weight), weight)
         new_m = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, state.trace)
         direction = new_m
         if bound["nesterov"]:
             direction = jax.tree.map(lambda g, m: moment(g, m, mu, weight), updates, new_m)
         return direction, {"trace": new_m}
 
-    return stateful_transform(bound, MomentumState, buffers, step, matches="trace")
+    state_type = _momentum_state(args["keep_count"])
+    return stateful_transform(bound, state_type, buffers, step, matches="trace")
 
 
 @errors.public("jopt.trace")
@@ -160,6 +179,7 @@ def momentum_lr_inside(
     nesterov: bool = False,
     accumulator_dtype: Any = None,
     weight_decay: ScalarOrSchedule | None = None,
+    keep_count: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """Momentum with the learning rate inside the buffer (Keras): `v = mu v - lr g`, update `v`.
 
@@ -174,11 +194,17 @@ def momentum_lr_inside(
       nesterov: use the Nesterov look-ahead update.
       accumulator_dtype: dtype of the buffer (default: the params' dtype).
       weight_decay: None, or a decoupled decay coefficient >= 0 (needs params in update).
+      keep_count: as in `scale_by_momentum`.
     """
     fn = errors.current_function()
     decay = {} if weight_decay is None else {"weight_decay": weight_decay}
     bound = MOMENTUM_LR_INSIDE.bind(
-        fn, learning_rate=learning_rate, momentum=momentum, **decay, nesterov=nesterov
+        fn,
+        learning_rate=learning_rate,
+        momentum=momentum,
+        **decay,
+        nesterov=nesterov,
+        keep_count=keep_count,
     )
     accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
 
@@ -201,7 +227,7 @@ def momentum_lr_inside(
     # It ends its chain, as the learning-rate scaling does: it checks the params the same way.
     return stateful_transform(
         bound,
-        MomentumState,
+        _momentum_state(bound["keep_count"]),
         buffers,
         step,
         matches=("trace", "params"),
@@ -251,10 +277,13 @@ def momentum_then_learning_rate(
     dampening: float = 0.0,
     accumulator_dtype: Any = None,
     forms: tuple[str, ...] = MOMENTUM_FORMS,
+    keep_count: bool = True,
 ) -> list[optax.GradientTransformationExtraArgs]:
     """The momentum block in the chosen form, followed by the learning rate where it is outside.
 
     `forms` are the momentum forms the calling optimizer offers, listed in its error messages.
+    With `keep_count`, the first of these blocks keeps the optimizer's step count (no block
+    before them does); without, they follow one that does (stateful.py).
     """
     fn = errors.current_function()
     form = validation.check_choice(fn, "momentum_form", form, forms)
@@ -275,7 +304,7 @@ def momentum_then_learning_rate(
             argument="dampening",
             value=dampening,
         )
-        return [scale_by_learning_rate(learning_rate)]
+        return [scale_by_learning_rate(learning_rate, keep_count=keep_count)]
     validation.require(
         fn,
         form == "classic" or dampening == 0.0,
@@ -287,7 +316,11 @@ def momentum_then_learning_rate(
     if form == "lr_inside":
         return [
             momentum_lr_inside(
-                learning_rate, momentum, nesterov=nesterov, accumulator_dtype=accumulator_dtype
+                learning_rate,
+                momentum,
+                nesterov=nesterov,
+                accumulator_dtype=accumulator_dtype,
+                keep_count=keep_count,
             )
         ]
     block = scale_by_momentum(
@@ -296,6 +329,7 @@ def momentum_then_learning_rate(
         dampening=dampening,
         nesterov=nesterov,
         accumulator_dtype=accumulator_dtype,
+        keep_count=keep_count,
     )
     return [block, scale_by_learning_rate(learning_rate)]
 

@@ -36,7 +36,7 @@ L1 = Float("l1", NON_NEGATIVE, schedulable=True)
 
 
 class AddTermState(NamedTuple):
-    count: jax.Array  # steps taken, int32, saturating
+    schedule_count: jax.Array  # steps taken, int32, saturating (not `count`: stateful.py)
     hparams: HParams  # weight_decay or l1
 
 

@@ -181,6 +181,11 @@ def rmsprop(
         *coupled_weight_decay(weight_decay, weight_decay_mask),
         scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered),
         *momentum_then_learning_rate(
-            learning_rate, momentum, nesterov, momentum_form, forms=RMSPROP_MOMENTUM_FORMS
+            learning_rate,
+            momentum,
+            nesterov,
+            momentum_form,
+            forms=RMSPROP_MOMENTUM_FORMS,
+            keep_count=False,
         ),
     )
