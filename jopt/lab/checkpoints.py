@@ -19,9 +19,16 @@ died before it), falls back to the step before it. With no good step left it rai
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
+import logging
+import os
+import re
 import shutil
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +59,10 @@ def save(stem: Path, leaves: list[Any], step: int, record: dict[str, Any], fmt: 
     arrays = {_leaf_name(i): np.asarray(leaf) for i, leaf in enumerate(leaves)}
     digests = _read_digests(stem) or {}
     if fmt == "orbax":
-        with _manager(stem) as manager:
+        store = stem.with_name(stem.name + ".orbax")
+        for unfinished in store.glob("*.orbax-checkpoint-tmp"):  # a save cut short (full disk)
+            shutil.rmtree(unfinished)
+        with _as_os_error(store), outputs.naming(store), _manager(stem) as manager:
             if step not in manager.all_steps():
                 manager.save(step, args=_orbax_args(arrays), force=True)
             kept = {str(s) for s in manager.all_steps()}
@@ -210,3 +220,48 @@ def _orbax_restore_args():
     import orbax.checkpoint as ocp
 
     return ocp.args.Composite(state=ocp.args.StandardRestore())
+
+
+_OS_ERROR_CODE = re.compile(r"os_error_code='(\d+)'")
+
+
+@contextlib.contextmanager
+def _as_os_error(path: Path) -> Iterator[None]:
+    """orbax writes through tensorstore, which reports a failed write (a full disk, a read-only
+    folder) as a ValueError carrying the OS error code: raises it as the OSError it is, naming
+    the checkpoint folder, so that the run stops as on any other write it cannot make."""
+    _quiet_orbax_failures()
+    try:
+        yield
+    except ValueError as e:
+        match = _OS_ERROR_CODE.search(str(e))
+        if match is None:
+            raise
+        code = int(match[1])
+        raise OSError(code, os.strerror(code), str(path)) from e
+
+
+def _is_write_failure_report(record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    return _OS_ERROR_CODE.search(f"{record.getMessage()} {error}") is None
+
+
+@functools.cache
+def _quiet_orbax_failures() -> None:
+    """Silences the reports that orbax's writer tasks and threads make, besides the error it
+    raises, of a write that failed (`_as_os_error` reports it once): absl's log of the error and
+    asyncio's "Task exception was never retrieved" for the abandoned writes (both filtered by
+    the OS error code in their text), and tensorstore's callbacks on the event loop orbax has
+    closed by then ("Event loop is closed", an unraisable error). Installed once per process."""
+    for name in ("absl", "asyncio"):
+        logging.getLogger(name).addFilter(_is_write_failure_report)
+    hook = sys.unraisablehook
+
+    def unraisable(report) -> None:
+        closed = isinstance(report.exc_value, RuntimeError) and (
+            str(report.exc_value) == "Event loop is closed"
+        )
+        if not closed:
+            hook(report)
+
+    sys.unraisablehook = unraisable

@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _io_failure(error: OSError, run_dir: Path) -> str:
     """One line for a file the run could not write, and how to go on."""
-    where = f" {error.filename}" if error.filename else ""
+    where = f" {error.filename}" if error.filename else f" in {run_dir}"
     line = f"cannot write{where}: {error.strerror or error}."
     if (Path(run_dir) / "config.yaml").is_file():
         line += f" Free space or fix the path, then resume with: jopt run --resume {run_dir}"

@@ -16,6 +16,7 @@ resume.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -25,7 +26,7 @@ import platform
 import re
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a file gets the user's usual mode
-        with os.fdopen(fd, mode) as f:
+        with naming(path), os.fdopen(fd, mode) as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -50,6 +51,18 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Gives an OSError raised without a file name (a failed `write`, as on a full disk: only
+    `open` names its file) the name of `path`, so that the error says which file."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(path)) from e
 
 
 def _umask() -> int:
@@ -117,7 +130,7 @@ def _finite_or_none(value: Any) -> Any:
 
 def append_metrics(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
     """Appends rows to a metrics.jsonl (non-finite numbers written as null) and flushes."""
-    with path.open("a") as f:
+    with naming(path), path.open("a") as f:
         for row in rows:
             clean = {k: _finite_or_none(v) for k, v in row.items()}
             f.write(json.dumps(clean, default=_plain) + "\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +29,7 @@ def held(run_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
+            holder = _holder(f)
             raise RunLocked(
                 f"{run_dir} is in use by process {holder} (another jopt run or resume); wait for "
                 "it to finish, or stop it, before resuming."
@@ -44,3 +44,15 @@ def held(run_dir: Path) -> Iterator[None]:
             f.seek(0)
             f.truncate()
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _holder(f) -> str:
+    """The pid in the lock file; its holder writes it just after taking the lock, so a process
+    that lost the race by a moment may find the file empty for that moment."""
+    for _ in range(50):
+        f.seek(0)
+        holder = f.read().strip()
+        if holder:
+            return holder
+        time.sleep(0.01)
+    return "unknown"

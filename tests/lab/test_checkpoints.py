@@ -155,3 +155,27 @@ def test_a_step_saved_without_its_digest_is_not_trusted(tmp_path):
     del stored["10"]  # the writer died between the arrays and their digest
     outputs.write_json(digests, stored)
     assert checkpoints.load(stem)[1] == 5
+
+
+def test_a_tensorstore_write_failure_is_raised_as_the_os_error_naming_the_store(tmp_path):
+    """orbax reports a full disk as tensorstore's ValueError with the OS error code in its text;
+    other ValueErrors pass unchanged."""
+    store = tmp_path / "Adam.orbax"
+    message = "RESOURCE_EXHAUSTED: Failed to write 178 bytes: No space left [os_error_code='28']"
+    with pytest.raises(OSError) as raised, checkpoints._as_os_error(store):
+        raise ValueError(message)
+    assert (raised.value.errno, raised.value.filename) == (28, str(store))
+    assert raised.value.strerror == "No space left on device"
+    with pytest.raises(ValueError, match="not an OS error"), checkpoints._as_os_error(store):
+        raise ValueError("not an OS error")
+
+
+def test_a_save_cut_short_is_cleared_before_the_next(tmp_path):
+    if checkpoints.default_format() != "orbax":
+        pytest.skip("orbax's temporary folders")
+    stem = _stem(tmp_path)
+    unfinished = stem.with_name(stem.name + ".orbax") / "20.orbax-checkpoint-tmp"
+    (unfinished / "state").mkdir(parents=True)
+    checkpoints.save(stem, [np.arange(3.0)], 20, {}, "orbax")
+    assert not unfinished.exists()
+    assert checkpoints.load(stem)[1] == 20

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import errno
 import os
 import statistics
 
@@ -114,6 +115,21 @@ def test_a_failure_while_writing_leaves_the_old_file_and_no_temporary(
         outputs.write_json(path, {"step": 2, "big": "y" * 100_000})
     monkeypatch.undo()
     assert path.read_bytes() == before
+    assert _leftovers(tmp_path) == []
+
+
+def test_a_failed_write_names_its_file(tmp_path, monkeypatch):
+    """A full disk fails `write` or `fsync`, whose OSError has no file name (only `open`'s
+    does): the error says which file could not be written."""
+    path = tmp_path / "data.json"
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as raised:
+        outputs.write_json(path, {"step": 1})
+    assert (raised.value.errno, raised.value.filename) == (errno.ENOSPC, str(path))
     assert _leftovers(tmp_path) == []
 
 
