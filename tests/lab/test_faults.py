@@ -178,31 +178,37 @@ cp -r "$DISK/o/faults" "$OUT/faults"
 """
 
 
-@pytest.mark.parametrize("size", ["48k", "400k"])
-def test_a_full_disk_stops_with_one_line_and_the_run_resumes_once_there_is_room(
-    tmp_path, reference, size
-):
+def _in_private_mount(script: str, tmp_path: Path, config: Path, **env: str) -> Path:
+    """Runs `script` with a tmpfs of its own at $DISK; returns $OUT, where it writes."""
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare (util-linux) for a private tmpfs")
-    config, expected = reference
     disk, out = tmp_path / "disk", tmp_path / "out"
     disk.mkdir(), out.mkdir()
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "DISK": str(disk), "OUT": str(out)}
-    env |= {"PYTHON": sys.executable, "CONFIG": str(config), "SIZE": size}
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "DISK": str(disk), "OUT": str(out), **env}
+    env |= {"PYTHON": sys.executable, "CONFIG": str(config)}
     done = subprocess.run(
-        ["unshare", "--map-root-user", "--mount", "sh", "-c", FULL_DISK],
+        ["unshare", "--map-root-user", "--mount", "sh", "-c", script],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
     )
-    if done.returncode != 0 or not (out / "full.code").exists():
+    if done.returncode != 0 or not any(out.iterdir()):
         pytest.skip(f"no private tmpfs here: {done.stderr.strip() or done.returncode}")
+    return out
+
+
+@pytest.mark.parametrize("size", ["48k", "400k"])
+def test_a_full_disk_stops_with_one_line_and_the_run_resumes_once_there_is_room(
+    tmp_path, reference, size
+):
+    config, expected = reference
+    out = _in_private_mount(FULL_DISK, tmp_path, config, SIZE=size)
     err = (out / "full.err").read_text()
     assert (out / "full.code").read_text().strip() == "74", err
     assert err.count("\n") == 1 and err.startswith("jopt: cannot write "), err
     assert "No space left on device" in err
-    assert f"jopt run --resume {disk / 'o' / 'faults'}" in err
+    assert f"jopt run --resume {tmp_path / 'disk' / 'o' / 'faults'}" in err
     assert (out / "resume.code").read_text().strip() == "0", (out / "resume.err").read_text()
     assert (out / "resume.err").read_text() == ""
     assert _rows(out / "faults") == expected
@@ -224,3 +230,22 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_step_before(capsys, tmp
     code, _, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
     assert code == 0, err
     assert _rows(run_dir) == expected
+
+
+READ_ONLY = """\
+mount -t tmpfs -o ro,size=1m tmpfs "$DISK" || exit 97
+"$PYTHON" -m jopt.lab.cli run "$CONFIG" --output-dir "$DISK/o" --no-plots --no-progress \\
+  2> "$OUT/run.err"
+echo $? > "$OUT/run.code"
+"""
+
+
+def test_a_read_only_output_folder_stops_with_one_line_before_anything_runs(tmp_path, reference):
+    config, _ = reference
+    out = _in_private_mount(READ_ONLY, tmp_path, config)
+    err = (out / "run.err").read_text()
+    assert (out / "run.code").read_text().strip() == "74", err
+    assert err == (
+        f"jopt: cannot write {tmp_path / 'disk' / 'o'}: Read-only file system. Nothing was run; "
+        "fix the output directory (--output-dir) and run again.\n"
+    )

@@ -5,9 +5,9 @@ half-written file, file names from labels, and the summary computed from hand-ma
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import math
-import errno
 import os
 import statistics
 
