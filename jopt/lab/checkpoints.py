@@ -57,7 +57,7 @@ def save(stem: Path, leaves: list[Any], step: int, record: dict[str, Any], fmt: 
     step: a run is deterministic, so the same step holds the same state.
     """
     arrays = {_leaf_name(i): np.asarray(leaf) for i, leaf in enumerate(leaves)}
-    digests = _read_digests(stem) or {}
+    digests = dict(_read_digests(stem) or {})  # a damaged file is replaced
     if fmt == "orbax":
         store = stem.with_name(stem.name + ".orbax")
         for unfinished in store.glob("*.orbax-checkpoint-tmp"):  # a save cut short (full disk)
@@ -77,7 +77,7 @@ def save(stem: Path, leaves: list[Any], step: int, record: dict[str, Any], fmt: 
         raise ValueError(f"checkpoint format must be one of {FORMATS}, got {fmt!r}.")
     digests[str(step)] = {name: digest(a) for name, a in arrays.items()}
     outputs.write_json(
-        stem.with_name(stem.name + ".digests.json"),
+        _digests_path(stem),
         {k: v for k, v in digests.items() if k in kept},
     )
     outputs.write_json(
@@ -96,6 +96,12 @@ def load(stem: Path, templates: list[Any] | None = None) -> tuple[list[np.ndarra
     """
     orbax_dir, npz = stem.with_name(stem.name + ".orbax"), stem.with_name(stem.name + ".npz")
     digests = _read_digests(stem)
+    if digests is _DAMAGED:
+        raise CorruptCheckpoint(
+            f"checkpoint {orbax_dir if orbax_dir.is_dir() else npz} cannot be verified: its "
+            f"digests, {_digests_path(stem)}, are damaged; delete both to train that optimizer "
+            "again from its first step."
+        )
     damage = []
     for step, read in _stored_steps(stem, orbax_dir, npz):
         try:
@@ -136,14 +142,24 @@ def digest(array: np.ndarray) -> str:
     return h.hexdigest()
 
 
+_DAMAGED: dict[str, dict[str, str]] = {}  # what `_read_digests` gives for an unreadable file
+
+
+def _digests_path(stem: Path) -> Path:
+    return stem.with_name(stem.name + ".digests.json")
+
+
 def _read_digests(stem: Path) -> dict[str, dict[str, str]] | None:
-    path = stem.with_name(stem.name + ".digests.json")
+    """The digests of every stored step; None without a file (written before digests were),
+    `_DAMAGED` for a file that cannot be read (every step is then unverifiable)."""
+    path = _digests_path(stem)
     if not path.is_file():
         return None
     try:
-        return outputs.read_json(path)
-    except ValueError:  # a damaged digest file: every step is unverifiable
-        return {}
+        digests = outputs.read_json(path)
+    except ValueError:
+        return _DAMAGED
+    return digests if isinstance(digests, dict) else _DAMAGED
 
 
 def _verify(found: list[np.ndarray], digests: dict | None, step: int) -> str | None:

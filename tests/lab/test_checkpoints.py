@@ -179,3 +179,56 @@ def test_a_save_cut_short_is_cleared_before_the_next(tmp_path):
     checkpoints.save(stem, [np.arange(3.0)], 20, {}, "orbax")
     assert not unfinished.exists()
     assert checkpoints.load(stem)[1] == 20
+
+
+def _checkpoint_files(stem: Path) -> list[Path]:
+    """Every file of the checkpoint: the newest orbax step's, the digests and the record."""
+    newest = stem.with_name(stem.name + ".orbax") / "10"
+    siblings = [stem.with_name(stem.name + suffix) for suffix in (".digests.json", ".json")]
+    return sorted(p for p in newest.rglob("*") if p.is_file()) + siblings
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, min(len(data), len(data) // 2 + 3)):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _saved(root: Path, steps: dict[int, list[np.ndarray]]) -> list[Path]:
+    stem = _stem(root)
+    for step, leaves in steps.items():
+        checkpoints.save(stem, leaves, step, {}, "orbax")
+    return _checkpoint_files(stem)
+
+
+@pytest.mark.parametrize("damage", [_flip, _truncate], ids=["flipped", "truncated"])
+def test_damage_to_any_checkpoint_file_never_restores_wrong_values(tmp_path, damage):
+    """Each file of a two-step orbax checkpoint damaged in turn: the load gives the newest step's
+    values exactly, or the step before's exactly, or one CorruptCheckpoint naming the store."""
+    if checkpoints.default_format() != "orbax":
+        pytest.skip("orbax's files")
+    big = [np.arange(4096, dtype=np.float32), np.arange(7, dtype=np.int32)]
+    want = {step: [b * step for b in big] for step in (5, 10)}
+    outcomes = {}
+    for i in range(len(_saved(tmp_path / "probe", want))):
+        stem = _stem(tmp_path / str(i))
+        files = _saved(tmp_path / str(i), want)  # data files are named by content hashes
+        name = str(files[i].relative_to(stem.parent))
+        damage(files[i])
+        try:
+            leaves, step = checkpoints.load(stem, want[5])
+        except checkpoints.CorruptCheckpoint as e:
+            assert str(e).startswith(f"checkpoint {stem.with_name(stem.name + '.orbax')}")
+            assert name.endswith(".digests.json"), (name, e)  # only they make every step suspect
+            assert f"its digests, {files[i]}, are damaged" in str(e)
+            outcomes[name] = "refused"
+            continue
+        for got, expected in zip(leaves, want[step], strict=True):
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+        outcomes[name] = step
+    assert len(outcomes) >= 6, outcomes
