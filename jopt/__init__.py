@@ -8,7 +8,10 @@ The lab (`jopt.lab`, the `jopt` command) is an application built on the library.
 from jopt import hparams, keras, schedules, torch
 from jopt._src import flax_serialization as _flax_serialization
 from jopt._src.errors import ArgumentError, ArgumentTypeError
-from jopt._src.hparams import HParams, current_lr, get_hparams, set_hparams
+from jopt._src.groups import Group, assign_groups, describe_groups, param_groups
+from jopt._src.hparam_access import current_lr, get_hparams, set_hparams
+from jopt._src.hparams import HParams
+from jopt._src.layerwise import layerwise_groups
 from jopt._src.schedules.compose import (
     join_schedules,
     multiply_schedules,
@@ -77,6 +80,7 @@ _flax_serialization.register()
 __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
+    "Group",
     "HParams",
     "Schedule",
     "adadelta",
@@ -87,6 +91,7 @@ __all__ = [
     "add_decayed_weights",
     "add_l1_penalty",
     "amsgrad",
+    "assign_groups",
     "clip",
     "clip_by_global_norm",
     "clip_by_leaf_norm",
@@ -98,6 +103,7 @@ __all__ = [
     "current_lr",
     "cyclic_momentum",
     "cyclic_schedule",
+    "describe_groups",
     "ema",
     "exponential_decay",
     "get_hparams",
@@ -105,6 +111,7 @@ __all__ = [
     "inverse_time_decay",
     "join_schedules",
     "keras",
+    "layerwise_groups",
     "linear_schedule",
     "lion",
     "momentum_lr_inside",
@@ -114,6 +121,7 @@ __all__ = [
     "nadamw",
     "one_cycle_momentum",
     "one_cycle_schedule",
+    "param_groups",
     "per_epoch",
     "piecewise_constant",
     "piecewise_constant_schedule",

@@ -11,7 +11,8 @@ step function (`stateful_transform`). See docs/hparams.md for a worked example.
 """
 
 from jopt._src.errors import ArgumentError, ArgumentTypeError
-from jopt._src.hparams import HParams, current_lr, get_hparams, set_hparams
+from jopt._src.hparam_access import current_lr, get_hparams, set_hparams
+from jopt._src.hparams import HParams
 from jopt._src.spec import Bound, Choice, Flag, Float, HParam, Int, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.validation import ANY_FINITE, DECAY, NON_NEGATIVE, POSITIVE, UNIT, Range

@@ -429,7 +429,7 @@ def test_each_transforms_hyperparameters_travel_as_one_buffer(case):
     hyperparameter: on the CPU every buffer costs microseconds of dispatch at each call."""
     _, params = _problem(case)
     state = case.build().init(params)
-    nodes = [node for _, node in jopt._src.hparams._nodes(state)]
+    nodes = [node for _, node, _ in jopt._src.hparam_access.nodes(state)]
     assert nodes
     for node in nodes:
         (packed,) = jax.tree.leaves(node)

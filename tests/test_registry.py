@@ -44,7 +44,12 @@ from tests.reference import optimizers as references
 BUILDING_BLOCKS = {
     "ArgumentError",
     "ArgumentTypeError",
+    "Group",
     "HParams",
+    "assign_groups",
+    "describe_groups",
+    "layerwise_groups",
+    "param_groups",
     "add_decayed_weights",
     "add_l1_penalty",
     "clip",

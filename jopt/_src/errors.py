@@ -95,6 +95,16 @@ def public(name: str) -> Callable[[F], F]:
     return decorate
 
 
+def call_as_user(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Calls `function` as if the user had: a public constructor it is names its own errors
+    (a group's optimizer, built by `jopt.param_groups`, says `jopt.adamw: b1 must be...`)."""
+    token = _CALLED.set(None)
+    try:
+        return function(*args, **kwargs)
+    finally:
+        _CALLED.reset(token)
+
+
 def current_function() -> str:
     """The public constructor the user called, for the errors of the one running now."""
     return _current()[0]

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import errors, hparams
+from jopt._src import errors, hparam_access
 from jopt._src.hparams import HParams, default_float
 from jopt._src.spec import Choice, Float, Int, Spec
 from jopt._src.validation import NON_NEGATIVE, Range, check_transform
@@ -110,7 +110,7 @@ def reduce_on_plateau(
     def init_fn(params):
         inner = tx.init(params)
         try:
-            hparams.set_hparams(inner, learning_rate=hparams.current_lr(inner))
+            hparam_access.set_hparams(inner, learning_rate=hparam_access.current_lr(inner))
         except ValueError as e:
             raise errors.ArgumentError(
                 fn,
@@ -131,11 +131,13 @@ def reduce_on_plateau(
         in_cooldown = state.cooldown_counter > 0
         cooldown_left = jnp.where(in_cooldown, state.cooldown_counter - 1, state.cooldown_counter)
         bad = jnp.where(in_cooldown, 0, bad)
-        lr = hparams.current_lr(state.inner_state)
+        lr = hparam_access.current_lr(state.inner_state)
         lowered = jnp.maximum(lr * hp["factor"].astype(lr.dtype), hp["min_lr"].astype(lr.dtype))
         reduce = (bad > hp["patience"]) & (lr - lowered > hp["eps"].astype(lr.dtype))
         triggered = bad > hp["patience"]
-        inner = hparams.set_hparams(state.inner_state, learning_rate=jnp.where(reduce, lowered, lr))
+        inner = hparam_access.set_hparams(
+            state.inner_state, learning_rate=jnp.where(reduce, lowered, lr)
+        )
         return ReduceOnPlateauState(
             inner_state=inner,
             best=best,
