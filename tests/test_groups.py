@@ -244,7 +244,7 @@ def test_a_block_outside_the_groups_is_shared_by_all():
 def test_groups_are_named_in_errors_of_set_hparams():
     state = jopt.param_groups(ADAMW, jopt.Group("head", "head/**")).init(PARAMS)
     with pytest.raises(jopt.ArgumentError, match="no parameter group 'tail' in this state; its "
-                       "groups are 'head', 'default'"):  # fmt: skip
+                       "groups are 'default', 'head'"):  # fmt: skip
         jopt.set_hparams(state, learning_rate=0.1, group="tail")
     with pytest.raises(jopt.ArgumentError, match="this state has no parameter groups"):
         jopt.set_hparams(ADAMW().init(PARAMS), learning_rate=0.1, group="head")

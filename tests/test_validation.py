@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -434,6 +435,37 @@ ROWS = [
         tx=jopt.sgd(0.1),
         min_lr=-1e-6,
     ),
+    _row(
+        V,
+        r"min_lr\[1\] must be >= 0, got -0\.1",
+        jopt.reduce_on_plateau,
+        tx=jopt.sgd(0.1),
+        min_lr=[0.0, -0.1],
+    ),
+    # -- parameter groups -------------------------------------------------------------------------
+    _row(
+        V,
+        r"group 'g': jopt\.adamw: b1 must be in \[0, 1\), got 1\.5",
+        jopt.param_groups,
+        functools.partial(jopt.adamw, learning_rate=0.1),
+        jopt.Group("g", "x", b1=1.5),
+    ),
+    _row(
+        V,
+        r"decay must be in \(0, 1\], got 1\.5",
+        jopt.layerwise_groups,
+        lambda path, leaf: 0,
+        decay=1.5,
+        num_layers=2,
+    ),
+    _row(
+        V,
+        r"num_layers must be an integer >= 0, got -1",
+        jopt.layerwise_groups,
+        lambda path, leaf: 0,
+        decay=0.5,
+        num_layers=-1,
+    ),
     # -- skip_nonfinite ---------------------------------------------------------------------------
     _row(
         V,
@@ -660,6 +692,9 @@ def test_range_describes_itself_as_it_tests_membership(allowed, words):
 _NOT_CONSTRUCTORS = {
     "ArgumentError",
     "ArgumentTypeError",
+    "Group",  # its own errors name the group: tests/test_groups.py
+    "assign_groups",
+    "describe_groups",
     "HParams",
     "Schedule",
     "current_lr",
@@ -826,8 +861,12 @@ REQUIRED |= {
     "clip_by_leaf_norm": {"max_norm": 1.0},
     "reduce_on_plateau": {"tx": jopt.sgd(0.1)},
     "skip_nonfinite": {"tx": jopt.sgd(0.1)},
+    "param_groups": {"optimizer": functools.partial(jopt.adam, learning_rate=0.1)},
 }
-TRANSFORMS = sorted(set(jopt.__all__) - _NOT_CONSTRUCTORS - _MODULES - set(jopt.schedules.__all__))
+_NOT_TRANSFORMS = {"layerwise_groups"}  # constructors of groups, given to param_groups
+TRANSFORMS = sorted(
+    set(jopt.__all__) - _NOT_CONSTRUCTORS - _NOT_TRANSFORMS - _MODULES - set(jopt.schedules.__all__)
+)
 
 
 def test_required_arguments_table_names_public_transforms():

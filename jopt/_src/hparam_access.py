@@ -75,16 +75,14 @@ def nodes(state: Any) -> list[tuple[str, HParams, Group]]:
 
 
 def groups(state: Any) -> list[str] | None:
-    """The parameter groups of `state`'s partition, or None for a state without one."""
+    """The names of the parameter groups of `state`, sorted (as jax orders a dict's keys, so
+    that the order does not change when a state comes out of `jit`), or None without groups."""
     partitions = [
         n for n in jax.tree.leaves(state, is_leaf=_is_partition) if _is_partition(n)
     ]  # outermost only: leaves stop at the first partition on each path
     if not partitions:
         return None
-    labels: list[str] = []
-    for partition in partitions:
-        labels += [label for label in partition.inner_states if label not in labels]
-    return labels
+    return sorted({label for partition in partitions for label in partition.inner_states})
 
 
 def get_hparams(state: Any) -> dict[str, Any]:

@@ -202,10 +202,11 @@ class HParams:
             hparam = self.meta.declaration(name)
             at = f" (the hyperparameters at {where})" if where else ""
             if name in self.meta.scheduled:
+                scale = f" set {hparam.scale} to scale it," if hparam.scale else ""
                 raise ArgumentError(
                     fn,
-                    f"{name}{at} follows a schedule and is recomputed at every step; build the "
-                    "optimizer with a number to set it, or with another schedule.",
+                    f"{name}{at} follows a schedule and is recomputed at every step;{scale} build "
+                    "the optimizer with a number to set it, or with another schedule.",
                     argument=name,
                     value=value,
                 )

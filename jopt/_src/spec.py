@@ -43,7 +43,7 @@ import jax.numpy as jnp
 from jopt._src import validation
 from jopt._src.errors import ArgumentError
 from jopt._src.hparams import Derived, HParams, Meta, default_float, store
-from jopt._src.validation import ANY_FINITE, Range
+from jopt._src.validation import ANY_FINITE, NON_NEGATIVE, Range
 
 NUMBER_KINDS = ("float", "int")  # kept in the state; "bool" and "choice" select the program
 # An integer hyperparameter is stored in the state's float array: exact up to 2**24 in float32.
@@ -70,6 +70,10 @@ class HParam:
     complement: bool = False  # also keep `1 - value`, rounded once from float64 (decay rates)
     in_state: bool = True  # numbers: kept in the state (False: a constant of the program)
     optional: bool = False  # None is allowed: it leaves the block the value belongs to out
+    # A schedulable float's scale: when it follows a schedule, the state also keeps this number
+    # (1 at init), and the value in effect is the schedule's times it (`lr_scale`, which
+    # `jopt.reduce_on_plateau` lowers on a scheduled learning rate).
+    scale: str | None = None
 
     @property
     def is_number(self) -> bool:
@@ -109,9 +113,11 @@ def Float(  # noqa: N802 - reads as the kind it declares
     schedulable: bool = False,
     complement: bool = False,
     in_state: bool = True,
+    scale: str | None = None,
 ) -> HParam:
-    """A real hyperparameter in `allowed`; a schedule too if `schedulable`."""
-    return HParam(name, "float", allowed, schedulable, complement, in_state)
+    """A real hyperparameter in `allowed`; a schedule too if `schedulable` (scaled by the number
+    `scale` names, when it follows one)."""
+    return HParam(name, "float", allowed, schedulable, complement, in_state, scale=scale)
 
 
 def Int(name: str, minimum: int = 0, *, in_state: bool = True) -> HParam:  # noqa: N802
@@ -205,6 +211,10 @@ class Bound:
             if spec[name].in_state and spec[name].is_number and value is not None
         ]
         self.schedules = {h.name: values[h.name] for h in in_state if callable(values[h.name])}
+        self.scales = {h.name: h.scale for h in in_state if h.name in self.schedules and h.scale}
+        for scale in self.scales.values():
+            in_state.append(Float(scale, NON_NEGATIVE))
+            self.values[scale] = 1.0
         names = {h.name for h in in_state}
         self.meta = Meta(
             hparams=tuple(in_state),
@@ -213,7 +223,7 @@ class Bound:
         )
         for h in in_state:  # reject values that round out of range in the state's dtype, now
             if h.name not in self.schedules:
-                store(fn, h.name, values[h.name], h.allowed)
+                store(fn, h.name, self.values[h.name], h.allowed)
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -243,6 +253,8 @@ class Bound:
         values = dict(hparams.raw_values)
         for name, schedule in self.schedules.items():
             value = jnp.asarray(schedule(count), values[name].dtype)
+            if name in self.scales:
+                value = value * values[self.scales[name]]
             floor = self.spec[name].allowed.lo
             if math.isfinite(floor) and not self.spec[name].allowed.lo_open:
                 # Under jit, XLA may turn `count / 10` into `count * 0.1`: a schedule decaying to

@@ -250,9 +250,8 @@ ROWS = [
        "threshold must be >= 0, got -0.0001."),
     _t("cooldown_negative", "ReduceLROnPlateau", (_sgd,), {"cooldown": -2},
        "cooldown must be an integer >= 0, got -2."),
-    _t("min_lr_list", "ReduceLROnPlateau", (_sgd,), {"min_lr": [1e-5]},
-       "min_lr must be one number (a jopt optimizer holds one learning rate, not one per "
-       "parameter group), got [1e-05].", TypeError),
+    _t("min_lr_list_negative", "ReduceLROnPlateau", (_sgd,), {"min_lr": [1e-5, -1.0]},
+       "min_lr[1] must be >= 0, got -1.0."),
     _t("min_lr_negative", "ReduceLROnPlateau", (_sgd,), {"min_lr": -0.1},
        "min_lr must be >= 0, got -0.1."),
     _t("eps_nan", "ReduceLROnPlateau", (_sgd,), {"eps": NAN}, "eps must be >= 0, got nan."),

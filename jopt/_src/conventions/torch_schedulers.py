@@ -319,22 +319,18 @@ def ReduceLROnPlateau(  # noqa: N802
 
     Where torch calls `scheduler.step(metric)`, pass the metric to the update:
     `tx.update(grads, state, params, value=metric)`; updates without `value` leave the controller
-    as it is. `optimizer` must hold one constant learning rate (any jopt optimizer built with a
-    number), so min_lr is one number: torch's list of one min_lr per parameter group has no
-    counterpart. Stricter than torch: factor in (0, 1) (torch takes factor <= 0), patience,
-    cooldown, threshold, min_lr and eps >= 0.
+    as it is. `optimizer` holds one learning rate, constant or scheduled (a warmup before the
+    plateau: the reductions scale the schedule, as torch's recursive schedulers do), or one per
+    parameter group (`jopt.param_groups`), each reduced, down to its own min_lr with torch's list
+    (in the order of the groups' sorted names) or a mapping by group name. Stricter than torch:
+    factor in (0, 1) (torch takes factor <= 0), patience, cooldown, threshold, min_lr and
+    eps >= 0.
     """
     fn = errors.current_function()
     validation.check_transform(fn, "optimizer", optimizer, " (a jopt optimizer)")
-    if isinstance(min_lr, (list, tuple)):
-        raise errors.ArgumentTypeError(
-            fn,
-            "min_lr must be one number (a jopt optimizer holds one learning rate, not one per "
-            f"parameter group), got {min_lr!r}.",
-            argument="min_lr",
-            value=min_lr,
-        )
-    # torch's arguments in torch's order, against jopt.reduce_on_plateau's declarations.
+    # torch's arguments in torch's order, against jopt.reduce_on_plateau's declarations (a list
+    # or mapping of min_lrs, one per parameter group, is checked there).
+    per_group = isinstance(min_lr, (list, tuple, dict))
     plateau.REDUCE_ON_PLATEAU.check(
         fn,
         mode=mode,
@@ -343,7 +339,7 @@ def ReduceLROnPlateau(  # noqa: N802
         threshold=threshold,
         threshold_mode=threshold_mode,
         cooldown=cooldown,
-        min_lr=min_lr,
+        **({} if per_group else {"min_lr": min_lr}),
         eps=eps,
     )
     return plateau.reduce_on_plateau(

@@ -28,7 +28,7 @@ from jopt._src.spec import Flag, Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.validation import NON_NEGATIVE
 
-LEARNING_RATE = Float("learning_rate", NON_NEGATIVE, schedulable=True)
+LEARNING_RATE = Float("learning_rate", NON_NEGATIVE, schedulable=True, scale="lr_scale")
 SCALE_BY_LEARNING_RATE = Spec(LEARNING_RATE, Flag("flip_sign"), Flag("keep_count"))
 
 
