@@ -53,13 +53,25 @@ def leaves(tree: Any) -> list[tuple[str, Any]]:
 
 
 def assign(
-    fn: str, tree: Any, rules: Sequence[tuple[str, Matcher]], default: str | None
+    fn: str,
+    tree: Any,
+    rules: Sequence[tuple[str, Matcher]],
+    default: str | None,
+    *,
+    exclusive: bool = False,
 ) -> list[tuple[str, str]]:
     """(path, name) for every leaf of `tree`: the name of the first rule that matches it, or
-    `default`; a leaf no rule matches without a default is an error naming it."""
+    `default`; a leaf no rule matches without a default is an error naming it, and with
+    `exclusive` (torch's param groups), so is a leaf that two rules match."""
     out, unmatched = [], []
     for path, leaf in leaves(tree):
-        name = next((name for name, matches in rules if matches(path, leaf)), default)
+        matched = [name for name, matches in rules if matches(path, leaf)]
+        if exclusive and len(matched) > 1:
+            raise ValueError(
+                f"{fn}: some parameters appear in more than one parameter group: {path} is in "
+                f"groups {', '.join(matched)}."
+            )
+        name = matched[0] if matched else default
         if name is None:
             unmatched.append(path or "<root>")
         out.append((path, name))
@@ -72,9 +84,16 @@ def assign(
     return out
 
 
-def labels(fn: str, rules: Sequence[tuple[str, Matcher]], default: str | None, tree: Any) -> Any:
+def labels(
+    fn: str,
+    rules: Sequence[tuple[str, Matcher]],
+    default: str | None,
+    tree: Any,
+    *,
+    exclusive: bool = False,
+) -> Any:
     """`tree` with each leaf replaced by its name (`assign`); optax's masked-out leaves stay."""
-    names = iter(name for _, name in assign(fn, tree, rules, default))
+    names = iter(name for _, name in assign(fn, tree, rules, default, exclusive=exclusive))
     return jax.tree.map(lambda x: x if _is_masked(x) else next(names), tree, is_leaf=_is_masked)
 
 

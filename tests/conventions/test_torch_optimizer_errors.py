@@ -58,6 +58,9 @@ def _every_optimizer(name: str) -> list[Row]:
             "'0.1'.", TypeError),
         Row(name, "weight_decay_negative", {"weight_decay": -1}, ValueError,
             "weight_decay must be >= 0, got -1.", ValueError),
+        # torch checks the constructor's arguments only: a group's bad lr goes through.
+        Row(name, "param_groups_lr_negative", {"param_groups": [{"params": "**", "lr": -0.1}]},
+            ValueError, "param_groups[0]: lr must be >= 0, got -0.1.", None),
         Row(name, "weight_decay_nan", {"weight_decay": NAN}, ValueError,
             "weight_decay must be >= 0, got nan.", None if sgd else ValueError),
         Row(name, "maximize_not_bool", {"maximize": 1}, TypeError,
@@ -182,8 +185,12 @@ def test_bad_argument_raises_under_torchs_name(row):
 
 def _torch_outcome(torch, row: Row) -> type[Exception] | None:
     kwargs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in row.kwargs.items()}
+    tensor = torch.nn.Parameter(torch.zeros(2))
+    params = [tensor]
+    if "param_groups" in kwargs:  # path rules become the one tensor
+        params = [{**g, "params": [tensor]} for g in kwargs.pop("param_groups")]
     try:
-        getattr(torch.optim, row.optimizer)([torch.nn.Parameter(torch.zeros(2))], **kwargs)
+        getattr(torch.optim, row.optimizer)(params, **kwargs)
     except (ValueError, TypeError) as e:
         return type(e)
     return None

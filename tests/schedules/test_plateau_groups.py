@@ -187,7 +187,7 @@ def test_a_scheduled_rate_keeps_its_schedule_under_the_reductions():
     tx = jopt.reduce_on_plateau(jopt.sgd(schedule), factor=0.5, patience=0)
     state = tx.init(jnp.ones(2))
     rates, scales = [], []
-    for t in range(6):
+    for _ in range(6):
         _, state = tx.update(jnp.ones(2), state, value=1.0)  # never improves after the first
         rates.append(float(jopt.current_lr(state)))
         scales.append(float(jopt.get_hparams(state.inner_state)["lr_scale"]))

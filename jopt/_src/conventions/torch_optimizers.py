@@ -17,6 +17,8 @@ holds fixtures made by the real torch). Conventions followed, each a named jopt 
   the bias correction.
 - Adagrad: accumulator starts at 0, eps=1e-10 outside the root, `lr / (1 + t * lr_decay)`.
 - `maximize=True` ascends (the gradient is negated first).
+- `param_groups=[{"params": "head/**", "lr": 1e-2}, ...]`: torch's parameter groups, path rules in
+  place of tensors (`torch_param_groups`).
 
 Cycled momentum. torch's OneCycleLR and CyclicLR with `cycle_momentum=True` (their default)
 overwrite the optimizer's `momentum` (SGD, RMSprop) or `betas[0]` (Adam, AdamW, Adamax, NAdam,
@@ -49,6 +51,7 @@ import optax
 from jopt._src import errors, stateful, validation
 from jopt._src.base import ScalarOrSchedule, Transform
 from jopt._src.conventions import torch_arguments as checks
+from jopt._src.conventions.torch_param_groups import groupable
 from jopt._src.schedules.compose import multiply_schedules
 from jopt._src.schedules.decay import inverse_time_decay
 from jopt._src.transforms.adadelta import scale_by_adadelta
@@ -94,6 +97,7 @@ def _chain(
 
 
 @errors.public("jopt.torch.SGD")
+@groupable()
 def SGD(  # noqa: N802 - torch's name
     lr: ScalarOrSchedule = 1e-3,
     momentum: float = 0.0,
@@ -142,6 +146,7 @@ def SGD(  # noqa: N802 - torch's name
 
 
 @errors.public("jopt.torch.RMSprop")
+@groupable()
 def RMSprop(  # noqa: N802
     lr: ScalarOrSchedule = 1e-2,
     alpha: float = 0.99,
@@ -190,6 +195,7 @@ def _adam_block(fn, b1, b2, eps, amsgrad):
 
 
 @errors.public("jopt.torch.Adam")
+@groupable()
 def Adam(  # noqa: N802
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -225,6 +231,7 @@ def Adam(  # noqa: N802
 
 
 @errors.public("jopt.torch.AdamW")
+@groupable()
 def AdamW(  # noqa: N802
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -251,6 +258,7 @@ def AdamW(  # noqa: N802
 
 
 @errors.public("jopt.torch.Adamax")
+@groupable()
 def Adamax(  # noqa: N802
     lr: ScalarOrSchedule = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -276,6 +284,7 @@ def Adamax(  # noqa: N802
 
 
 @errors.public("jopt.torch.NAdam")
+@groupable()
 def NAdam(  # noqa: N802
     lr: ScalarOrSchedule = 2e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -308,6 +317,7 @@ def NAdam(  # noqa: N802
 
 
 @errors.public("jopt.torch.RAdam")
+@groupable()
 def RAdam(  # noqa: N802
     lr: ScalarOrSchedule = 1e-3,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -335,6 +345,7 @@ def RAdam(  # noqa: N802
 
 
 @errors.public("jopt.torch.Adagrad")
+@groupable(constructor_only=("initial_accumulator_value",))
 def Adagrad(  # noqa: N802
     lr: ScalarOrSchedule = 1e-2,
     lr_decay: float = 0.0,
@@ -367,6 +378,7 @@ def Adagrad(  # noqa: N802
 
 
 @errors.public("jopt.torch.Adadelta")
+@groupable()
 def Adadelta(  # noqa: N802
     lr: ScalarOrSchedule = 1.0,
     rho: float = 0.9,
