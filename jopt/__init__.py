@@ -47,11 +47,13 @@ from jopt._src.schedules.warmup import (
     warmup_exponential_decay_schedule,
     with_warmup,
 )
+from jopt._src.transforms.accumulation import accumulate_gradients
 from jopt._src.transforms.adadelta import adadelta, scale_by_adadelta
 from jopt._src.transforms.adagrad import adagrad, scale_by_rss
 from jopt._src.transforms.adam import adam, adamw, nadam, nadamw, scale_by_adam
 from jopt._src.transforms.adamax import adamax, scale_by_adamax
 from jopt._src.transforms.amsgrad import amsgrad, scale_by_amsgrad
+from jopt._src.transforms.averaging import averaged_params, ema_params, swa_params
 from jopt._src.transforms.clipping import (
     clip,
     clip_by_global_norm,
@@ -83,6 +85,7 @@ __all__ = [
     "Group",
     "HParams",
     "Schedule",
+    "accumulate_gradients",
     "adadelta",
     "adagrad",
     "adam",
@@ -92,6 +95,7 @@ __all__ = [
     "add_l1_penalty",
     "amsgrad",
     "assign_groups",
+    "averaged_params",
     "clip",
     "clip_by_global_norm",
     "clip_by_leaf_norm",
@@ -105,6 +109,7 @@ __all__ = [
     "cyclic_schedule",
     "describe_groups",
     "ema",
+    "ema_params",
     "exponential_decay",
     "get_hparams",
     "hparams",
@@ -149,6 +154,7 @@ __all__ = [
     "skip_nonfinite",
     "skipped_steps",
     "step_decay",
+    "swa_params",
     "torch",
     "trace",
     "warmup_constant_schedule",

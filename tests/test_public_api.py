@@ -59,6 +59,7 @@ def test_jopts_public_names():
         "Group",
         "HParams",
         "Schedule",
+        "accumulate_gradients",
         "adadelta",
         "adagrad",
         "adam",
@@ -68,6 +69,7 @@ def test_jopts_public_names():
         "add_l1_penalty",
         "amsgrad",
         "assign_groups",
+        "averaged_params",
         "clip",
         "clip_by_global_norm",
         "clip_by_leaf_norm",
@@ -81,6 +83,7 @@ def test_jopts_public_names():
         "cyclic_schedule",
         "describe_groups",
         "ema",
+        "ema_params",
         "exponential_decay",
         "get_hparams",
         "hparams",
@@ -125,6 +128,7 @@ def test_jopts_public_names():
         "skip_nonfinite",
         "skipped_steps",
         "step_decay",
+        "swa_params",
         "torch",
         "trace",
         "warmup_constant_schedule",
@@ -144,6 +148,6 @@ def test_every_public_constructor_names_itself_in_its_errors(name):
     value = getattr(jopt, name)
     if inspect.isclass(value) or name in ("current_lr", "get_hparams", "set_hparams"):
         return
-    if name in ("clipped_norm", "skipped_steps"):  # read a state, build nothing
+    if name in ("clipped_norm", "skipped_steps", "averaged_params"):  # read a state, build nothing
         return
     assert value.public_name == f"jopt.{name}"

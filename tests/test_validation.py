@@ -466,6 +466,16 @@ ROWS = [
         decay=0.5,
         num_layers=-1,
     ),
+    # -- accumulation and averages ---------------------------------------------------------------
+    _row(
+        V,
+        r"every_k must be an integer >= 1, got 0",
+        jopt.accumulate_gradients,
+        jopt.sgd(0.1),
+        every_k=0,
+    ),
+    _row(V, r"decay must be in \[0, 1\), got 1\.5", jopt.ema_params, jopt.sgd(0.1), decay=1.5),
+    _row(V, r"start must be an integer >= 1, got 0", jopt.swa_params, jopt.sgd(0.1), start=0),
     # -- skip_nonfinite ---------------------------------------------------------------------------
     _row(
         V,
@@ -694,6 +704,7 @@ _NOT_CONSTRUCTORS = {
     "ArgumentTypeError",
     "Group",  # its own errors name the group: tests/test_groups.py
     "assign_groups",
+    "averaged_params",
     "describe_groups",
     "HParams",
     "Schedule",
@@ -862,6 +873,9 @@ REQUIRED |= {
     "reduce_on_plateau": {"tx": jopt.sgd(0.1)},
     "skip_nonfinite": {"tx": jopt.sgd(0.1)},
     "param_groups": {"optimizer": functools.partial(jopt.adam, learning_rate=0.1)},
+    "accumulate_gradients": {"tx": jopt.sgd(0.1), "every_k": 2},
+    "ema_params": {"tx": jopt.sgd(0.1)},
+    "swa_params": {"tx": jopt.sgd(0.1)},
 }
 _NOT_TRANSFORMS = {"layerwise_groups"}  # constructors of groups, given to param_groups
 TRANSFORMS = sorted(
