@@ -5,7 +5,10 @@ trajectories match Keras step for step (tests/golden holds fixtures made by real
 Conventions followed, each a named jopt option:
 
 - `weight_decay` (every optimizer) is decoupled: `theta -= lr * weight_decay * theta`, applied
-  with the same learning rate as the step; `weight_decay_mask` plays `exclude_from_weight_decay`.
+  with the same learning rate as the step; `exclude_from_weight_decay=[names]` (Keras' method,
+  as an argument) or `weight_decay_mask` leave leaves out of it.
+- `use_ema`, `ema_momentum`, `ema_overwrite_frequency` and `gradient_accumulation_steps` are
+  Keras' (keyword-only here; `keras_extras`).
 - `clipnorm` clips each tensor's norm, `global_clipnorm` the norm of all together, `clipvalue`
   each element; at most one of them may be set, as in Keras.
 - SGD and RMSprop keep the learning rate inside the momentum buffer (`v = mu v - lr g`).
@@ -29,6 +32,7 @@ from typing import Any
 
 from jopt._src import errors, stateful, validation
 from jopt._src.base import ScalarOrSchedule, Transform
+from jopt._src.conventions.keras_extras import with_keras_options
 from jopt._src.transforms.adadelta import scale_by_adadelta
 from jopt._src.transforms.adagrad import scale_by_rss
 from jopt._src.transforms.adam import scale_by_adam
@@ -148,6 +152,7 @@ def _momentum_chain(
 
 
 @errors.public("jopt.keras.SGD")
+@with_keras_options
 def SGD(  # noqa: N802 - Keras' name
     learning_rate: ScalarOrSchedule = 0.01,
     momentum: float = 0.0,
@@ -177,6 +182,7 @@ def SGD(  # noqa: N802 - Keras' name
 
 
 @errors.public("jopt.keras.RMSprop")
+@with_keras_options
 def RMSprop(  # noqa: N802
     learning_rate: ScalarOrSchedule = 0.001,
     rho: float = 0.9,
@@ -228,6 +234,7 @@ def _adam(fn, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, cli
 
 
 @errors.public("jopt.keras.Adam")
+@with_keras_options
 def Adam(  # noqa: N802
     learning_rate: ScalarOrSchedule = 0.001,
     beta_1: float = 0.9,
@@ -249,6 +256,7 @@ def Adam(  # noqa: N802
 
 
 @errors.public("jopt.keras.AdamW")
+@with_keras_options
 def AdamW(  # noqa: N802
     learning_rate: ScalarOrSchedule = 0.001,
     weight_decay: float = 0.004,
@@ -275,6 +283,7 @@ def AdamW(  # noqa: N802
 
 
 @errors.public("jopt.keras.Adamax")
+@with_keras_options
 def Adamax(  # noqa: N802
     learning_rate: ScalarOrSchedule = 0.001,
     beta_1: float = 0.9,
@@ -300,6 +309,7 @@ def Adamax(  # noqa: N802
 
 
 @errors.public("jopt.keras.Nadam")
+@with_keras_options
 def Nadam(  # noqa: N802
     learning_rate: ScalarOrSchedule = 0.001,
     beta_1: float = 0.9,
@@ -325,6 +335,7 @@ def Nadam(  # noqa: N802
 
 
 @errors.public("jopt.keras.Adagrad")
+@with_keras_options
 def Adagrad(  # noqa: N802
     learning_rate: ScalarOrSchedule = 0.001,
     initial_accumulator_value: float = 0.1,
@@ -350,6 +361,7 @@ def Adagrad(  # noqa: N802
 
 
 @errors.public("jopt.keras.Adadelta")
+@with_keras_options
 def Adadelta(  # noqa: N802
     learning_rate: ScalarOrSchedule = 0.001,
     rho: float = 0.95,
@@ -373,6 +385,7 @@ def Adadelta(  # noqa: N802
 
 
 @errors.public("jopt.keras.Lion")
+@with_keras_options
 def Lion(  # noqa: N802
     learning_rate: ScalarOrSchedule = 0.001,
     beta_1: float = 0.9,

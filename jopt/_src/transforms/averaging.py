@@ -67,14 +67,24 @@ def ema_params(
       overwrite_every: None, or set the params to the average every this many steps (Keras'
         `ema_overwrite_frequency`): a constant of the program.
     """
+    return exponential_average(tx, decay, start, every, overwrite_every)
+
+
+def exponential_average(tx, decay, start, every, overwrite_every, *, keras_weight=False):
+    """`ema_params`; with `keras_weight`, `1 - decay` is computed in the average's dtype, as
+    Keras computes `1 - ema_momentum` in the variable's (in float32: 0.100000024 for 0.9, where
+    `ema_params` uses 0.1 rounded once)."""
     fn = errors.current_function()
     bound = EMA_PARAMS.bind(fn, decay=decay, start=start, every=every)
     if overwrite_every is not None:
         overwrite_every = validation.check_int(fn, "overwrite_every", overwrite_every, 1)
 
     def blend(average, theta, hp, first):
-        weight = jnp.where(first, 1.0, hp.complement("decay")).astype(average.dtype)
         keep = jnp.where(first, 0.0, hp["decay"]).astype(average.dtype)
+        if keras_weight:
+            weight = 1 - keep
+        else:
+            weight = jnp.where(first, 1.0, hp.complement("decay")).astype(average.dtype)
         return keep * average + weight * theta
 
     return _averaging(fn, tx, bound, blend, overwrite_every)
