@@ -35,6 +35,7 @@ REQUIRED_ARGUMENTS = {
     "max_delta": 1.0,
     "max_norm": 1.0,
     "decay": 0.9,
+    "every_k": 2,
     "tx": lambda: jopt.sgd(0.1),  # a transform to wrap, built fresh for each constructor
     "optimizer": lambda: jopt.sgd(0.1),  # the same, under torch's name (ReduceLROnPlateau)
 }

@@ -2,7 +2,8 @@
 
 - `optax.tree.get(state, "count")` finds exactly one value in the state of every jopt
   optimizer (every registry example and every jopt.torch / jopt.keras golden case, plain SGD
-  included), and it is the number of updates taken. optax's own adam keeps one `count`; jopt's
+  included), and it is the number of optimizer steps taken (one per update; one per k updates
+  with Keras' gradient_accumulation_steps=k). optax's own adam keeps one `count`; jopt's
   learning-rate, weight-decay and clipping blocks call theirs `schedule_count`.
 - `optax.MultiSteps` wraps every jopt optimizer (optax's `test_gradient_accumulation`: the first
   mini-step gives zero updates, jitted, in bfloat16 and float32), and a wrapped optimizer takes
@@ -44,13 +45,15 @@ def _counts(state) -> list:
     return [value for _, value in optax.tree_utils.tree_get_all_with_path(state, "count")]
 
 
-def _assert_one_count(tx, params, updates_taken: int) -> None:
+def _assert_one_count(tx, params, updates_taken: int, per_step: int = 1) -> None:
+    """One `count` after `updates_taken` updates: the optimizer steps taken, one per
+    `per_step` updates (Keras' gradient_accumulation_steps)."""
     state = tx.init(params)
     grads = jax.tree.map(jnp.ones_like, params)
     for _ in range(updates_taken):
         _, state = tx.update(grads, state, params)
     assert len(_counts(state)) == 1, _counts(state)
-    assert int(optax.tree.get(state, "count")) == updates_taken
+    assert int(optax.tree.get(state, "count")) == updates_taken // per_step
 
 
 @pytest.mark.parametrize("case", helpers.CASES, ids=repr)
@@ -60,7 +63,8 @@ def test_every_optimizer_state_holds_one_count_and_it_counts_updates(case):
 
 @pytest.mark.parametrize(("framework", "case"), TWIN_CASES, ids=lambda x: getattr(x, "id", x))
 def test_every_framework_twin_state_holds_one_count(framework, case):
-    _assert_one_count(_twin(framework, case), {"w": jnp.ones(3)}, 1)
+    per_step = case.kwargs.get("gradient_accumulation_steps", 1)
+    _assert_one_count(_twin(framework, case), {"w": jnp.ones(3)}, 2 * per_step, per_step)
 
 
 def test_plain_sgd_keeps_its_count_in_the_learning_rate_block():

@@ -124,3 +124,16 @@ def check_tree(fn: str, updates: Any, reference: Any, what: str, *, dtypes: bool
                 f"{fn}: gradient at {where} has dtype {jnp.result_type(u)}, expected "
                 f"{jnp.result_type(r)} (the dtype of the {what} there)."
             )
+
+
+def single_state(fn: str, state: Any, state_type: type, what: str) -> Any:
+    """The one node of `state_type` in `state` (any optimizer state tree, the reader `fn`'s
+    errors naming `what` wraps it); a ValueError if there are none or several."""
+    found = [
+        node
+        for node in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, state_type))
+        if isinstance(node, state_type)
+    ]
+    if len(found) != 1:
+        raise ValueError(f"{fn}: expected one {what} in the state, found {len(found)}.")
+    return found[0]

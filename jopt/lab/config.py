@@ -37,7 +37,6 @@ from jopt.lab.config_optimizers import (
     build_schedule,
     build_value,
     optimizer,
-    to_data,
 )
 from jopt.lab.config_values import ConfigError
 from jopt.lab.search import section as search_section
@@ -138,6 +137,19 @@ def metric_names(workload: WorkloadConfig) -> tuple[str, ...]:
     return ("train_loss", *(f"eval_{name}" for name in names))
 
 
+def _check_plateau_metrics(optimizers, workload: WorkloadConfig) -> None:
+    """A plateau decay's metric is one the workload evaluates (on the validation split)."""
+    known = WORKLOADS[workload.name].metric_names(workload.options)
+    for i, config in enumerate(optimizers):
+        plateau = config.wrappers.plateau
+        if plateau is not None and plateau.metric not in known:
+            raise ConfigError(
+                f"optimizers[{i}].plateau.metric",
+                f"unknown metric {plateau.metric!r}{registry.closest(plateau.metric, known)} "
+                f"for workload {workload.name!r}; it evaluates: {', '.join(known)}.",
+            )
+
+
 def _target(raw: Any, workload: WorkloadConfig) -> TargetConfig | None:
     if raw is None:
         return None
@@ -198,6 +210,7 @@ def from_dict(raw: Any) -> ExperimentConfig:
     if len(set(seeds)) != len(seeds):
         raise ConfigError("seeds", f"must be distinct, got {list(seeds)}.")
     workload = _workload(raw["workload"])
+    _check_plateau_metrics(optimizer_configs, workload)
     steps, epochs = _length(raw, workload)
     config = ExperimentConfig(
         name=_name(raw["name"]),
@@ -327,10 +340,7 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "name": config.name,
         "description": config.description,
         "workload": workload,
-        "optimizers": [
-            {"name": o.name, "label": o.label, **{k: to_data(v) for k, v in o.hparams.items()}}
-            for o in config.optimizers
-        ],
+        "optimizers": [o.to_data() for o in config.optimizers],
         "seeds": list(config.seeds),
         **({"epochs": config.epochs} if config.epochs is not None else {"steps": config.steps}),
         "eval_every": config.eval_every,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jopt.lab import config_values as checks
-from jopt.lab import registry
+from jopt.lab import config_wrappers, registry
 from jopt.lab.config_values import ConfigError
 
 
@@ -30,11 +30,27 @@ class ScheduleConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """One optimizer to compare: a registry name, a label for tables and plots, hyperparameters."""
+    """One optimizer to compare: a registry name, a label for tables and plots, hyperparameters,
+    and what is built around it (parameter groups, L1, accumulation, plateau, an average)."""
 
     name: str
     label: str
     hparams: Mapping[str, Any]  # numbers, bools, strings, lists, or ScheduleConfig
+    wrappers: config_wrappers.Wrappers = config_wrappers.Wrappers()
+
+    def to_data(self) -> dict[str, Any]:
+        """The entry as config data (what `optimizer` reads back)."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            **{k: to_data(v) for k, v in self.hparams.items()},
+            **config_wrappers.to_data(self.wrappers),
+        }
+
+    @property
+    def program_key(self) -> str:
+        """What its compiled program depends on: everything but the label."""
+        return repr((self.name, sorted(self.hparams.items()), self.wrappers))
 
 
 def schedule(path: str, raw: Mapping[str, Any]) -> ScheduleConfig:
@@ -51,7 +67,7 @@ def schedule(path: str, raw: Mapping[str, Any]) -> ScheduleConfig:
     try:
         build_schedule(config)
     except (TypeError, ValueError) as e:
-        raise checks.blame(path, e, parameters) from e
+        raise checks.blame(path, e, [*parameters, *config_wrappers.KEYS]) from e
     return config
 
 
@@ -118,19 +134,23 @@ def optimizer(path: str, raw: Any) -> OptimizerConfig:
         )
     label = checks.string(f"{path}.label", raw.pop("label", name))
     parameters = inspect.signature(registry.OPTIMIZERS[name]).parameters
-    checks.reject_unknown(path, raw, parameters)
     declarations = registry.hparams(name)
-    hparams = {
-        key: declared_value(f"{path}.{key}", value, declarations[key])
-        if declarations is not None and key in declarations
-        else hparam(f"{path}.{key}", value)
-        for key, value in raw.items()
-    }
-    config = OptimizerConfig(name, label, hparams)
+
+    def read(where: str, key: str, value: Any) -> Any:
+        if declarations is not None and key in declarations:
+            return declared_value(where, value, declarations[key])
+        return hparam(where, value)
+
+    wrappers = config_wrappers.parse(path, raw, read)
+    checks.reject_unknown(path, raw, [*parameters, *config_wrappers.KEYS])
+    hparams = {key: read(f"{path}.{key}", key, value) for key, value in raw.items()}
+    config = OptimizerConfig(name, label, hparams, wrappers)
     try:
-        build_optimizer(config)
+        _build(path, config)
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as e:
-        raise checks.blame(path, e, parameters) from e
+        raise checks.blame(path, e, [*parameters, *config_wrappers.KEYS]) from e
     return config
 
 
@@ -158,5 +178,10 @@ def build_value(value: Any) -> Any:
 
 def build_optimizer(config: OptimizerConfig) -> Any:
     """The optax transform an OptimizerConfig describes (validated by its constructor)."""
+    return _build("optimizer", config)
+
+
+def _build(path: str, config: OptimizerConfig) -> Any:
     kwargs = {k: build_value(v) for k, v in config.hparams.items()}
-    return registry.OPTIMIZERS[config.name](**kwargs)
+    factory = registry.OPTIMIZERS[config.name]
+    return config_wrappers.build(path, factory, kwargs, config.wrappers)

@@ -69,25 +69,34 @@ def _batch(workload: Workload, order: jax.Array | None, step: jax.Array):
 
 
 def _learning_rate(opt_state: Any) -> jax.Array:
+    """The learning rate to log: with parameter groups, the default group's (or the first
+    group's with one); NaN for a state without a learning rate."""
     try:
-        return jnp.asarray(jopt.current_lr(opt_state), jnp.float32)
+        rate = jopt.current_lr(opt_state)
     except ValueError:  # a chain without one learning rate (or a foreign optimizer)
         return jnp.asarray(jnp.nan, jnp.float32)
+    if isinstance(rate, dict):
+        rate = rate.get("default", next(iter(rate.values())))
+    return jnp.asarray(rate, jnp.float32)
 
 
-def _make_step(workload: Workload, tx: optax.GradientTransformation):
+def _make_step(workload: Workload, tx: optax.GradientTransformation, with_value: bool = False):
     """One jitted training step for every seed at once (vmapped), buffers donated.
 
     Steps run from a Python loop rather than a `lax.scan`: XLA on the CPU runs convolutions
     inside a loop several times slower than at the top level of a program, and one dispatch per
     step costs far less than that. It also makes a resumed run trivially bitwise identical: every
     step is the same compiled program whatever the chunking.
+
+    `with_value`: the step also takes each seed's evaluated metric and passes it to the update as
+    `value=` (a plateau decay's metric, at the update after an evaluation).
     """
 
-    def one_seed(params, opt_state, diverged_at, order, step):
+    def one_seed(params, opt_state, diverged_at, order, step, value=None):
         x, y = _batch(workload, order, step)
         loss, grads = jax.value_and_grad(workload.loss)(params, x, y)
-        updates, new_state = tx.update(grads, opt_state, params)
+        extra = {} if value is None else {"value": value}
+        updates, new_state = tx.update(grads, opt_state, params, **extra)
         new_params = optax.apply_updates(params, updates)
         stopped = diverged_at >= 0
         bad = ~jnp.isfinite(loss)
@@ -104,7 +113,21 @@ def _make_step(workload: Workload, tx: optax.GradientTransformation):
             record["params"] = params
         return params, opt_state, diverged_at, record
 
-    return jax.jit(jax.vmap(one_seed, in_axes=(0, 0, 0, 0, None)), donate_argnums=(0, 1, 2))
+    axes = (0, 0, 0, 0, None, 0) if with_value else (0, 0, 0, 0, None)
+    return jax.jit(jax.vmap(one_seed, in_axes=axes), donate_argnums=(0, 1, 2))
+
+
+def _make_eval_params(optimizer: config_lib.OptimizerConfig) -> Callable:
+    """(params, optimizer state) -> the params to evaluate: the average kept in the state when
+    the optimizer has one (`average:`), cast to the params' dtypes, else the params."""
+    if optimizer.wrappers.average is None:
+        return lambda params, opt_state: params
+
+    def averaged(params, opt_state):
+        average = jopt.averaged_params(opt_state)
+        return jax.tree.map(lambda a, p: a.astype(p.dtype), average, params)
+
+    return jax.jit(averaged)
 
 
 def _make_eval(workload: Workload):
@@ -125,6 +148,8 @@ class _Programs:
     tx: optax.GradientTransformation
     init_state: Callable  # stacked params -> stacked optimizer state
     step: Callable  # see _make_step
+    step_with_value: Callable | None  # the step that passes a metric (plateau decay), or None
+    eval_params: Callable  # (params, optimizer state) -> the params to evaluate at
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,11 +173,16 @@ class Compiled:
         )
 
     def programs_for(self, optimizer: config_lib.OptimizerConfig) -> _Programs:
-        key = repr((optimizer.name, sorted(optimizer.hparams.items())))  # the label aside
+        key = optimizer.program_key  # the label aside
         if key not in self.programs:
             tx = config_lib.build_optimizer(optimizer)
+            plateau = optimizer.wrappers.plateau is not None
             self.programs[key] = _Programs(
-                tx, jax.jit(jax.vmap(tx.init)), _make_step(self.workload, tx)
+                tx,
+                jax.jit(jax.vmap(tx.init)),
+                _make_step(self.workload, tx),
+                _make_step(self.workload, tx, with_value=True) if plateau else None,
+                _make_eval_params(optimizer),
             )
         return self.programs[key]
 
@@ -166,10 +196,18 @@ class Batches:
     steps are chunked: the order depends on the seed and the epoch alone.
     """
 
-    def __init__(self, compiled: Compiled, step: Callable, data_keys: jax.Array):
+    def __init__(
+        self,
+        compiled: Compiled,
+        step: Callable,
+        data_keys: jax.Array,
+        step_with_value: Callable | None = None,
+    ):
         """`step`: a program's vmapped step (`_Programs.step`); `data_keys`: the seeds' (the
-        second of `seed_keys`), one per member of the carry."""
+        second of `seed_keys`), one per member of the carry; `step_with_value`: the step that
+        passes a metric to the update (`_Programs.step_with_value`), where one is given."""
         self.compiled, self.step, self.data_keys = compiled, step, data_keys
+        self.step_with_value = step_with_value
         self.per_epoch = steps_per_epoch(compiled.workload)
         self._epoch, self._order = -1, None
 
@@ -187,16 +225,21 @@ class Batches:
         start: int,
         end: int,
         on_step: Callable[[dict[str, Any]], None] | None = None,
+        value: jax.Array | None = None,
     ) -> tuple[tuple[Any, Any, jax.Array], dict[str, Any] | None]:
         """Steps `start` to `end - 1` from `carry` = (params, optimizer state, divergence
         flags), stacked over the seeds and donated to the step. Returns the new carry and the
-        record of the last step (None if none ran); `on_step(record)` is called after each."""
+        record of the last step (None if none ran); `on_step(record)` is called after each.
+        `value` (one metric per seed) goes to the update of step `start`, through
+        `step_with_value`."""
         params, opt_state, diverged_at = carry
         record = None
         for t in range(start, end):
-            params, opt_state, diverged_at, record = self.step(
-                params, opt_state, diverged_at, self.order(t), jnp.asarray(t, jnp.int32)
-            )
+            args = (params, opt_state, diverged_at, self.order(t), jnp.asarray(t, jnp.int32))
+            if t == start and value is not None:
+                params, opt_state, diverged_at, record = self.step_with_value(*args, value)
+            else:
+                params, opt_state, diverged_at, record = self.step(*args)
             if on_step is not None:
                 on_step(record)
         return (params, opt_state, diverged_at), record

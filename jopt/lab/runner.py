@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt.lab import checkpoints, outputs, run_lock
+from jopt.lab import checkpoints, config_wrappers, outputs, run_lock
 from jopt.lab import config as config_lib
 from jopt.lab.programs import Batches, Compiled, compiled_workload, seed_keys, steps_per_epoch
 from jopt.lab.progress import bar as progress_bar
@@ -86,8 +86,14 @@ class _Group:
         self.checkpoint = run_dir / "checkpoints" / outputs.safe_name(optimizer.label)
         self.format = checkpoints.default_format()
         self.init_keys, self.data_keys = seed_keys(self.seeds)
-        self.evaluate = compiled.evaluate
-        self.batches = Batches(compiled, programs.step, self.data_keys)
+        self.batches = Batches(compiled, programs.step, self.data_keys, programs.step_with_value)
+        self.eval_params = programs.eval_params
+        self.plateau = optimizer.wrappers.plateau
+
+    def evaluate(self, carry_params: Any, opt_state: Any, split: Any) -> dict[str, Any]:
+        """The workload's metrics on `split`, at the params or, with `average:`, at the
+        average kept in the optimizer state."""
+        return self.compiled.evaluate(self.eval_params(carry_params, opt_state), split)
 
     # state ----------------------------------------------------------------------------------------
     def _initial_arrays(self) -> tuple[Any, Any, jax.Array]:
@@ -192,7 +198,8 @@ class _Group:
 
     # the loop -------------------------------------------------------------------------------------
     def initial_rows(self, carry: Carry) -> None:
-        evals = jax.tree.map(np.asarray, self.evaluate(carry.params, self.workload.valid))
+        evals = self.evaluate(carry.params, carry.opt_state, self.workload.valid)
+        evals = jax.tree.map(np.asarray, evals)
         for i, trial in enumerate(self.trials):
             row = {
                 "step": 0,
@@ -216,6 +223,12 @@ class _Group:
         clock = time.perf_counter()
         status = "done"
         chunk: list[dict[str, Any]] = []  # the records of the chunk's steps
+        # A plateau decay's metric goes to the update after each evaluation; resumed, the last
+        # evaluation is made again (the same program on the same params: the same numbers).
+        pending = None
+        if self.plateau is not None and carry.step > 0:
+            evals = self.evaluate(carry.params, carry.opt_state, self.workload.valid)
+            pending = evals[self.plateau.metric]
 
         def on_step(record: dict[str, Any]) -> None:
             chunk.append(record)
@@ -236,10 +249,13 @@ class _Group:
                 carry.step,
                 carry.step + length,
                 on_step,
+                value=pending,
             )
             records = jax.tree.map(lambda *r: np.stack(r, axis=1), *jax.device_get(chunk))
-            evals = self.evaluate(params, self.workload.valid)
+            evals = self.evaluate(params, opt_state, self.workload.valid)
             jax.block_until_ready(evals)
+            if self.plateau is not None:
+                pending = evals[self.plateau.metric]
             elapsed = elapsed0 + time.perf_counter() - clock
             self.log_rows(carry.step, records, evals, elapsed, np.asarray(diverged))
             carry = Carry(params, opt_state, diverged, carry.step + length)
@@ -295,6 +311,7 @@ def run(
     except (ValueError, TypeError) as e:  # options that only the data can refute
         raise config_lib.workload_error(experiment.workload, e) from e
     workload = compiled.workload
+    config_wrappers.check_groups_match(experiment.optimizers, compiled)
     experiment = config_lib.with_epochs_resolved(experiment, steps_per_epoch(workload) or 1)
     # A run directory records what ran: a search section is `jopt sweep`'s, not the run's.
     experiment = dataclasses.replace(experiment, search=None)
@@ -356,7 +373,9 @@ def run(
                     if bar is not None:
                         bar.close()
                 test = (
-                    jax.tree.map(np.asarray, group.evaluate(carry.params, workload.test))
+                    jax.tree.map(
+                        np.asarray, group.evaluate(carry.params, carry.opt_state, workload.test)
+                    )
                     if status == "done"
                     else {}
                 )

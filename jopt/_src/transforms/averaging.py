@@ -108,17 +108,8 @@ def swa_params(
 def averaged_params(state: Any) -> optax.Params:
     """The average in the (single) `ema_params` or `swa_params` state inside `state`, in the
     dtype it is kept in; cast it to the params' dtypes to evaluate with it."""
-    found = [
-        s.average
-        for s in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, AveragedParamsState))
-        if isinstance(s, AveragedParamsState)
-    ]
-    if len(found) != 1:
-        raise ValueError(
-            f"jopt.averaged_params: expected one ema_params or swa_params in the state, found "
-            f"{len(found)}."
-        )
-    return found[0]
+    fn, what = "jopt.averaged_params", "ema_params or swa_params"
+    return base.single_state(fn, state, AveragedParamsState, what).average
 
 
 def _averaging(fn, tx, bound, blend, overwrite_every, *, equal_weights=False):

@@ -107,13 +107,5 @@ def clip_by_leaf_norm(max_norm: ScalarOrSchedule) -> optax.GradientTransformatio
 
 def clipped_norm(state: Any) -> jax.Array:
     """The global norm measured by the (single) `clip_by_global_norm` in `state`."""
-    found = [
-        s.global_norm
-        for s in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, ClipByGlobalNormState))
-        if isinstance(s, ClipByGlobalNormState)
-    ]
-    if len(found) != 1:
-        raise ValueError(
-            f"jopt.clipped_norm: expected one clip_by_global_norm in the state, found {len(found)}."
-        )
-    return found[0]
+    fn, what = "jopt.clipped_norm", "clip_by_global_norm"
+    return base.single_state(fn, state, ClipByGlobalNormState, what).global_norm

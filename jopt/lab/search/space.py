@@ -271,11 +271,7 @@ def _check_value(path: str, dimension: Dimension, value: Any, config: OptimizerC
 def apply(config: OptimizerConfig, values: Mapping[str, Any]) -> OptimizerConfig:
     """`config` with the searched `values` set (by address), validated as the config loader
     validates an optimizer: an invalid combination raises a `ConfigError`."""
-    raw: dict[str, Any] = {
-        "name": config.name,
-        "label": config.label,
-        **{k: to_data(v) for k, v in config.hparams.items()},
-    }
+    raw: dict[str, Any] = config.to_data()
     copied: set[str] = set()  # arguments whose base value is copied (items set in the copy)
     for name, value in values.items():
         argument, index, sub = _PATH.match(name).groups()

@@ -220,7 +220,7 @@ def _groups(study, base, dimensions, asked, worker) -> list[list[_Proposal]]:
             trial.set_user_attr("error", str(e).partition(": ")[2])
             _tell(study, trial, "failed", None)
             continue
-        key = repr((program.name, sorted(program.hparams.items())))
+        key = program.program_key
         by_program.setdefault(key, []).append(_Proposal(trial, values, program))
     return list(by_program.values())
 
