@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jopt.lab import cli, outputs, run_lock, runner
+from jopt.lab import checkpoints, cli, outputs, run_lock, runner
 from jopt.lab import config as config_lib
 from tests.lab.commands import run_jopt
 
@@ -365,7 +365,7 @@ def _damage(checkpoint_dir: Path, steps: list[int] | None = None) -> list[int]:
 
 def _interrupted_at_15(tmp_path, config_file) -> Path:
     """A run of 20 steps, checkpointed every 5, stopped after its third chunk (step 15)."""
-    if runner.checkpoints.default_format() != "orbax":
+    if checkpoints.default_format() != "orbax":
         pytest.skip("orbax keeps two steps to fall back on; the npz format keeps one")
     experiment = config_lib.load(config_file, ["steps=20", "checkpoint_every=5"])
     experiment = dataclasses.replace(experiment, output_dir=str(tmp_path / "b"))
@@ -390,7 +390,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_step_and_ends_identical
     assert code == 0, err
     run_dir = _interrupted_at_15(tmp_path, config_file)
     assert _damage(run_dir / "checkpoints" / "GD.orbax", [15]) == [10, 15]
-    assert runner.checkpoints.load(run_dir / "checkpoints" / "GD")[1] == 10  # the fallback
+    assert checkpoints.load(run_dir / "checkpoints" / "GD")[1] == 10  # the fallback
     code, _, err = run_jopt(capsys, "run", "--resume", run_dir, "--no-progress", "--no-plots")
     assert code == 0, err
     for trial in ("GD-seed0", "momentum-0.9-seed0"):
@@ -415,7 +415,7 @@ def test_a_finished_optimizer_is_not_reloaded_on_resume(capsys, tmp_path, config
     code, _, err = run_jopt(capsys, "run", config_file, *argv)
     assert code == 0, err
     run_dir = tmp_path / "o" / "cli"
-    store = runner.checkpoints.default_format()
+    store = checkpoints.default_format()
     if store == "orbax":
         _damage(run_dir / "checkpoints" / "GD.orbax")
     summary = (run_dir / "summary.md").read_text()

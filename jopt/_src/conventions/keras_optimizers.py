@@ -27,18 +27,17 @@ decay rates (beta_1, beta_2, rho, momentum) outside [0, 1), clip thresholds <= 0
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from jopt._src import errors, stateful, validation
 from jopt._src.base import ScalarOrSchedule, Transform
+from jopt._src.conventions.keras_arguments import Globals, check_globals, check_learning_rate
 from jopt._src.conventions.keras_extras import with_keras_options
 from jopt._src.transforms.adadelta import scale_by_adadelta
 from jopt._src.transforms.adagrad import scale_by_rss
 from jopt._src.transforms.adam import scale_by_adam
 from jopt._src.transforms.adamax import scale_by_adamax
 from jopt._src.transforms.amsgrad import scale_by_amsgrad
-from jopt._src.transforms.clipping import clip, clip_by_global_norm, clip_by_leaf_norm
 from jopt._src.transforms.learning_rate import scale_by_learning_rate
 from jopt._src.transforms.lion import scale_by_lion
 from jopt._src.transforms.momentum import momentum_lr_inside
@@ -51,73 +50,7 @@ _EPSILON = validation.NON_NEGATIVE
 _LION_BETA_1 = validation.Range(0.0, 1.0, lo_open=True, hi_open=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class _Globals:
-    """Keras' arguments common to every optimizer, checked."""
-
-    learning_rate: ScalarOrSchedule
-    weight_decay: ScalarOrSchedule | None
-    mask: Any
-    clipping: list[Transform]
-
-
-def _check_globals(
-    fn: str,
-    learning_rate: Any,
-    weight_decay: Any,
-    clipnorm: Any,
-    clipvalue: Any,
-    global_clipnorm: Any,
-    weight_decay_mask: Any,
-) -> _Globals:
-    """Checks Keras' common arguments under their Keras names: weight_decay None or >= 0, each
-    clip option None or > 0 and at most one set (as Keras requires). `learning_rate` comes
-    checked by `_check_learning_rate`, first, as it comes first in every signature."""
-    if weight_decay is not None:
-        weight_decay = validation.check_number_or_schedule(
-            fn, "weight_decay", weight_decay, validation.NON_NEGATIVE
-        )
-    given = {
-        name: value
-        for name, value in (
-            ("clipnorm", clipnorm),
-            ("clipvalue", clipvalue),
-            ("global_clipnorm", global_clipnorm),
-        )
-        if value is not None
-    }
-    validation.require(
-        fn,
-        len(given) <= 1,
-        "only one of clipnorm, clipvalue and global_clipnorm may be set, got "
-        + ", ".join(f"{name}={value!r}" for name, value in given.items())
-        + ".",
-    )
-    clips = {
-        name: validation.check_number(fn, name, value, validation.POSITIVE)
-        for name, value in given.items()
-    }
-    mask = validation.check_mask(fn, "weight_decay_mask", weight_decay_mask)
-    return _Globals(learning_rate, weight_decay, mask, _clipping(clips))
-
-
-def _check_learning_rate(fn: str, learning_rate: Any) -> ScalarOrSchedule:
-    return validation.check_number_or_schedule(
-        fn, "learning_rate", learning_rate, validation.NON_NEGATIVE
-    )
-
-
-def _clipping(clips: dict[str, float]) -> list[Transform]:
-    if "clipnorm" in clips:
-        return [clip_by_leaf_norm(clips["clipnorm"])]
-    if "global_clipnorm" in clips:
-        return [clip_by_global_norm(clips["global_clipnorm"])]
-    if "clipvalue" in clips:
-        return [clip(clips["clipvalue"])]
-    return []
-
-
-def _chain(fn: str, scaling: list[Transform], common: _Globals) -> Transform:
+def _chain(fn: str, scaling: list[Transform], common: Globals) -> Transform:
     """clip -> scaling -> decoupled decay -> -lr: `theta -= lr * (scaled + wd * theta)`."""
     decay = []
     if common.weight_decay is not None:
@@ -131,7 +64,7 @@ def _chain(fn: str, scaling: list[Transform], common: _Globals) -> Transform:
 
 
 def _momentum_chain(
-    fn: str, scaling: list[Transform], momentum: float, nesterov: bool, common: _Globals
+    fn: str, scaling: list[Transform], momentum: float, nesterov: bool, common: Globals
 ) -> Transform:
     """clip -> scaling -> `v = mu v - lr u`, update `v - lr * wd * theta` (lr inside the buffer)."""
     validation.require(
@@ -170,10 +103,10 @@ def SGD(  # noqa: N802 - Keras' name
     that never forgets); jopt asks for momentum in [0, 1).
     """
     fn = errors.current_function()
-    learning_rate = _check_learning_rate(fn, learning_rate)
+    learning_rate = check_learning_rate(fn, learning_rate)
     momentum = validation.check_number(fn, "momentum", momentum, _DECAY)
     nesterov = validation.check_bool(fn, "nesterov", nesterov)
-    common = _check_globals(
+    common = check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
     if momentum == 0:
@@ -198,12 +131,12 @@ def RMSprop(  # noqa: N802
 ) -> Transform:
     """keras.optimizers.RMSprop: `g / sqrt(v + eps)`, lr inside the momentum buffer."""
     fn = errors.current_function()
-    learning_rate = _check_learning_rate(fn, learning_rate)
+    learning_rate = check_learning_rate(fn, learning_rate)
     rho = validation.check_number_or_schedule(fn, "rho", rho, _DECAY)
     momentum = validation.check_number(fn, "momentum", momentum, _DECAY)
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
     centered = validation.check_bool(fn, "centered", centered)
-    common = _check_globals(
+    common = check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
     scaling = [scale_by_rms(rho, epsilon, 0.0, True, False, centered=centered)]
@@ -221,11 +154,11 @@ def _check_betas(fn: str, beta_1: Any, beta_2: Any, beta_1_range=_DECAY):
 
 def _adam(fn, learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay, clips, mask):
     """Keras' Adam and AdamW: the checks, then the epsilon-hat Adam (or AMSGrad) chain."""
-    learning_rate = _check_learning_rate(fn, learning_rate)
+    learning_rate = check_learning_rate(fn, learning_rate)
     beta_1, beta_2 = _check_betas(fn, beta_1, beta_2)
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
     amsgrad = validation.check_bool(fn, "amsgrad", amsgrad)
-    common = _check_globals(fn, learning_rate, weight_decay, *clips, mask)
+    common = check_globals(fn, learning_rate, weight_decay, *clips, mask)
     if amsgrad:
         scaling = scale_by_amsgrad(beta_1, beta_2, epsilon, max_of="raw", eps_hat=True)
     else:
@@ -298,10 +231,10 @@ def Adamax(  # noqa: N802
 ) -> Transform:
     """keras.optimizers.Adamax: `u = max(b2 u, |g|)`, step `m / (1 - b1**t) / (u + eps)`."""
     fn = errors.current_function()
-    learning_rate = _check_learning_rate(fn, learning_rate)
+    learning_rate = check_learning_rate(fn, learning_rate)
     beta_1, beta_2 = _check_betas(fn, beta_1, beta_2)
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
-    common = _check_globals(
+    common = check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
     scaling = [scale_by_adamax(beta_1, beta_2, epsilon, eps_in_max=False)]
@@ -324,10 +257,10 @@ def Nadam(  # noqa: N802
 ) -> Transform:
     """keras.optimizers.Nadam: momentum schedule `mu_t = b1 (1 - 0.96**t / 2)`."""
     fn = errors.current_function()
-    learning_rate = _check_learning_rate(fn, learning_rate)
+    learning_rate = check_learning_rate(fn, learning_rate)
     beta_1, beta_2 = _check_betas(fn, beta_1, beta_2)
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
-    common = _check_globals(
+    common = check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
     scaling = [scale_by_nadam(beta_1, beta_2, epsilon, 1.0)]
@@ -349,12 +282,12 @@ def Adagrad(  # noqa: N802
 ) -> Transform:
     """keras.optimizers.Adagrad: `g / sqrt(acc + eps)`, acc from 0.1."""
     fn = errors.current_function()
-    learning_rate = _check_learning_rate(fn, learning_rate)
+    learning_rate = check_learning_rate(fn, learning_rate)
     initial = validation.check_number(
         fn, "initial_accumulator_value", initial_accumulator_value, validation.NON_NEGATIVE
     )
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
-    common = _check_globals(
+    common = check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
     return _chain(fn, [scale_by_rss(initial, epsilon)], common)
@@ -375,10 +308,10 @@ def Adadelta(  # noqa: N802
 ) -> Transform:
     """keras.optimizers.Adadelta (Zeiler 2012); note Keras' default learning rate is 0.001."""
     fn = errors.current_function()
-    learning_rate = _check_learning_rate(fn, learning_rate)
+    learning_rate = check_learning_rate(fn, learning_rate)
     rho = validation.check_number_or_schedule(fn, "rho", rho, _DECAY)
     epsilon = validation.check_number(fn, "epsilon", epsilon, _EPSILON)
-    common = _check_globals(
+    common = check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
     return _chain(fn, [scale_by_adadelta(rho, epsilon)], common)
@@ -403,9 +336,9 @@ def Lion(  # noqa: N802
     beta_1 in (0, 1).
     """
     fn = errors.current_function()
-    learning_rate = _check_learning_rate(fn, learning_rate)
+    learning_rate = check_learning_rate(fn, learning_rate)
     beta_1, beta_2 = _check_betas(fn, beta_1, beta_2, _LION_BETA_1)
-    common = _check_globals(
+    common = check_globals(
         fn, learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, weight_decay_mask
     )
     return _chain(fn, [scale_by_lion(beta_1, beta_2)], common)

@@ -87,6 +87,21 @@ def cycled_momentum(fn: str, lr: ScalarOrSchedule, has_momentum: bool) -> Schedu
     torch's schedulers raise at construction for an optimizer without `momentum` or `betas` in
     its defaults ("optimizer must support momentum or beta1 with `cycle_momentum` option
     enabled"); so do the optimizers here, given such an `lr`.
+
+    Cycled momentum. torch's OneCycleLR and CyclicLR with `cycle_momentum=True` (their default)
+    overwrite the optimizer's `momentum` (SGD, RMSprop) or `betas[0]` (Adam, AdamW, Adamax, NAdam,
+    RAdam) at construction and at every step, with a schedule that falls while the learning rate
+    rises; the value given to the optimizer is checked, then ignored. `jopt.torch.OneCycleLR` and
+    `jopt.torch.CyclicLR` carry that schedule as `.momentum`, and an optimizer given such an `lr`
+    uses it the same way: `m_t` (or `beta1_t`) is the schedule at the number of steps taken, and
+    everything that reads beta1 reads the current value, as torch does, e.g. Adam's bias correction
+    `1 - beta1_t ** t` (not a product of past betas) and NAdam's `mu_t = beta1_t (1 - 0.96**(t
+    psi) / 2)`. SGD with `momentum=0` then has a momentum buffer (torch's SGD tests `momentum != 0`
+    on the overwritten value). Adagrad and Adadelta have neither momentum nor betas: like torch's
+    schedulers, they refuse such an `lr` (build it with `cycle_momentum=False`). One difference
+    remains, in SGD and RMSprop at steps where the cycled value is exactly 0 (`base_momentum=0`, at
+    the peak learning rate): torch steps along the plain (SGD: undampened) gradient and leaves the
+    buffer as it was; jopt updates the buffer with a zero momentum, which forgets its past.
     """
     momentum = momentum_of(lr)
     if momentum is None:

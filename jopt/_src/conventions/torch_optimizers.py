@@ -20,20 +20,8 @@ holds fixtures made by the real torch). Conventions followed, each a named jopt 
 - `param_groups=[{"params": "head/**", "lr": 1e-2}, ...]`: torch's parameter groups, path rules in
   place of tensors (`torch_param_groups`).
 
-Cycled momentum. torch's OneCycleLR and CyclicLR with `cycle_momentum=True` (their default)
-overwrite the optimizer's `momentum` (SGD, RMSprop) or `betas[0]` (Adam, AdamW, Adamax, NAdam,
-RAdam) at construction and at every step, with a schedule that falls while the learning rate
-rises; the value given to the optimizer is checked, then ignored. `jopt.torch.OneCycleLR` and
-`jopt.torch.CyclicLR` carry that schedule as `.momentum`, and an optimizer given such an `lr`
-uses it the same way: `m_t` (or `beta1_t`) is the schedule at the number of steps taken, and
-everything that reads beta1 reads the current value, as torch does, e.g. Adam's bias correction
-`1 - beta1_t ** t` (not a product of past betas) and NAdam's `mu_t = beta1_t (1 - 0.96**(t
-psi) / 2)`. SGD with `momentum=0` then has a momentum buffer (torch's SGD tests `momentum != 0`
-on the overwritten value). Adagrad and Adadelta have neither momentum nor betas: like torch's
-schedulers, they refuse such an `lr` (build it with `cycle_momentum=False`). One difference
-remains, in SGD and RMSprop at steps where the cycled value is exactly 0 (`base_momentum=0`, at
-the peak learning rate): torch steps along the plain (SGD: undampened) gradient and leaves the
-buffer as it was; jopt updates the buffer with a zero momentum, which forgets its past.
+Cycled momentum: an `lr` from `jopt.torch.OneCycleLR` or `CyclicLR` with `cycle_momentum=True`
+sets the momentum or beta1 at every step, as torch's do (`torch_arguments.cycled_momentum`).
 
 Arguments are validated at construction, each under torch's name (`lr`, `betas[0]`, `alpha`)
 and the constructor's (`jopt.torch.RMSprop: alpha must be in [0, 1), got 1.0.`), before any
