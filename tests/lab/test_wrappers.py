@@ -8,7 +8,8 @@
   `eval_loss` at the update after each evaluation, lowers the logged learning rate; evaluation is
   at the EMA of the params; and an interrupted run resumes to the uninterrupted run's files,
   bitwise (the plateau's pending metric is evaluated again).
-- A sweep refuses plateau and average (its trials would be measured without them).
+- A sweep's population trains with them as `jopt run` does (bitwise); population-based
+  training refuses plateau and average.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import numpy as np
 import pytest
 
 from jopt.lab import config as config_lib
-from jopt.lab import runner
+from jopt.lab import programs, runner
 from jopt.lab.config_values import ConfigError
+from jopt.lab.search import population
 
 OPTIMIZER = {
     "name": "adamw",
@@ -115,11 +117,28 @@ def test_a_group_that_picks_nothing_is_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_a_sweep_refuses_plateau_and_average():
+def test_population_based_training_refuses_plateau_and_average():
     raw = copy.deepcopy(RAW)
-    raw["search"] = {"trials": 2, "space": {"learning_rate": {"low": 0.01, "high": 0.1}}}
-    with pytest.raises(ConfigError, match=r"optimizers\[0\]\.plateau: plateau is not searched"):
+    space = {"learning_rate": {"low": 0.01, "high": 0.1, "log": True}}
+    raw["search"] = {"method": "pbt", "population": 2, "space": space}
+    with pytest.raises(ConfigError, match=r"optimizers\[0\]\.plateau: population-based training"):
         config_lib.from_dict(raw)
+
+
+def test_a_sweeps_population_is_what_jopt_run_makes_with_plateau_and_average(reference):
+    """A sweep's members are fed the plateau's metric and measured at the average, as `jopt
+    run` does: the population's eval_loss curves are the reference run's, bitwise."""
+    experiment = _experiment()
+    result = population.train(
+        programs.compiled_workload(experiment.workload),
+        experiment.optimizers[0],
+        [population.Member(seed, {}) for seed in experiment.seeds],
+        experiment.steps,
+        experiment.eval_every,
+        "eval_loss",
+    )
+    want = [[r["eval_loss"] for r in _rows(reference, t) if "eval_loss" in r] for t in TRIALS]
+    np.testing.assert_array_equal(result.metric, np.asarray(want))
 
 
 # -- running -------------------------------------------------------------------------------------

@@ -106,16 +106,23 @@ def take_members(tree: Any, source: jax.Array) -> Any:
 
 
 def measure(
-    compiled: Compiled, metric: str, params: Any, record: Any, dtype: Any = None
+    compiled: Compiled,
+    metric: str,
+    params: Any,
+    record: Any,
+    dtype: Any = None,
+    evals: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """Every member's `metric` now, a new NumPy array (of `dtype`; None: the metric's own):
     `train_loss` is the loss of the last step (its `record`; None before the first step: NaN
-    for every member), an `eval_M` metric M of `params` on the workload's validation split."""
+    for every member), an `eval_M` metric M of `params` on the workload's validation split
+    (`evals`, where they are already evaluated)."""
     if metric == "train_loss":
         if record is None:
             return np.full(jax.tree.leaves(params)[0].shape[0], np.nan, dtype)
         return np.array(record["train_loss"], dtype)
-    evals = compiled.evaluate(params, compiled.workload.valid)
+    if evals is None:
+        evals = compiled.evaluate(params, compiled.workload.valid)
     return np.array(evals[metric.removeprefix("eval_")], dtype)
 
 
@@ -150,20 +157,30 @@ def train(
     diverged = jnp.full((size,), -1, jnp.int32)
     nbytes = sum(x.nbytes for x in jax.tree.leaves((params, opt_state))) // size
 
+    def evaluate(params, opt_state):
+        """The validation metrics, at the average where the optimizer keeps one."""
+        return compiled.evaluate(programs.eval_params(params, opt_state), compiled.workload.valid)
+
+    plateau = optimizer.wrappers.plateau
     eval_steps = [0]
-    curves = [measure(compiled, metric, params, None)[:n]]
-    batches = Batches(compiled, programs.step, data_keys)
+    evals = evaluate(params, opt_state) if metric != "train_loss" else None
+    curves = [measure(compiled, metric, params, None, evals=evals)[:n]]
+    batches = Batches(compiled, programs.step, data_keys, programs.step_with_value)
     active = np.ones(n, bool)
-    step = 0
+    step, pending = 0, None  # pending: a plateau's metric, for the update after an evaluation
     while step < steps:
         if stop is not None and stop():
             raise Stopped
         end = min(step + eval_every - step % eval_every, steps)
         (params, opt_state, diverged), record = batches.run(
-            (params, opt_state, diverged), step, end
+            (params, opt_state, diverged), step, end, value=pending
         )
         step = end
-        values = measure(compiled, metric, params, record)[:n]
+        needed = metric != "train_loss" or plateau is not None
+        evals = evaluate(params, opt_state) if needed else None
+        if plateau is not None:
+            pending = evals[plateau.metric]
+        values = measure(compiled, metric, params, record, evals=evals)[:n]
         eval_steps.append(step)
         curves.append(np.where(active, values, np.nan))
         if on_eval is not None:

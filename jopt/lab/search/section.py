@@ -116,16 +116,16 @@ def from_dict(
         return None
     raw = dict(checks.mapping("search", raw))
     checks.reject_unknown("search", raw, _KEYS)
+    method = _one_of("search.method", raw.get("method", "tpe"), METHODS, "method")
     for i, config in enumerate(optimizers):
         for key in ("plateau", "average"):
-            if getattr(config.wrappers, key) is not None:
+            if method == "pbt" and getattr(config.wrappers, key) is not None:
                 raise ConfigError(
                     f"optimizers[{i}].{key}",
-                    f"{key} is not searched yet: a sweep's trials are measured without it "
-                    "(the plateau gets no evaluations, the objective is not taken at the "
-                    f"average); remove it here, and add it to the best config after the sweep.",
+                    f"population-based training does not take {key} (its exploit step copies "
+                    "params and states between trials and sets their hyperparameters itself); "
+                    "use another search method, or leave it out.",
                 )
-    method = _one_of("search.method", raw.get("method", "tpe"), METHODS, "method")
     if method == "gp" and importlib.util.find_spec("torch") is None:
         raise ConfigError(
             "search.method",
