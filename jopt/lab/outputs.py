@@ -213,6 +213,16 @@ def _fmt(mean: float, std: float, digits: int = 4) -> str:
     return f"{mean:.{digits}g} ± {std:.2g}"
 
 
+def _collect_final(into: dict[str, list[float]], trial: Path, meta: Mapping[str, Any]) -> None:
+    """Adds a trial's last evaluation (`eval_*`) and its test metrics (`test_*`) to `into`."""
+    path = trial / "metrics.jsonl"
+    rows = read_metrics(path) if path.exists() else []
+    evaluated = [r for r in rows if any(k.startswith("eval_") for k in r)]
+    final = {k: v for k, v in (evaluated[-1] if evaluated else {}).items() if k.startswith("eval_")}
+    for name, value in {**final, **meta.get("test", {})}.items():
+        into.setdefault(name, []).append(value)
+
+
 def summarize(run_dir: Path) -> list[dict[str, Any]]:
     """One row per optimizer, from the trial folders: final/best eval metric, target, divergence."""
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -222,10 +232,13 @@ def summarize(run_dir: Path) -> list[dict[str, Any]]:
         label = optimizer["label"]
         finals, bests, steps_to, secs_to, tests, statuses = [], [], [], [], [], []
         metric = target["metric"] if target else None
+        last_evals: dict[str, list[float]] = {}  # without a target: every final eval_ and test_
         for seed in config["seeds"]:
             trial = run_dir / "trials" / trial_name(label, seed)
             meta = read_json(trial / "metadata.json") if (trial / "metadata.json").exists() else {}
             statuses.append(meta.get("status", "missing"))
+            if not metric:
+                _collect_final(last_evals, trial, meta)
             if metric:
                 tests.append(meta.get("test", {}).get(metric.replace("eval_", "test_", 1)))
             evals = [r for r in read_metrics(trial / "metrics.jsonl") if metric in r]
@@ -256,6 +269,8 @@ def summarize(run_dir: Path) -> list[dict[str, Any]]:
             "diverged": statuses.count("diverged"),
             "unfinished": sum(s not in ("done", "diverged") for s in statuses),
         }
+        for name, values in last_evals.items():
+            row[f"{name}_mean"], row[f"{name}_std"] = _mean_std(values)
         if metric:
             row.update(
                 {
@@ -285,9 +300,14 @@ def summary_markdown(rows: list[dict[str, Any]], config: Mapping[str, Any]) -> s
         f"{config['seeds']}; mean ± std over seeds."
     ]
     if not target:
-        header = ["optimizer", "diverged"]
-        lines += ["", "| " + " | ".join(header) + " |", "|---|---|"]
-        lines += [f"| {r['optimizer']} | {r['diverged']}/{r['seeds']} |" for r in rows]
+        names = [key[: -len("_mean")] for key in rows[0] if key.endswith("_mean")]
+        header = ["optimizer", *(f"final {n}" if n.startswith("eval_") else n for n in names)]
+        lines += ["", "| " + " | ".join([*header, "diverged"]) + " |"]
+        lines += ["|" + "---|" * (len(header) + 1)]
+        for r in rows:
+            cells = [_fmt(r.get(f"{n}_mean", math.nan), r.get(f"{n}_std", math.nan)) for n in names]
+            diverged = f"{r['diverged']}/{r['seeds']}"
+            lines.append("| " + " | ".join([r["optimizer"], *cells, diverged]) + " |")
         return "\n".join(lines) + "\n"
     goal = ">=" if target["mode"] == "max" else "<="
     metric = target["metric"]

@@ -280,13 +280,26 @@ def test_summary_of_a_maximized_metric_and_a_trial_that_never_started(tmp_path):
     assert "| A | 0.75 ± 0.15 | 0.78 ± 0.18 | 0.93 ± 0 | 1/3 | 5 | 2.00 | 0/3 |" in markdown
 
 
-def test_summary_without_a_target_counts_divergence(tmp_path):
+def test_summary_without_a_target_gives_the_final_metrics_and_divergence(tmp_path):
     run_dir = _make_run(tmp_path, MIN_TRIALS, None)
     markdown = outputs.write_summary(run_dir)
     rows = _read_csv(run_dir)
-    assert set(rows["fast"]) == {"optimizer", "name", "seeds", "diverged", "unfinished"}
+    assert set(rows["fast"]) == {"optimizer", "name", "seeds", "diverged", "unfinished",
+                                 "eval_loss_mean", "eval_loss_std", "test_loss_mean",
+                                 "test_loss_std"}  # fmt: skip
+    # The last evaluation of each seed (a diverged seed's last finite one; None is left out).
+    assert float(rows["fast"]["eval_loss_mean"]) == pytest.approx(
+        statistics.fmean([0.08, 0.01, 0.15])
+    )
+    assert float(rows["slow (lr 0.1)"]["eval_loss_mean"]) == pytest.approx(
+        statistics.fmean([2.0, 3.5])
+    )
+    assert float(rows["fast"]["test_loss_mean"]) == pytest.approx(
+        statistics.fmean([0.07, 0.02, 0.2])
+    )
     assert rows["slow (lr 0.1)"]["diverged"] == "2"
-    assert "| fast | 0/3 |" in markdown and "| slow (lr 0.1) | 2/3 |" in markdown
+    assert "| optimizer | final eval_loss | test_loss | diverged |" in markdown
+    assert "| fast | 0.08 ± 0.057 | 0.09667 ± 0.076 | 0/3 |" in markdown
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["target"] is None
 
 
