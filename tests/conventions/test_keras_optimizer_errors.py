@@ -158,9 +158,6 @@ ROWS = [
         _MASK_WITH_MOMENTUM),
     Row("RMSprop", "mask_with_momentum", {"momentum": 0.9, "weight_decay": 0.01, MASK: {}},
         _MASK_WITH_MOMENTUM),
-    Row("Adam", "ema_with_accumulation", {"use_ema": True, "gradient_accumulation_steps": 2},
-        "use_ema with gradient_accumulation_steps is not supported (Keras' EMA then follows a "
-        "rule of its own); wrap jopt.ema_params around the accumulating optimizer instead."),
     Row("AdamW", "exclude_and_mask", {EXCLUDE: ["bias"], MASK: {}},
         "give exclude_from_weight_decay or weight_decay_mask, not both."),
     Row("Adam", "ema_momentum_with_use_ema", {"use_ema": True, "ema_momentum": 1.5},

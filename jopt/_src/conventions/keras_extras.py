@@ -15,9 +15,8 @@
   argument: a leaf whose key path (`jopt.Group`'s "head/bias") contains one of the names, as a
   regular expression searched in it, gets no weight decay (Keras searches the variable's name).
 
-Keras' EMA together with accumulation averages at every call with a rule of its own (the first
-k calls copy the params); jopt refuses the combination rather than approximate it: wrap
-`jopt.ema_params(jopt.keras.SGD(..., gradient_accumulation_steps=k))` for an EMA of every call.
+With both, Keras' rules hold: the EMA is updated at every call, and copies the params until the
+first optimizer step; `ema_overwrite_frequency` counts optimizer steps, checked at every call.
 """
 
 from __future__ import annotations
@@ -74,14 +73,6 @@ def with_keras_options(factory: Callable[..., optax.GradientTransformation]):
             gradient_accumulation_steps = validation.check_int(
                 fn, "gradient_accumulation_steps", gradient_accumulation_steps, 2
             )
-        validation.require(
-            fn,
-            not (use_ema and gradient_accumulation_steps),
-            "use_ema with gradient_accumulation_steps is not supported (Keras' EMA then follows "
-            "a rule of its own); wrap jopt.ema_params around the accumulating optimizer instead.",
-            argument="use_ema",
-            value=use_ema,
-        )
         if exclude_from_weight_decay is not None:
             validation.require(
                 fn,
@@ -95,8 +86,9 @@ def with_keras_options(factory: Callable[..., optax.GradientTransformation]):
         if gradient_accumulation_steps is not None:
             tx = accumulate_gradients(tx, gradient_accumulation_steps)
         if use_ema:
+            calls = gradient_accumulation_steps or 1
             tx = exponential_average(
-                tx, ema_momentum, 1, 1, ema_overwrite_frequency, keras_weight=True
+                tx, ema_momentum, 1, 1, ema_overwrite_frequency, keras_calls=calls
             )
         return tx
 

@@ -70,10 +70,12 @@ def ema_params(
     return exponential_average(tx, decay, start, every, overwrite_every)
 
 
-def exponential_average(tx, decay, start, every, overwrite_every, *, keras_weight=False):
-    """`ema_params`; with `keras_weight`, `1 - decay` is computed in the average's dtype, as
-    Keras computes `1 - ema_momentum` in the variable's (in float32: 0.100000024 for 0.9, where
-    `ema_params` uses 0.1 rounded once)."""
+def exponential_average(tx, decay, start, every, overwrite_every, *, keras_calls=None):
+    """`ema_params`, or with `keras_calls` (the calls per optimizer step: Keras'
+    gradient_accumulation_steps, or 1) Keras' `use_ema` exactly: `1 - decay` computed in the
+    average's dtype (in float32, 0.100000024 for 0.9, where `ema_params` uses 0.1 rounded once),
+    the average copying the params at every call until the optimizer's first step is taken, and
+    `ema_overwrite_frequency` counted in optimizer steps (checked at every call)."""
     fn = errors.current_function()
     bound = EMA_PARAMS.bind(fn, decay=decay, start=start, every=every)
     if overwrite_every is not None:
@@ -81,13 +83,13 @@ def exponential_average(tx, decay, start, every, overwrite_every, *, keras_weigh
 
     def blend(average, theta, hp, first):
         keep = jnp.where(first, 0.0, hp["decay"]).astype(average.dtype)
-        if keras_weight:
+        if keras_calls is not None:
             weight = 1 - keep
         else:
             weight = jnp.where(first, 1.0, hp.complement("decay")).astype(average.dtype)
         return keep * average + weight * theta
 
-    return _averaging(fn, tx, bound, blend, overwrite_every)
+    return _averaging(fn, tx, bound, blend, overwrite_every, keras_calls=keras_calls)
 
 
 @errors.public("jopt.swa_params")
@@ -112,7 +114,7 @@ def averaged_params(state: Any) -> optax.Params:
     return base.single_state(fn, state, AveragedParamsState, what).average
 
 
-def _averaging(fn, tx, bound, blend, overwrite_every, *, equal_weights=False):
+def _averaging(fn, tx, bound, blend, overwrite_every, *, equal_weights=False, keras_calls=None):
     validation.check_transform(fn, "tx", tx)
     tx = optax.with_extra_args_support(tx)
 
@@ -130,7 +132,11 @@ def _averaging(fn, tx, bound, blend, overwrite_every, *, equal_weights=False):
         hp = state.hparams
         steps = base.increment(state.steps)
         averaged = (steps >= hp["start"]) & ((steps - hp["start"]) % hp["every"] == 0)
-        first = state.num_averaged == 0
+        if keras_calls is None:
+            first, iteration = state.num_averaged == 0, steps
+        else:  # Keras' `iterations`: optimizer steps before this call, calls // k
+            first = state.steps // keras_calls == 0
+            iteration = state.steps // keras_calls + 1
         weight = state.num_averaged if equal_weights else first
 
         def one(average, p, u):
@@ -140,7 +146,7 @@ def _averaging(fn, tx, bound, blend, overwrite_every, *, equal_weights=False):
         average = jax.tree.map(one, state.average, params, updates)
         num_averaged = jnp.where(averaged, base.increment(state.num_averaged), state.num_averaged)
         if overwrite_every is not None:
-            overwrite = steps % overwrite_every == 0
+            overwrite = iteration % overwrite_every == 0
             updates = jax.tree.map(
                 lambda u, p, a: jnp.where(overwrite, (a - p.astype(a.dtype)).astype(u.dtype), u),
                 updates,
