@@ -130,6 +130,7 @@ CASES = [
         7,
     ),
     Case("lion", lambda: jopt.lion(1e-4), lambda: optax.lion(1e-4), None, 5),
+    Case("adabelief", lambda: jopt.adabelief(1e-3), lambda: optax.adabelief(1e-3), None, 7),
 ]
 
 

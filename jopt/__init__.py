@@ -48,6 +48,7 @@ from jopt._src.schedules.warmup import (
     with_warmup,
 )
 from jopt._src.transforms.accumulation import accumulate_gradients
+from jopt._src.transforms.adabelief import adabelief, scale_by_belief
 from jopt._src.transforms.adadelta import adadelta, scale_by_adadelta
 from jopt._src.transforms.adagrad import adagrad, scale_by_rss
 from jopt._src.transforms.adam import adam, adamw, nadam, nadamw, scale_by_adam
@@ -86,6 +87,7 @@ __all__ = [
     "HParams",
     "Schedule",
     "accumulate_gradients",
+    "adabelief",
     "adadelta",
     "adagrad",
     "adam",
@@ -140,6 +142,7 @@ __all__ = [
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",
+    "scale_by_belief",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_momentum",

@@ -70,6 +70,7 @@ BUILDING_BLOCKS = {
     "scale_by_adam",
     "scale_by_adamax",
     "scale_by_amsgrad",
+    "scale_by_belief",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_momentum",

@@ -109,6 +109,8 @@ ROWS = [
     _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.radam, 1e-3, b2=1.0),
     _row(V, r"b1 must be in \[0, 1\), got nan", jopt.lion, 1e-3, b1=NAN),
     _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.lion, 1e-3, b2=1.0),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.5", jopt.adabelief, 1e-3, b1=1.5),
+    _row(V, r"eps_root must be >= 0, got -1e-16", jopt.scale_by_belief, eps_root=-1e-16),
     _row(V, r"momentum must be in \[0, 1\), got 1\.0", jopt.sgd, 1e-3, momentum=1.0),
     _row(V, r"momentum must be in \[0, 1\), got -0\.1", jopt.sgd, 1e-3, momentum=-0.1),
     _row(
@@ -838,7 +840,7 @@ def test_set_hparams_accepts_the_closed_ends_of_the_ranges():
 # -- schedules where learning rates go, and the documented defaults ------------------------------
 
 OPTIMIZERS = ["sgd", "rmsprop", "adam", "adamw", "nadam", "nadamw", "amsgrad", "adamax"]
-OPTIMIZERS += ["radam", "adagrad", "adadelta", "lion"]
+OPTIMIZERS += ["radam", "adagrad", "adadelta", "lion", "adabelief"]
 
 
 def _halving(count):

@@ -34,6 +34,7 @@ from jopt import torch as jtorch
 from jopt._src.schedules.decay import exponential_decay
 from jopt._src.spec import Spec
 from jopt._src.transforms import (
+    adabelief,
     adadelta,
     adagrad,
     adam,
@@ -318,6 +319,22 @@ _ENTRIES = [
             ),
         },
         {"adadelta": Convergence({"learning_rate": _halving(1.0, 1000)}, 3067, 6812)},
+    ),
+    Optimizer(
+        "adabelief",
+        adabelief.adabelief,
+        adabelief.ADABELIEF,
+        "Zhuang et al. 2020, AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed "
+        "Gradients",
+        "adabelief",
+        {
+            "adabelief": Example(_LR, optax=True),
+            "adabelief_nesterov_eps": Example(
+                {**_LR, "eps": 1e-8, "eps_root": 1e-12, "nesterov": True}, optax=True
+            ),
+        },
+        {"adabelief": Convergence({"learning_rate": 0.05}, 243, 1715)},
+        scale_invariant=True,
     ),
     Optimizer(
         "lion",

@@ -527,6 +527,47 @@ def run_adadelta(
     return xs
 
 
+def run_adabelief(
+    grad_fn: GradFn,
+    x0: np.ndarray,
+    steps: int,
+    learning_rate: LearningRate,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-16,
+    eps_root: float = 1e-16,
+    nesterov: bool = False,
+) -> list[np.ndarray]:
+    """AdaBelief (Zhuang et al. 2020, "AdaBelief Optimizer: Adapting Stepsizes by the Belief in
+    Observed Gradients"), Algorithm 2, with NAdam's first moment if `nesterov` (as optax).
+
+    ::
+
+        m_t = b1 * m_{t-1} + (1 - b1) * g
+        s_t = b2 * s_{t-1} + (1 - b2) * (g - m_t)^2 + eps_root
+        m^  = m_t / (1 - b1^t)        (nesterov: b1 m_t / (1 - b1^(t+1)) + (1 - b1) g / (1 - b1^t))
+        s^  = s_t / (1 - b2^t)
+        x_t = x_{t-1} - lr * m^ / (sqrt(s^) + eps)
+    """
+    x = _start(x0)
+    m = np.zeros_like(x)
+    s = np.zeros_like(x)
+    xs = [x.copy()]
+    for t in range(1, steps + 1):
+        lr = _lr(learning_rate, t)
+        g = _grad(grad_fn, x)
+        m = b1 * m + (1.0 - b1) * g
+        s = b2 * s + (1.0 - b2) * (g - m) ** 2 + eps_root
+        if nesterov:
+            m_hat = b1 * m / (1.0 - b1 ** (t + 1)) + (1.0 - b1) * g / (1.0 - b1**t)
+        else:
+            m_hat = m / (1.0 - b1**t)
+        s_hat = s / (1.0 - b2**t)
+        x = x - lr * m_hat / (np.sqrt(s_hat) + eps)
+        xs.append(x.copy())
+    return xs
+
+
 def run_lion(
     grad_fn: GradFn,
     x0: np.ndarray,
