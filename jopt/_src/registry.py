@@ -20,19 +20,15 @@ fixture generator (then rerun it).
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import types
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import optax
 
 from jopt import keras as jkeras
 from jopt import schedules as jschedules
 from jopt import torch as jtorch
+from jopt._src import registry_types
+from jopt._src.registry_types import Convergence, Example, Optimizer, Twin, frozen
 from jopt._src.schedules.decay import exponential_decay
-from jopt._src.spec import Spec
 from jopt._src.transforms import (
     adabelief,
     adadelta,
@@ -46,84 +42,7 @@ from jopt._src.transforms import (
     rms,
 )
 
-Factory = Callable[..., optax.GradientTransformation]
-
-
-def _frozen(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    return types.MappingProxyType(dict(mapping))
-
-
-@dataclasses.dataclass(frozen=True)
-class Example:
-    """A configuration of an optimizer that exercises one of its conventions.
-
-    `optax`: optax's function of the optimizer's `optax` name computes the same trajectory,
-    given the arguments it takes (the others are jopt's options at their optax-compatible values).
-    """
-
-    kwargs: Mapping[str, Any]
-    optax: bool = False
-
-    def __post_init__(self):
-        object.__setattr__(self, "kwargs", _frozen(self.kwargs))
-
-
-@dataclasses.dataclass(frozen=True)
-class Convergence:
-    """A configuration that brings the test problems (an ill-conditioned quadratic and the
-    Rosenbrock function, tests/reference/problems.py) within 1e-3 of their minimum, in float64,
-    and the steps it took when it was chosen; the tests allow 1.5 times as many."""
-
-    kwargs: Mapping[str, Any]
-    quadratic: int
-    rosenbrock: int
-
-    def __post_init__(self):
-        object.__setattr__(self, "kwargs", _frozen(self.kwargs))
-
-
-@dataclasses.dataclass(frozen=True)
-class Optimizer:
-    """One optimizer of the catalogue."""
-
-    name: str  # jopt.<name>, and its name in lab configs
-    factory: Factory
-    hparams: Spec  # its arguments that are hyperparameters or options, by argument name
-    paper: str
-    optax: str | None  # the optax function of the same name and convention, if any
-    examples: Mapping[str, Example]  # by id; the first is the optimizer's defaults
-    convergence: Mapping[str, Convergence]  # by id
-    scale_invariant: bool = False  # with eps = 0, invariant to rescaling the gradients
-
-    def __post_init__(self):
-        object.__setattr__(self, "examples", _frozen(self.examples))
-        object.__setattr__(self, "convergence", _frozen(self.convergence))
-
-    @property
-    def defaults(self) -> dict[str, Any]:
-        """The declared hyperparameters' defaults, read from the factory's signature: the one
-        place they are written (None: the block the value belongs to is off by default)."""
-        parameters = inspect.signature(self.factory).parameters
-        return {
-            h.name: parameters[h.name].default
-            for h in self.hparams
-            if parameters[h.name].default is not inspect.Parameter.empty
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class Twin:
-    """A framework's optimizer under its own name, arguments and defaults (`jopt.torch.Adam`)."""
-
-    framework: str  # "torch" or "keras"
-    name: str  # the class name in torch.optim / keras.optimizers, and in jopt.<framework>
-    factory: Factory
-    mirrors: str  # the jopt optimizer it is the framework's version of
-
-    @property
-    def key(self) -> str:
-        """Its name in lab configs: "torch.Adam"."""
-        return f"{self.framework}.{self.name}"
+Factory = registry_types.Factory
 
 
 def _halving(learning_rate: float, half_life: int):
@@ -353,7 +272,7 @@ _ENTRIES = [
     ),
 ]
 
-OPTIMIZERS: Mapping[str, Optimizer] = _frozen({entry.name: entry for entry in _ENTRIES})
+OPTIMIZERS: Mapping[str, Optimizer] = frozen({entry.name: entry for entry in _ENTRIES})
 
 
 def _twins(framework: str, module: Any, mirrors: Mapping[str, str]) -> list[Twin]:
@@ -392,7 +311,7 @@ _TWINS = [
         },
     ),
 ]
-TWINS: Mapping[str, Twin] = _frozen({twin.key: twin for twin in _TWINS})
+TWINS: Mapping[str, Twin] = frozen({twin.key: twin for twin in _TWINS})
 
 # Schedules by name: jopt's own, and the frameworks' under "torch." / "keras.". Left out: the
 # helpers that take schedules (per_epoch) and the wrapper that takes an optimizer
@@ -400,7 +319,7 @@ TWINS: Mapping[str, Twin] = _frozen({twin.key: twin for twin in _TWINS})
 _NOT_A_SCHEDULE = {"Schedule", "per_epoch", "ReduceLROnPlateau", "SequentialLR", "ChainedScheduler"}
 TORCH_OPTIMIZERS = frozenset(t.name for t in _TWINS if t.framework == "torch")
 KERAS_OPTIMIZERS = frozenset(t.name for t in _TWINS if t.framework == "keras")
-SCHEDULES: Mapping[str, Callable[..., Any]] = _frozen(
+SCHEDULES: Mapping[str, Callable[..., Any]] = frozen(
     {
         **{n: vars(jschedules)[n] for n in jschedules.__all__ if n not in _NOT_A_SCHEDULE},
         **{
