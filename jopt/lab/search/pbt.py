@@ -44,10 +44,7 @@ Written in STUDY_DIR: pbt.csv, pbt_lineage.json, pbt.md, pbt_best.yaml and figur
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,13 +54,13 @@ import jax.numpy as jnp
 import numpy as np
 import optuna
 
-from jopt.lab import checkpoints, outputs
 from jopt.lab import config as config_lib
+from jopt.lab import outputs
 from jopt.lab.config_optimizers import OptimizerConfig
 from jopt.lab.config_values import ConfigError
 from jopt.lab.programs import Batches, compiled_workload, seed_keys
 from jopt.lab.progress import bar as progress_bar
-from jopt.lab.search import pbt_report, population, space
+from jopt.lab.search import pbt_report, pbt_resume, population, space
 from jopt.lab.search.pbt_report import Row, ranking
 from jopt.lab.search.population import Stopped  # raised by `run`, as by the sweep
 from jopt.lab.search.section import Objective
@@ -201,77 +198,6 @@ def _trial_scores(
     return [float(np.mean(s)) if not np.isnan(s).any() else math.nan for s in per_trial]
 
 
-@dataclasses.dataclass
-class _State:
-    """What the loop carries besides the arrays (saved with each checkpoint)."""
-
-    step: int
-    values: list[dict[str, Any]]  # each trial's, now
-    rows: list[Row]
-    eval_steps: list[int]
-    history: np.ndarray  # (members, evals): the objective metric of each member's parameters
-    rng: np.random.Generator
-
-    def to_json(self) -> str:
-        data = {
-            "step": self.step,
-            "values": self.values,
-            "rows": [dataclasses.asdict(r) for r in self.rows],
-            "eval_steps": self.eval_steps,
-            "history": self.history.tolist(),
-            "rng": self.rng.bit_generator.state,
-        }
-        return json.dumps(data)  # NaN, Infinity as Python writes (and reads back) them
-
-    @classmethod
-    def from_json(cls, text: str) -> _State:
-        data = json.loads(text)
-        rng = np.random.default_rng()
-        rng.bit_generator.state = data["rng"]
-        return cls(
-            data["step"],
-            data["values"],
-            [Row(**r) for r in data["rows"]],
-            data["eval_steps"],
-            np.asarray(data["history"], np.float64),
-            rng,
-        )
-
-
-def _state_path(stem: Path, step: int) -> Path:
-    return stem.with_name(f"{stem.name}.state-{step}.json")
-
-
-def _save(stem: Path, state: _State, carry: Any, seeds: Sequence[int]) -> None:
-    """The state file first, then the arrays, then older state files: a crash at any point
-    leaves the arrays of some step next to that step's state file."""
-    outputs.write_atomic(_state_path(stem, state.step), state.to_json())
-    leaves = jax.tree.leaves(carry)
-    record = {"seeds": list(seeds), "members": "trial * len(seeds) + seed"}
-    checkpoints.save(stem, leaves, state.step, record, checkpoints.default_format())
-    for old in stem.parent.glob(f"{stem.name}.state-*.json"):
-        if old != _state_path(stem, state.step):
-            old.unlink(missing_ok=True)
-
-
-def _clear(stem: Path) -> None:
-    """Removes the checkpoints at `stem` (a fresh run in a used folder must not resume them)."""
-    shutil.rmtree(stem.with_name(f"{stem.name}.orbax"), ignore_errors=True)
-    for path in stem.parent.glob(f"{stem.name}.*"):
-        if path.suffix in (".npz", ".json"):
-            path.unlink(missing_ok=True)
-
-
-def _restore(stem: Path, fresh: Callable[[], Any]) -> tuple[Any, _State] | None:
-    templates, treedef = jax.tree.flatten(jax.eval_shape(fresh))
-    stored = checkpoints.load(stem, templates)
-    if stored is None or not _state_path(stem, stored[1]).is_file():
-        return None
-    leaves, step = stored
-    carry = jax.tree.unflatten(treedef, [jnp.asarray(x) for x in leaves])
-    return carry, _State.from_json(_state_path(stem, step).read_text())
-
-
 def train(
     experiment: config_lib.ExperimentConfig,
     index: int,
@@ -301,8 +227,8 @@ def train(
         return params, programs.init_state(params), jnp.full((k * s,), -1, jnp.int32)
 
     if checkpoint is not None and not resume:
-        _clear(checkpoint)
-    restored = _restore(checkpoint, fresh) if resume and checkpoint is not None else None
+        pbt_resume.clear(checkpoint)
+    restored = pbt_resume.restore(checkpoint, fresh) if resume and checkpoint is not None else None
     if restored is not None:
         carry, state = restored
     else:
@@ -311,7 +237,7 @@ def train(
         opt_state = population.with_values(opt_state, [v for v in values for _ in seeds])
         carry = (params, opt_state, diverged)
         metric = population.measure(compiled, search.objective.metric, params, None, np.float64)
-        state = _State(
+        state = pbt_resume.State(
             0, values, [], [0], metric[:, None], np.random.default_rng([search.seed, index])
         )
         scores = _trial_scores(
@@ -345,14 +271,16 @@ def train(
             carry = _generation(state, carry, search, dimensions, k, s, base, point == steps)
             rows.extend(state.rows[-k:])
             if checkpoint is not None:
-                _save(checkpoint, state, carry, seeds)
+                pbt_resume.save(checkpoint, state, carry, seeds)
     finally:
         if bar is not None:
             bar.close()
     return rows
 
 
-def _generation(state: _State, carry, search, dimensions, k: int, s: int, base, last: bool):
+def _generation(
+    state: pbt_resume.State, carry, search, dimensions, k: int, s: int, base, last: bool
+):
     """Scores the trials at `state.step`, exploits and explores unless `last`; appends the rows
     of that step to `state.rows`; returns the new arrays."""
     diverged = np.asarray(carry[2])
