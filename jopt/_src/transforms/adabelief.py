@@ -25,7 +25,15 @@ from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Spec
 from jopt._src.stateful import stateful_transform
-from jopt._src.transforms.adam import B1, B2, EPS, EPS_ROOT, NESTEROV, _debiased_first_moments
+from jopt._src.transforms.adam import (
+    B1,
+    B2,
+    EPS,
+    EPS_ROOT,
+    NESTEROV,
+    _debiased_first_moments,
+    _first_moments,
+)
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
 
 SCALE_BY_BELIEF = Spec(B1, B2, EPS, EPS_ROOT, NESTEROV)
@@ -67,9 +75,7 @@ def scale_by_belief(
         return {"mu": base.zeros_like(params, mu_dtype), "nu": base.zeros_like(params)}
 
     def step(updates, state, hp, count, params):
-        mu = jax.tree.map(
-            lambda g, m: tree_math.moment(g, m, hp["b1"], hp.complement("b1")), updates, state.mu
-        )
+        mu = _first_moments(updates, state.mu, hp)
 
         def belief(g, m, s):
             dt = base.wider(g.dtype, m.dtype, s.dtype)
