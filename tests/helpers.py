@@ -1,7 +1,7 @@
 """Shared test fixtures: the table of optimizer cases, and JAX twins of the reference problems.
 
 Each `Case` pairs a jopt constructor call (an example of the registry, `jopt._src.registry`)
-with the independent NumPy float64 reference in `tests/reference/optimizers.py` (same
+with the independent NumPy float64 reference in `tests/reference` (same
 hyperparameters), and with optax where the convention is optax's. Test files parametrize over
 `CASES` so that every optimizer meets every check; a new registry entry meets them all.
 """
@@ -19,8 +19,7 @@ import numpy as np
 import optax
 
 from jopt._src import registry
-from tests.reference import optimizers as ref
-from tests.reference import problems
+from tests.reference import problems, runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +29,7 @@ class Case:
     id: str
     make: Callable[..., optax.GradientTransformation]  # jopt constructor
     kwargs: dict[str, Any]  # jopt arguments; `learning_rate` included
-    reference: Callable[..., list[np.ndarray]]  # tests.reference.optimizers.run_*
+    reference: Callable[..., list[np.ndarray]]  # tests.reference's run_<name>
     ref_kwargs: dict[str, Any]  # reference arguments; `learning_rate` included
     optax_make: Callable[..., optax.GradientTransformation] | None = None  # same convention
     optax_kwargs: dict[str, Any] | None = None  # defaults to `kwargs`
@@ -72,11 +71,11 @@ def _uses_params(kwargs: dict[str, Any], entry: registry.Optimizer) -> bool:
 
 def _cases() -> list[Case]:
     """One Case per example of every optimizer in the registry, with its NumPy reference
-    `tests.reference.optimizers.run_<name>` and, where the example is optax's convention, the
+    `run_<name>` (`tests.reference.runner`) and, where the example is optax's convention, the
     optax function of the registry's name given the arguments it takes."""
     cases = []
     for name, entry in registry.OPTIMIZERS.items():
-        reference = getattr(ref, f"run_{name}")
+        reference = runner(name)
         for case_id, example in entry.examples.items():
             kwargs = dict(example.kwargs)
             optax_make = getattr(optax, entry.optax) if example.optax else None

@@ -37,7 +37,7 @@ from jopt._src.schedules.schedule import Schedule
 from jopt.lab import registry as lab_registry
 from tests import helpers
 from tests.conventions import load
-from tests.reference import optimizers as references
+from tests.reference import runner
 
 # Public names that are neither optimizers nor schedules: the building blocks, the wrappers,
 # what reads a state, the types and the modules. A new public name must be classified here.
@@ -131,7 +131,7 @@ def test_the_labs_names_are_the_registrys():
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
 def test_every_optimizer_has_a_reference_cases_and_a_convergence_configuration(entry):
-    assert callable(getattr(references, f"run_{entry.name}", None)), "write its NumPy reference"
+    assert callable(runner(entry.name)), "write its NumPy reference"
     assert entry.examples and entry.convergence
     ids = {case.id for case in helpers.CASES if case.optimizer == entry.name}
     assert ids == set(entry.examples)

@@ -32,7 +32,7 @@ import optax
 import pytest
 
 import jopt
-from jopt._src import validation
+from jopt._src import registry, validation
 
 NAN = math.nan
 INF = math.inf
@@ -839,8 +839,9 @@ def test_set_hparams_accepts_the_closed_ends_of_the_ranges():
 
 # -- schedules where learning rates go, and the documented defaults ------------------------------
 
-OPTIMIZERS = ["sgd", "rmsprop", "adam", "adamw", "nadam", "nadamw", "amsgrad", "adamax"]
-OPTIMIZERS += ["radam", "adagrad", "adadelta", "lion", "adabelief"]
+OPTIMIZERS = [
+    name for name, entry in registry.OPTIMIZERS.items() if "learning_rate" in entry.hparams
+]
 
 
 def _halving(count):
@@ -862,8 +863,11 @@ def test_a_schedule_is_accepted_as_learning_rate_and_evaluated_each_step(name):
 
 # Arguments without a default that the constructors need; everything else is left at (and
 # passed explicitly as) its documented default.
-REQUIRED: dict[str, dict[str, Any]] = {name: {"learning_rate": 0.1} for name in OPTIMIZERS}
-REQUIRED.pop("adadelta")  # learning_rate=1.0 by default
+REQUIRED: dict[str, dict[str, Any]] = {
+    name: {"learning_rate": 0.1}
+    for name in OPTIMIZERS
+    if "learning_rate" not in registry.OPTIMIZERS[name].defaults  # adadelta's is 1.0
+}
 REQUIRED |= {
     "scale_by_learning_rate": {"learning_rate": 0.1},
     "momentum_lr_inside": {"learning_rate": 0.1},

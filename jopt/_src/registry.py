@@ -12,10 +12,11 @@ example against its NumPy reference, optax, dtypes, shape errors, skipped steps,
 what the optimizer does (ranges refused under the declared name, hyperparameters in the state).
 
 Adding an optimizer: its building block, state and optimizer in one file of `jopt/_src/transforms`
-(with the `Spec` of its arguments), one entry here, its name in `jopt/__init__.py`, and its NumPy
-reference `run_<name>` in `tests/reference/optimizers.py`. A framework twin adds its file's
-function, its name in `jopt.torch` / `jopt.keras`, a `Twin` here, and cases in the golden
-fixture generator (then rerun it).
+(with the `Spec` of its arguments), one entry in its family's module of `jopt/_src/catalogue`
+(the first twelve are here), its name in `jopt/__init__.py`, and its NumPy reference `run_<name>`
+in a module of `tests/reference` (listed in `tests/reference/__init__.py`). A framework twin
+adds its file's function, its name in `jopt.torch` / `jopt.keras`, a `Twin` here, and cases in
+the golden fixture generator (then rerun it).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from jopt import keras as jkeras
 from jopt import schedules as jschedules
 from jopt import torch as jtorch
 from jopt._src import registry_types
+from jopt._src.catalogue import LR as _LR
+from jopt._src.catalogue import adaptive, modern, sign, trust_ratio
+from jopt._src.catalogue import halving as _halving
 from jopt._src.registry_types import Convergence, Example, Optimizer, Twin, frozen
-from jopt._src.schedules.decay import exponential_decay
 from jopt._src.transforms import (
-    adabelief,
     adadelta,
     adagrad,
     adam,
@@ -44,13 +46,6 @@ from jopt._src.transforms import (
 
 Factory = registry_types.Factory
 
-
-def _halving(learning_rate: float, half_life: int):
-    """A learning rate halved every `half_life` steps."""
-    return exponential_decay(learning_rate, half_life, 0.5)
-
-
-_LR = {"learning_rate": 0.01}
 
 _ENTRIES = [
     Optimizer(
@@ -240,22 +235,6 @@ _ENTRIES = [
         {"adadelta": Convergence({"learning_rate": _halving(1.0, 1000)}, 3067, 6812)},
     ),
     Optimizer(
-        "adabelief",
-        adabelief.adabelief,
-        adabelief.ADABELIEF,
-        "Zhuang et al. 2020, AdaBelief Optimizer: Adapting Stepsizes by the Belief in Observed "
-        "Gradients",
-        "adabelief",
-        {
-            "adabelief": Example(_LR, optax=True),
-            "adabelief_nesterov_eps": Example(
-                {**_LR, "eps": 1e-8, "eps_root": 1e-12, "nesterov": True}, optax=True
-            ),
-        },
-        {"adabelief": Convergence({"learning_rate": 0.05}, 243, 1715)},
-        scale_invariant=True,
-    ),
-    Optimizer(
         "lion",
         lion.lion,
         lion.LION,
@@ -272,6 +251,7 @@ _ENTRIES = [
     ),
 ]
 
+_ENTRIES += [*adaptive.ENTRIES, *trust_ratio.ENTRIES, *sign.ENTRIES, *modern.ENTRIES]
 OPTIMIZERS: Mapping[str, Optimizer] = frozen({entry.name: entry for entry in _ENTRIES})
 
 

@@ -5,21 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from . import MODULES, problems
 from . import optimizers as ref
-from . import problems
 
 ALL_RUNNERS = [
-    ref.run_sgd,
-    ref.run_rmsprop,
-    ref.run_adam,
-    ref.run_nadam,
-    ref.run_adamw,
-    ref.run_amsgrad,
-    ref.run_adamax,
-    ref.run_radam,
-    ref.run_adagrad,
-    ref.run_adadelta,
-    ref.run_lion,
+    run for module in MODULES for name, run in vars(module).items() if name.startswith("run_")
 ]
 
 
