@@ -78,7 +78,7 @@ def _cases() -> list[Case]:
         reference = runner(name)
         for case_id, example in entry.examples.items():
             kwargs = dict(example.kwargs)
-            optax_make = getattr(optax, entry.optax) if example.optax else None
+            optax_make = entry.optax_function if example.optax else None
             optax_kwargs = None
             if optax_make is not None:
                 takes = inspect.signature(optax_make).parameters

@@ -4,6 +4,7 @@ examples and convergence configuration, and a framework's twin of it."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import types
 from collections.abc import Callable, Mapping
@@ -57,7 +58,7 @@ class Optimizer:
     factory: Factory
     hparams: Spec  # its arguments that are hyperparameters or options, by argument name
     paper: str
-    optax: str | None  # the optax function of the same name and convention, if any
+    optax: str | None  # the optax function of the same convention, if any: "adam", "contrib.adopt"
     examples: Mapping[str, Example]  # by id; the first is the optimizer's defaults
     convergence: Mapping[str, Convergence]  # by id
     scale_invariant: bool = False  # with eps = 0, invariant to rescaling the gradients
@@ -65,6 +66,13 @@ class Optimizer:
     def __post_init__(self):
         object.__setattr__(self, "examples", frozen(self.examples))
         object.__setattr__(self, "convergence", frozen(self.convergence))
+
+    @property
+    def optax_function(self) -> Factory | None:
+        """optax's function `optax` names (dotted below the `optax` module), or None."""
+        if self.optax is None:
+            return None
+        return functools.reduce(getattr, self.optax.split("."), optax)
 
     @property
     def defaults(self) -> dict[str, Any]:
