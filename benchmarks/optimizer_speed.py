@@ -8,18 +8,20 @@ params and the state donated, on three parameter trees: `mlp` (85k parameters in
 overhead dominates), `convnet` (1.8M in 100 leaves: per-leaf overhead) and `wide` (16.8M in 4
 leaves: memory traffic dominates). Each jopt optimizer runs next to its optax twin (the same
 function name and arguments), and its `jopt.torch` twin next to `torch.optim` (foreach, and fused
-where torch has it). Before timing, each pair is checked to compute the same parameters.
+where torch has it); the catalogue's other optimizers with an optax twin join with their
+registry example. Before timing, each pair is checked to compute the same parameters.
 
 Timings are noisy, so every runner is measured in each of `--repeats` rounds, in a new random
 order each round, and the table reports medians, as ratios to jopt measured in the same run.
 
-The bandwidth limit: an element-wise optimizer must at least read params, gradients and each
-state buffer once and write params and each state buffer once. `arrays` counts those tensors,
-the byte count is arrays * parameters * 4, and the limit is that count divided by the bandwidth
-of a jitted STREAM triad (`a + 0.5 * b`, three arrays moved) of the tree's size, measured in the
-same rounds. "% of limit" is the limit's time over the measured time: 100% is as fast as memory
-allows. It is shown for `wide` only: the smaller trees fit in the caches or are bound by the
-per-step dispatch, where the triad measures neither memory nor the optimizer's work.
+The bandwidth limit: an element-wise optimizer must at least read params, gradients and each state
+buffer once and write params and each state buffer once. `arrays` counts those tensors (read off the
+size of the optimizer's state), the byte count is arrays * parameters * 4, and the limit is that
+count divided by the bandwidth of a jitted STREAM triad (`a + 0.5 * b`, three arrays moved) of the
+tree's size, measured in the same rounds. "% of limit" is the limit's time over the measured time:
+100% is as fast as memory allows. It is shown for `wide` only: the smaller trees fit in the caches
+or are bound by the per-step dispatch, where the triad measures neither memory nor the optimizer's
+work.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
+import inspect
 import math
 import os
 import platform
@@ -45,6 +49,7 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any directory
 import jopt  # noqa: E402
+from jopt._src import registry  # noqa: E402
 
 TREES: dict[str, list[tuple[int, ...]]] = {
     "mlp": [(64, 256), (256,), (256, 256), (256,), (256, 10), (10,)],
@@ -62,76 +67,94 @@ class Case:
     jopt: Callable[[], optax.GradientTransformation]
     optax: Callable[[], optax.GradientTransformation]
     torch: tuple[str, dict[str, Any]] | None  # torch.optim class and kwargs (also jopt.torch's)
-    arrays: int  # tensors of the params' size read or written per step, at the least
 
 
 CASES = [
-    Case("sgd", lambda: jopt.sgd(0.01), lambda: optax.sgd(0.01), ("SGD", {"lr": 0.01}), 3),
+    Case("sgd", lambda: jopt.sgd(0.01), lambda: optax.sgd(0.01), ("SGD", {"lr": 0.01})),
     Case(
         "momentum",
         lambda: jopt.sgd(0.01, momentum=0.9),
         lambda: optax.sgd(0.01, momentum=0.9),
         ("SGD", {"lr": 0.01, "momentum": 0.9}),
-        5,
     ),
     Case(
         "nesterov",
         lambda: jopt.sgd(0.01, momentum=0.9, nesterov=True),
         lambda: optax.sgd(0.01, momentum=0.9, nesterov=True),
         ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
-        5,
     ),
     Case(
         "rmsprop",
         lambda: jopt.rmsprop(1e-3),
         lambda: optax.rmsprop(1e-3),
         ("RMSprop", {"lr": 1e-3}),
-        5,
     ),
-    Case("adam", lambda: jopt.adam(1e-3), lambda: optax.adam(1e-3), ("Adam", {"lr": 1e-3}), 7),
+    Case("adam", lambda: jopt.adam(1e-3), lambda: optax.adam(1e-3), ("Adam", {"lr": 1e-3})),
     Case(
         "adamw",
         lambda: jopt.adamw(1e-3, weight_decay=1e-2),
         lambda: optax.adamw(1e-3, weight_decay=1e-2),
         ("AdamW", {"lr": 1e-3, "weight_decay": 1e-2}),
-        7,
     ),
     Case(
         "amsgrad",
         lambda: jopt.amsgrad(1e-3),
         lambda: optax.amsgrad(1e-3),
         ("Adam", {"lr": 1e-3, "amsgrad": True}),
-        9,
     ),
     Case(
-        "adamax", lambda: jopt.adamax(1e-3), lambda: optax.adamax(1e-3), ("Adamax", {"lr": 1e-3}), 7
+        "adamax",
+        lambda: jopt.adamax(1e-3),
+        lambda: optax.adamax(1e-3),
+        ("Adamax", {"lr": 1e-3}),
     ),
-    Case("nadam", lambda: jopt.nadam(1e-3), lambda: optax.nadam(1e-3), ("NAdam", {"lr": 1e-3}), 7),
+    Case("nadam", lambda: jopt.nadam(1e-3), lambda: optax.nadam(1e-3), ("NAdam", {"lr": 1e-3})),
     Case(
         "nadamw",
         lambda: jopt.nadamw(1e-3, weight_decay=1e-2),
         lambda: optax.nadamw(1e-3, weight_decay=1e-2),
         ("NAdam", {"lr": 1e-3, "weight_decay": 1e-2, "decoupled_weight_decay": True}),
-        7,
     ),
-    Case("radam", lambda: jopt.radam(1e-3), lambda: optax.radam(1e-3), ("RAdam", {"lr": 1e-3}), 7),
+    Case("radam", lambda: jopt.radam(1e-3), lambda: optax.radam(1e-3), ("RAdam", {"lr": 1e-3})),
     Case(
         "adagrad",
         lambda: jopt.adagrad(1e-2),
         lambda: optax.adagrad(1e-2),
         ("Adagrad", {"lr": 1e-2}),
-        5,
     ),
     Case(
         "adadelta",
         lambda: jopt.adadelta(1.0),
         lambda: optax.adadelta(1.0),
         ("Adadelta", {"lr": 1.0}),
-        7,
     ),
-    Case("lion", lambda: jopt.lion(1e-4), lambda: optax.lion(1e-4), None, 5),
-    Case("adabelief", lambda: jopt.adabelief(1e-3), lambda: optax.adabelief(1e-3), None, 7),
+    Case("lion", lambda: jopt.lion(1e-4), lambda: optax.lion(1e-4), None),
 ]
+
+
+def _catalogue_cases(listed: set[str]) -> list[Case]:
+    """A case for each optimizer of the catalogue with an optax twin that CASES leaves out: its
+    first optax example (`jopt/_src/registry.py`), with optax given the arguments it takes."""
+    cases = []
+    for name, entry in registry.OPTIMIZERS.items():
+        examples = [e.kwargs for e in entry.examples.values() if e.optax]
+        if name in listed or not examples:
+            continue
+        takes = inspect.signature(entry.optax_function).parameters
+        kwargs = dict(examples[0])
+        optax_kwargs = {k: v for k, v in kwargs.items() if k in takes}
+        cases.append(
+            Case(
+                name,
+                functools.partial(entry.factory, **kwargs),
+                functools.partial(entry.optax_function, **optax_kwargs),
+                None,
+            )
+        )
+    return cases
+
+
+CASES += _catalogue_cases({case.name for case in CASES})
 
 
 # -- runners: each `run(steps)` does that many steps and returns seconds per step ----------------
@@ -256,6 +279,14 @@ def measure(runners: dict[str, Any], repeats: int, seconds: float, seed: int) ->
     return {key: statistics.median(values) for key, values in times.items()}
 
 
+def _arrays(tx: optax.GradientTransformation, shapes: list[tuple[int, ...]]) -> int:
+    """Tensors of the params' size an element-wise step moves at the least: params and gradients
+    read, params written, and each state buffer read and written (read off the state's size)."""
+    params = [jax.ShapeDtypeStruct(shape, jnp.float32) for shape in shapes]
+    state_size = sum(leaf.size for leaf in jax.tree.leaves(jax.eval_shape(tx.init, params)))
+    return 3 + 2 * round(state_size / sum(math.prod(shape) for shape in shapes))
+
+
 def bench(case: Case, tree: str, args: argparse.Namespace) -> dict[str, Any]:
     shapes = TREES[tree]
     runners: dict[str, Any] = {
@@ -278,16 +309,17 @@ def bench(case: Case, tree: str, args: argparse.Namespace) -> dict[str, Any]:
 
     median = measure(runners, args.repeats, args.seconds, args.seed)
     size = sum(math.prod(shape) for shape in shapes)
+    arrays = _arrays(case.jopt(), shapes)
     bandwidth = 3 * size * 4 / median["triad"]
     row = {
         "optimizer": case.name,
         "tree": tree,
         "parameters": size,
         "leaves": len(shapes),
-        "arrays": case.arrays,
+        "arrays": arrays,
         "seconds": median,
         "triad_gb_per_s": bandwidth / 1e9,
-        "limit_fraction": case.arrays * size * 4 / bandwidth / median["jopt"],
+        "limit_fraction": arrays * size * 4 / bandwidth / median["jopt"],
         "optax_over_jopt": median["optax"] / median["jopt"],
     }
     for impl in torch_impls:
