@@ -4,6 +4,7 @@ Same names, arguments, defaults and numbers as torch.optim and torch.optim.lr_sc
 itself is not needed. See `jopt._src.conventions.torch_optimizers` for the conventions followed.
 """
 
+from jopt._src.conventions.torch_lambda_schedulers import LambdaLR, MultiplicativeLR
 from jopt._src.conventions.torch_optimizers import (
     SGD,
     Adadelta,
@@ -44,8 +45,10 @@ __all__ = [
     "CosineAnnealingWarmRestarts",
     "CyclicLR",
     "ExponentialLR",
+    "LambdaLR",
     "LinearLR",
     "MultiStepLR",
+    "MultiplicativeLR",
     "NAdam",
     "OneCycleLR",
     "PolynomialLR",

@@ -89,6 +89,7 @@ BUILDING_BLOCKS = {
 }
 # jopt.torch's constructors that take schedulers or an optimizer rather than numbers.
 TORCH_COMBINATORS = {"ChainedScheduler", "ReduceLROnPlateau", "SequentialLR"}
+TORCH_COMBINATORS |= {"LambdaLR", "MultiplicativeLR"}  # take a Python function: not in configs
 ENTRIES = list(registry.OPTIMIZERS.values())
 PARAMS = {"w": jnp.array([0.5, -1.0, 2.0]), "b": jnp.array(0.25)}
 

@@ -295,8 +295,10 @@ TWINS: Mapping[str, Twin] = frozen({twin.key: twin for twin in _TWINS})
 
 # Schedules by name: jopt's own, and the frameworks' under "torch." / "keras.". Left out: the
 # helpers that take schedules (per_epoch) and the wrapper that takes an optimizer
-# (jopt.torch.ReduceLROnPlateau); SequentialLR and ChainedScheduler take lists of schedulers.
+# (jopt.torch.ReduceLROnPlateau); SequentialLR and ChainedScheduler take lists of schedulers;
+# LambdaLR and MultiplicativeLR take a Python function, which a config (data) cannot hold.
 _NOT_A_SCHEDULE = {"Schedule", "per_epoch", "ReduceLROnPlateau", "SequentialLR", "ChainedScheduler"}
+_NOT_A_SCHEDULE |= {"LambdaLR", "MultiplicativeLR"}
 TORCH_OPTIMIZERS = frozenset(t.name for t in _TWINS if t.framework == "torch")
 KERAS_OPTIMIZERS = frozenset(t.name for t in _TWINS if t.framework == "keras")
 SCHEDULES: Mapping[str, Callable[..., Any]] = frozen(
