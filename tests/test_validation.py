@@ -267,6 +267,14 @@ ROWS = [
         max_of="v_hat",
     ),
     _row(
+    _row(T, r"bias_correction must be True or False, got 0", jopt.adam, 1e-3, bias_correction=0),
+    _row(
+        V,
+        r"eps_hat is a form of the bias correction: it is not defined with bias_correction=False",
+        jopt.scale_by_adam,
+        eps_hat=True,
+        bias_correction=False,
+    ),
         V,
         r"form must be one of 'classic', 'ema', got 'nesterov'",
         jopt.scale_by_momentum,

@@ -134,6 +134,7 @@ _ENTRIES = [
             "adam_eps_root": Example(
                 {"learning_rate": 0.01, "eps": 1e-6, "eps_root": 1e-8}, optax=True
             ),
+            "adam_no_bias_correction": Example({**_LR, "bias_correction": False}),
         },
         {"adam": Convergence({"learning_rate": 0.05}, 298, 1803)},
         scale_invariant=True,

@@ -184,8 +184,10 @@ def run_adam(
     eps_root: float = 0.0,
     nesterov: bool = False,
     weight_decay: float = 0.0,
+    bias_correction: bool = True,
 ) -> list[np.ndarray]:
-    """Adam (Kingma & Ba 2015), optionally NAdam and/or AdamW decoupled weight decay.
+    """Adam (Kingma & Ba 2015), optionally NAdam and/or AdamW decoupled weight decay, or without
+    the bias corrections (the dividing factors below are then 1).
 
     ::
 
@@ -208,11 +210,14 @@ def run_adam(
         g = _grad(grad_fn, x)
         m = b1 * m + (1.0 - b1) * g
         v = b2 * v + (1.0 - b2) * g**2
+        c1, c1_ahead, c2 = (
+            (1.0 - b1**t, 1.0 - b1 ** (t + 1), 1.0 - b2**t) if bias_correction else (1, 1, 1)
+        )
         if nesterov:
-            m_hat = b1 * m / (1.0 - b1 ** (t + 1)) + (1.0 - b1) * g / (1.0 - b1**t)
+            m_hat = b1 * m / c1_ahead + (1.0 - b1) * g / c1
         else:
-            m_hat = m / (1.0 - b1**t)
-        v_hat = v / (1.0 - b2**t)
+            m_hat = m / c1
+        v_hat = v / c2
         u = m_hat / (np.sqrt(v_hat + eps_root) + eps)
         u = u + weight_decay * x
         x = x - lr * u

@@ -37,9 +37,10 @@ EPS = Float("eps", NON_NEGATIVE)
 EPS_ROOT = Float("eps_root", NON_NEGATIVE)
 EPS_HAT = Flag("eps_hat")
 NESTEROV = Flag("nesterov")
-SCALE_BY_ADAM = Spec(B1, B2, EPS, EPS_ROOT, NESTEROV, EPS_HAT)
-ADAM = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, NESTEROV)
-ADAMW = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, WEIGHT_DECAY, NESTEROV)
+BIAS_CORRECTION = Flag("bias_correction")
+SCALE_BY_ADAM = Spec(B1, B2, EPS, EPS_ROOT, NESTEROV, EPS_HAT, BIAS_CORRECTION)
+ADAM = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, NESTEROV, BIAS_CORRECTION)
+ADAMW = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, WEIGHT_DECAY, NESTEROV, BIAS_CORRECTION)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -67,8 +68,11 @@ def _second_moments(updates, state_nu, hp):
     )
 
 
-def _debiased_first_moments(mu, updates, hp, count, nesterov):
-    """m_hat = m / (1 - b1**t), or NAdam's b1 m / (1 - b1**(t+1)) + (1 - b1) g / (1 - b1**t)."""
+def _debiased_first_moments(mu, updates, hp, count, nesterov, corrected=True):
+    """m_hat = m / (1 - b1**t), or NAdam's b1 m / (1 - b1**(t+1)) + (1 - b1) g / (1 - b1**t);
+    without `corrected`, m itself or b1 m + (1 - b1) g."""
+    if not corrected:  # the look-ahead b1 m + (1 - b1) g is one more moment step
+        return _first_moments(updates, mu, hp) if nesterov else mu
     correction = tree_math.bias_correction(hp["b1"], count)
     if not nesterov:
         return jax.tree.map(lambda m: tree_math.debias(m, correction), mu)
@@ -104,6 +108,7 @@ def scale_by_adam(
     nesterov: bool = False,
     nu_dtype: Any = None,
     eps_hat: bool = False,
+    bias_correction: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """Rescales updates by Adam's bias-corrected moments; a drop-in for `optax.scale_by_adam`.
 
@@ -118,16 +123,34 @@ def scale_by_adam(
       eps_hat: the paper's "epsilon hat" form used by Keras: eps is added to sqrt(v), not to
         sqrt(v_hat), and both bias corrections scale the step instead,
         `update = sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v + eps_root) + eps)`.
+      bias_correction: False drops both corrections, `update = m / (sqrt(v + eps_root) + eps)`
+        (NAdam's first moment becomes `b1 m + (1 - b1) g`), as tutorials write Adam. The first
+        steps change: at t = 1 the step is (1 - b1) / sqrt(1 - b2) times Adam's (3.2 with the
+        defaults), tending to Adam's as b1**t and b2**t vanish.
     """
     fn = errors.current_function()
     bound = SCALE_BY_ADAM.bind(
-        fn, b1=b1, b2=b2, eps=eps, eps_root=eps_root, nesterov=nesterov, eps_hat=eps_hat
+        fn,
+        b1=b1,
+        b2=b2,
+        eps=eps,
+        eps_root=eps_root,
+        nesterov=nesterov,
+        eps_hat=eps_hat,
+        bias_correction=bias_correction,
     )
-    nesterov, eps_hat = bound["nesterov"], bound["eps_hat"]
+    nesterov, eps_hat, corrected = bound["nesterov"], bound["eps_hat"], bound["bias_correction"]
     validation.require(
         fn,
         not (nesterov and eps_hat),
         "eps_hat is not defined with nesterov.",
+        argument="eps_hat",
+        value=eps_hat,
+    )
+    validation.require(
+        fn,
+        corrected or not eps_hat,
+        "eps_hat is a form of the bias correction: it is not defined with bias_correction=False.",
         argument="eps_hat",
         value=eps_hat,
     )
@@ -142,6 +165,10 @@ def scale_by_adam(
         nu = _second_moments(updates, state.nu, hp)
         if eps_hat:
             out = _normalize(mu, nu, hp, updates, _eps_hat_scale(hp, count))
+        elif not corrected:
+            out = _normalize(
+                _debiased_first_moments(mu, updates, hp, count, nesterov, False), nu, hp, updates
+            )
         else:
             m_hat = _debiased_first_moments(mu, updates, hp, count, nesterov)
             correction2 = tree_math.bias_correction(hp["b2"], count)
@@ -163,6 +190,7 @@ def adam(
     *,
     nesterov: bool = False,
     nu_dtype: Any = None,
+    bias_correction: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """Adam (Kingma & Ba 2015); a drop-in for `optax.adam`.
 
@@ -170,10 +198,20 @@ def adam(
         theta -= lr * m_hat / (sqrt(v_hat + eps_root) + eps),  x_hat = x / (1 - b**t)
 
     eps is outside the root as in the paper, optax and torch (Keras' Adam uses the "epsilon hat"
-    form, see `jopt.keras`).
+    form, see `jopt.keras`). `bias_correction=False` drops both corrections, as tutorials write
+    Adam: `theta -= lr * m / (sqrt(v + eps_root) + eps)`.
     """
     return stateful.chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
+        scale_by_adam(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            nesterov=nesterov,
+            nu_dtype=nu_dtype,
+            bias_correction=bias_correction,
+        ),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -191,6 +229,7 @@ def adamw(
     *,
     nesterov: bool = False,
     nu_dtype: Any = None,
+    bias_correction: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """AdamW, Adam with decoupled weight decay (Loshchilov & Hutter 2019); a drop-in for optax's.
 
@@ -200,7 +239,16 @@ def adamw(
     multiplier eta_t). Warning: torch's AdamW default weight_decay is 1e-2, optax's is 1e-4.
     """
     return stateful.chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
+        scale_by_adam(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            nesterov=nesterov,
+            nu_dtype=nu_dtype,
+            bias_correction=bias_correction,
+        ),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
@@ -217,6 +265,7 @@ def nadam(
     *,
     nesterov: bool = True,
     nu_dtype: Any = None,
+    bias_correction: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """NAdam (Dozat 2016), as optax: Adam with a Nesterov first moment and no momentum schedule.
 
@@ -226,7 +275,16 @@ def nadam(
     `jopt.keras`.
     """
     return stateful.chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
+        scale_by_adam(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            nesterov=nesterov,
+            nu_dtype=nu_dtype,
+            bias_correction=bias_correction,
+        ),
         scale_by_learning_rate(learning_rate),
     )
 
@@ -244,10 +302,20 @@ def nadamw(
     *,
     nesterov: bool = True,
     nu_dtype: Any = None,
+    bias_correction: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """NAdam with decoupled weight decay; a drop-in for `optax.nadamw`."""
     return stateful.chain(
-        scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov, nu_dtype=nu_dtype),
+        scale_by_adam(
+            b1,
+            b2,
+            eps,
+            eps_root,
+            mu_dtype,
+            nesterov=nesterov,
+            nu_dtype=nu_dtype,
+            bias_correction=bias_correction,
+        ),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
