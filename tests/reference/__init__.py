@@ -9,9 +9,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tests.reference import adaptive, modern, optimizers, sign, trust_ratio
+from tests.reference import (
+    adaptive,
+    factored,
+    modern,
+    optimizers,
+    schedule_free,
+    sign,
+    trust_ratio,
+)
 
-MODULES = (optimizers, adaptive, trust_ratio, sign, modern)
+MODULES = (optimizers, adaptive, trust_ratio, sign, modern, factored, schedule_free)
 
 
 def runner(name: str) -> Callable[..., list[np.ndarray]] | None:
