@@ -87,7 +87,7 @@ def test_chaining_with_optax_blocks_keeps_optax_count_unique():
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
-@pytest.mark.parametrize("case", helpers.CASES, ids=repr)
+@pytest.mark.parametrize("case", helpers.FIRST_CASES, ids=repr)
 def test_multi_steps_first_mini_step_gives_zero_updates(case, dtype):
     """optax's `test_gradient_accumulation`, pointed at every jopt optimizer."""
     tx = optax.MultiSteps(case.build(), every_k_schedule=K)
@@ -140,7 +140,7 @@ def _run(tx, wrapped: bool, params):
     return jax.lax.scan(step, (params, tx.init(params)), blocks)
 
 
-@pytest.mark.parametrize("case", helpers.CASES, ids=repr)
+@pytest.mark.parametrize("case", helpers.FIRST_CASES, ids=repr)
 def test_multi_steps_steps_the_optimizer_on_the_mean_of_k_gradients(case):
     with jax.enable_x64(True):
         tx, params = case.build(), jnp.linspace(0.0, 1.0, 6, dtype=jnp.float64)
@@ -153,7 +153,7 @@ def test_multi_steps_steps_the_optimizer_on_the_mean_of_k_gradients(case):
         )
 
 
-@pytest.mark.parametrize("case", helpers.OPTAX_CASES, ids=repr)
+@pytest.mark.parametrize("case", helpers.FIRST_OPTAX_CASES, ids=repr)
 def test_multi_steps_of_jopt_is_multi_steps_of_optax(case):
     params = jnp.linspace(0.0, 1.0, 6, dtype=jnp.float32)
     (_, _), ours = _run(case.build(), True, params)
