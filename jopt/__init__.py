@@ -63,6 +63,7 @@ from jopt._src.transforms.clipping import (
 )
 from jopt._src.transforms.learning_rate import scale_by_learning_rate
 from jopt._src.transforms.lion import lion, scale_by_lion
+from jopt._src.transforms.lookahead import lookahead
 from jopt._src.transforms.momentum import (
     ema,
     momentum_lr_inside,
@@ -121,6 +122,7 @@ __all__ = [
     "layerwise_groups",
     "linear_schedule",
     "lion",
+    "lookahead",
     "momentum_lr_inside",
     "multiply_schedules",
     "multistep_decay",

@@ -38,7 +38,12 @@ REQUIRED_ARGUMENTS = {
     "every_k": 2,
     "tx": lambda: jopt.sgd(0.1),  # a transform to wrap, built fresh for each constructor
     "optimizer": lambda: jopt.sgd(0.1),  # the same, under torch's name (ReduceLROnPlateau)
+    "fast_optimizer": lambda: jopt.sgd(0.1),  # the same, under optax's name (lookahead)
+    "sync_period": 2,
+    "slow_step_size": 0.5,
 }
+# Transforms whose params are not the model's: how they hold them.
+HELD_PARAMS = {"jopt.lookahead": optax.LookaheadParams.init_synced}
 # Transforms that read `value=` (the loss) rather than ignore it.
 READS_VALUE = {"jopt.reduce_on_plateau", "jopt.torch.ReduceLROnPlateau"}
 
@@ -124,9 +129,9 @@ def test_public_transform_keeps_the_optax_contract(name):
     """init and update are pure functions of their arguments: under jit as eagerly, twice the
     same; the updates are shaped and typed like the params, and the new state like the old one
     (so a checkpoint of either restores into the other)."""
-    tx, params = _build(name), _params()
+    tx, grads = _build(name), _grad(_params())
+    params = HELD_PARAMS.get(name, lambda p: p)(_params())
     assert isinstance(tx, optax.GradientTransformation)
-    grads = _grad(params)
     state = tx.init(params)
     chex.assert_trees_all_equal(tx.init(params), state)
     updates, new_state = jax.jit(tx.update)(grads, state, params)
@@ -154,8 +159,9 @@ def test_optimizer_update_ignores_extra_keyword_arguments(case):
 @pytest.mark.parametrize("name", sorted(CONSTRUCTORS))
 def test_public_transform_update_ignores_extra_keyword_arguments(name):
     # Called directly: inside optax.chain, a transform without **extra_args would be wrapped.
-    tx, params = _build(name), _params()
-    state, grads = tx.init(params), _grad(params)
+    tx, grads = _build(name), _grad(_params())
+    params = HELD_PARAMS.get(name, lambda p: p)(_params())
+    state = tx.init(params)
     extra = _extra_args(grads)
     given = {"value": extra.pop("value")} if name in READS_VALUE else {}
     want = tx.update(grads, state, params, **given)

@@ -94,6 +94,7 @@ def test_jopts_public_names():
         "layerwise_groups",
         "linear_schedule",
         "lion",
+        "lookahead",
         "momentum_lr_inside",
         "multiply_schedules",
         "multistep_decay",

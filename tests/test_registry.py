@@ -52,6 +52,7 @@ BUILDING_BLOCKS = {
     "describe_groups",
     "ema_params",
     "layerwise_groups",
+    "lookahead",
     "param_groups",
     "add_decayed_weights",
     "add_l1_penalty",

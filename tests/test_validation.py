@@ -215,6 +215,14 @@ ROWS = [
     ),
     _row(T, r"nesterov must be True or False, got 'yes'", jopt.adam, 1e-3, nesterov="yes"),
     _row(T, r"nesterov must be True or False, got 1", jopt.radam, 1e-3, nesterov=1),
+    _row(T, r"bias_correction must be True or False, got 0", jopt.adam, 1e-3, bias_correction=0),
+    _row(
+        V,
+        r"eps_hat is a form of the bias correction: it is not defined with bias_correction=False",
+        jopt.scale_by_adam,
+        eps_hat=True,
+        bias_correction=False,
+    ),
     # -- other flags must be bools ----------------------------------------------------------------
     _row(T, r"centered must be True or False, got 'no'", jopt.rmsprop, 1e-3, centered="no"),
     _row(
@@ -267,14 +275,6 @@ ROWS = [
         max_of="v_hat",
     ),
     _row(
-    _row(T, r"bias_correction must be True or False, got 0", jopt.adam, 1e-3, bias_correction=0),
-    _row(
-        V,
-        r"eps_hat is a form of the bias correction: it is not defined with bias_correction=False",
-        jopt.scale_by_adam,
-        eps_hat=True,
-        bias_correction=False,
-    ),
         V,
         r"form must be one of 'classic', 'ema', got 'nesterov'",
         jopt.scale_by_momentum,
@@ -486,6 +486,7 @@ ROWS = [
     ),
     _row(V, r"decay must be in \[0, 1\), got 1\.5", jopt.ema_params, jopt.sgd(0.1), decay=1.5),
     _row(V, r"start must be an integer >= 1, got 0", jopt.swa_params, jopt.sgd(0.1), start=0),
+    _row(V, r"sync_period must be an integer >= 1, got 0", jopt.lookahead, jopt.sgd(0.1), 0, 0.5),
     # -- skip_nonfinite ---------------------------------------------------------------------------
     _row(
         V,
@@ -877,6 +878,7 @@ REQUIRED: dict[str, dict[str, Any]] = {
     if "learning_rate" not in registry.OPTIMIZERS[name].defaults  # adadelta's is 1.0
 }
 REQUIRED |= {
+    "lookahead": {"fast_optimizer": jopt.sgd(0.1), "sync_period": 5, "slow_step_size": 0.5},
     "scale_by_learning_rate": {"learning_rate": 0.1},
     "momentum_lr_inside": {"learning_rate": 0.1},
     "trace": {"decay": 0.9},
@@ -910,9 +912,10 @@ def test_documented_defaults_build_and_take_one_finite_step(name):
         if p.default is not inspect.Parameter.empty
     }
     tx = make(**{**defaults, **REQUIRED.get(name, {})})
-    state = tx.init(_PARAMS)
+    params = optax.LookaheadParams.init_synced(_PARAMS) if name == "lookahead" else _PARAMS
+    state = tx.init(params)
     grads = {"w": jnp.array([0.3, -2.0]), "b": jnp.array(1.5)}
     # value= is what reduce_on_plateau reads; every other transform ignores extra arguments.
-    updates, _ = tx.update(grads, state, _PARAMS, value=jnp.asarray(1.0))
-    chex.assert_trees_all_equal_shapes_and_dtypes(updates, _PARAMS)
+    updates, _ = tx.update(grads, state, params, value=jnp.asarray(1.0))
+    chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
     chex.assert_tree_all_finite(updates)
