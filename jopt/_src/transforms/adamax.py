@@ -4,9 +4,14 @@ the infinity norm in place of the second moment.
     m = b1 m + (1 - b1) g;   u = max(b2 u, |g| + eps);   update = m / (1 - b1**t) / u
 
 Keras puts eps outside the max (`eps_in_max=False`): u = max(b2 u, |g|), update = ... / (u + eps).
+
+AdamaxW adds AdamW's decoupled weight decay (Loshchilov & Hutter 2019) to Adamax's update, before
+the learning rate scales it: theta -= lr * (m_hat / u + weight_decay * theta).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -18,9 +23,11 @@ from jopt._src.spec import Flag, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.adam import B1, B2, EPS, ScaleByAdamState, _first_moments
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
+from jopt._src.transforms.regularization import WEIGHT_DECAY, add_decayed_weights
 
 SCALE_BY_ADAMAX = Spec(B1, B2, EPS, Flag("eps_in_max"))
 ADAMAX = Spec(LEARNING_RATE, B1, B2, EPS)
+ADAMAXW = Spec(LEARNING_RATE, B1, B2, EPS, WEIGHT_DECAY)
 
 
 @errors.public("jopt.scale_by_adamax")
@@ -81,3 +88,28 @@ def adamax(
     Keras puts eps outside the max: `max(b2 u, |g|)`, then divides by `u + eps`.
     """
     return stateful.chain(scale_by_adamax(b1, b2, eps), scale_by_learning_rate(learning_rate))
+
+
+@errors.public("jopt.adamaxw")
+def adamaxw(
+    learning_rate: ScalarOrSchedule,
+    b1: ScalarOrSchedule = 0.9,
+    b2: ScalarOrSchedule = 0.999,
+    eps: float = 1e-8,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Any = None,
+) -> optax.GradientTransformationExtraArgs:
+    """AdamaxW, Adamax with decoupled weight decay (Kingma & Ba 2015, sec. 7.1; Loshchilov &
+    Hutter 2019); a drop-in for `optax.adamaxw`.
+
+        u = max(b2 u, |g| + eps);   theta -= lr * (m_hat / u + weight_decay * theta)
+
+    The decay is multiplied by the learning rate, as in `jopt.adamw`, optax and torch (the paper's
+    schedule multiplier eta_t). `mask`: a tree of bools shaped like the params (or a function
+    params -> such a tree) marking the leaves to decay.
+    """
+    return stateful.chain(
+        scale_by_adamax(b1, b2, eps),
+        add_decayed_weights(weight_decay, mask),
+        scale_by_learning_rate(learning_rate),
+    )
