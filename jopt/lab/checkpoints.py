@@ -185,8 +185,7 @@ def _stored_steps(stem: Path, orbax_dir: Path, npz: Path):
             def reader(step):
                 def read():
                     # Read as stored: restoring into templates would cast other dtypes silently.
-                    arrays = manager.restore(step, args=_orbax_restore_args())["state"]
-                    return [np.asarray(arrays[k]) for k in sorted(arrays)]
+                    return _from_orbax(manager.restore(step, args=_orbax_restore_args())["state"])
 
                 return read
 
@@ -226,10 +225,34 @@ def _manager(stem: Path):
     return ocp.CheckpointManager(stem.with_name(stem.name + ".orbax").absolute(), options=options)
 
 
+_SHAPE_PREFIX = "shape"  # `shapeNNNNN`: the shape of leaf NNNNN, stored in its place when empty
+
+
 def _orbax_args(arrays: dict[str, np.ndarray]):
+    """orbax refuses arrays of size 0 (an optimizer state block without hyperparameters holds
+    one): each is stored as one element of its dtype, with its shape under `shapeNNNNN`."""
     import orbax.checkpoint as ocp
 
-    return ocp.args.Composite(state=ocp.args.StandardSave(arrays))
+    stored = {}
+    for name, array in arrays.items():
+        if array.size == 0:
+            stored[name] = np.zeros(1, array.dtype)
+            stored[_SHAPE_PREFIX + name.removeprefix("leaf")] = np.asarray(array.shape, np.int64)
+        else:
+            stored[name] = array
+    return ocp.args.Composite(state=ocp.args.StandardSave(stored))
+
+
+def _from_orbax(stored: dict[str, Any]) -> list[np.ndarray]:
+    """The leaves `_orbax_args` stored, in order, empty ones given back their shape."""
+    leaves = []
+    for name in sorted(k for k in stored if k.startswith("leaf")):
+        array = np.asarray(stored[name])
+        shape = stored.get(_SHAPE_PREFIX + name.removeprefix("leaf"))
+        if shape is not None:
+            array = np.zeros(tuple(int(n) for n in np.asarray(shape)), array.dtype)
+        leaves.append(array)
+    return leaves
 
 
 def _orbax_restore_args():

@@ -232,3 +232,15 @@ def test_damage_to_any_checkpoint_file_never_restores_wrong_values(tmp_path, dam
             np.testing.assert_array_equal(got, expected, err_msg=name)
         outcomes[name] = step
     assert len(outcomes) >= 6, outcomes
+
+
+@pytest.mark.parametrize("fmt", checkpoints.FORMATS)
+def test_an_empty_leaf_round_trips(tmp_path, fmt):
+    # A state block without hyperparameters holds an empty array; orbax refuses to store one.
+    stem = _stem(tmp_path)
+    leaves = [LEAVES[0], np.zeros((0,), np.float32), np.zeros((2, 0), np.int32), LEAVES[3]]
+    checkpoints.save(stem, leaves, 10, {}, fmt)
+    got, step = checkpoints.load(stem, leaves)
+    assert step == 10
+    for a, b in zip(got, leaves, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
