@@ -65,8 +65,10 @@ def _reference_kwargs(reference: Callable[..., Any], kwargs: dict[str, Any]) -> 
 
 
 def _uses_params(kwargs: dict[str, Any], entry: registry.Optimizer) -> bool:
-    """Whether `update` needs the params: a weight decay block is in the chain."""
-    return kwargs.get("weight_decay", entry.defaults.get("weight_decay")) is not None
+    """Whether `update` needs the params: a weight decay block is in the chain, or the optimizer
+    reads them anyway (a trust ratio, Adafactor's relative step, schedule-free's y)."""
+    decay = kwargs.get("weight_decay", entry.defaults.get("weight_decay"))
+    return entry.reads_params or decay is not None
 
 
 def _cases() -> list[Case]:
@@ -111,9 +113,10 @@ FIRST_OPTAX_CASES = [case for case in FIRST_CASES if case.optax_make is not None
 SHAPES = ((3,), (2, 4))
 
 
-def random_problem(seed: int = 0):
-    """The reference `random_problem` and a JAX gradient of the same function on a tuple."""
-    problem = problems.random_problem(SHAPES, seed=seed)
+def random_problem(seed: int = 0, shapes: tuple[tuple[int, ...], ...] = SHAPES):
+    """The reference `random_problem` and a JAX gradient of the same function on a tuple (of
+    leaves of `shapes`)."""
+    problem = problems.random_problem(shapes, seed=seed)
     a_parts = problem.split(problem.extras["a"])
     c_parts = problem.split(problem.extras["c"])
 

@@ -62,6 +62,10 @@ class Optimizer:
     examples: Mapping[str, Example]  # by id; the first is the optimizer's defaults
     convergence: Mapping[str, Convergence]  # by id
     scale_invariant: bool = False  # with eps = 0, invariant to rescaling the gradients
+    reads_params: bool = False  # `update` needs the params even without weight decay
+    # (state, params) -> the params to evaluate the model at, where they are not the params the
+    # optimizer trains (schedule-free: the average x, not y where gradients are taken)
+    eval_params: Callable[[Any, Any], Any] | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "examples", frozen(self.examples))

@@ -19,6 +19,7 @@ import optax
 
 import jopt
 from jopt.lab import config as config_lib
+from jopt.lab import registry as lab_registry
 from jopt.lab.workloads import WORKLOADS
 from jopt.lab.workloads.base import Workload
 
@@ -119,9 +120,13 @@ def _make_step(workload: Workload, tx: optax.GradientTransformation, with_value:
 
 def _make_eval_params(optimizer: config_lib.OptimizerConfig) -> Callable:
     """(params, optimizer state) -> the params to evaluate: the average kept in the state when
-    the optimizer has one (`average:`), cast to the params' dtypes, else the params."""
+    the optimizer has one (`average:`), cast to the params' dtypes; else the point the optimizer
+    says to evaluate at (schedule-free's x, read from its state); else the params."""
     if optimizer.wrappers.average is None:
-        return lambda params, opt_state: params
+        own = lab_registry.eval_params(optimizer.name)
+        if own is None:
+            return lambda params, opt_state: params
+        return jax.jit(jax.vmap(lambda params, opt_state: own(opt_state, params)))  # per run
 
     def averaged(params, opt_state):
         average = jopt.averaged_params(opt_state)

@@ -30,6 +30,13 @@ def hparams(name: str) -> Any:
     return None if entry is None else entry.hparams
 
 
+def eval_params(name: str) -> Callable[[Any, Any], Any] | None:
+    """(optimizer state, params) -> the params to evaluate at, for optimizer `name` when they
+    are not its params (schedule-free's average x), else None."""
+    entry = registry.OPTIMIZERS.get(name)
+    return None if entry is None else entry.eval_params
+
+
 def closest(name: str, known: Any) -> str:
     """' (did you mean X?)' for the closest known name, or '' if none is close."""
     same_but_case = [k for k in known if str(k).lower() == str(name).lower()]
