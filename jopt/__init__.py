@@ -50,9 +50,13 @@ from jopt._src.schedules.warmup import (
 from jopt._src.transforms.accumulation import accumulate_gradients
 from jopt._src.transforms.adabelief import adabelief, scale_by_belief
 from jopt._src.transforms.adadelta import adadelta, scale_by_adadelta
+from jopt._src.transforms.adafactor import adafactor, scale_by_factored_rms
 from jopt._src.transforms.adagrad import adagrad, scale_by_rss
 from jopt._src.transforms.adam import adam, adamw, nadam, nadamw, scale_by_adam
-from jopt._src.transforms.adamax import adamax, scale_by_adamax
+from jopt._src.transforms.adamax import adamax, adamaxw, scale_by_adamax
+from jopt._src.transforms.adan import adan, scale_by_adan
+from jopt._src.transforms.ademamix import ademamix, scale_by_ademamix
+from jopt._src.transforms.adopt import adopt, scale_by_adopt
 from jopt._src.transforms.amsgrad import amsgrad, scale_by_amsgrad
 from jopt._src.transforms.averaging import averaged_params, ema_params, swa_params
 from jopt._src.transforms.clipping import (
@@ -61,6 +65,9 @@ from jopt._src.transforms.clipping import (
     clip_by_leaf_norm,
     clipped_norm,
 )
+from jopt._src.transforms.fromage import fromage
+from jopt._src.transforms.lamb import lamb
+from jopt._src.transforms.lars import lars
 from jopt._src.transforms.learning_rate import scale_by_learning_rate
 from jopt._src.transforms.lion import lion, scale_by_lion
 from jopt._src.transforms.lookahead import lookahead
@@ -73,9 +80,26 @@ from jopt._src.transforms.momentum import (
 )
 from jopt._src.transforms.nadam import scale_by_nadam
 from jopt._src.transforms.nonfinite import skip_nonfinite, skipped_steps
+from jopt._src.transforms.novograd import novograd, scale_by_novograd
+from jopt._src.transforms.optimistic import (
+    optimistic_adam,
+    optimistic_gradient_descent,
+    scale_by_optimistic_gradient,
+)
 from jopt._src.transforms.radam import radam, scale_by_radam
 from jopt._src.transforms.regularization import add_decayed_weights, add_l1_penalty
 from jopt._src.transforms.rms import rmsprop, scale_by_rms, scale_by_stddev
+from jopt._src.transforms.rprop import rprop, scale_by_rprop
+from jopt._src.transforms.schedule_free import (
+    schedule_free,
+    schedule_free_adamw,
+    schedule_free_eval_params,
+    schedule_free_sgd,
+)
+from jopt._src.transforms.sign import scale_by_sign, sign_sgd, signum
+from jopt._src.transforms.sm3 import scale_by_sm3, sm3
+from jopt._src.transforms.trust_ratio import scale_by_trust_ratio
+from jopt._src.transforms.yogi import scale_by_yogi, yogi
 
 __version__ = "0.1.0"
 
@@ -90,12 +114,17 @@ __all__ = [
     "accumulate_gradients",
     "adabelief",
     "adadelta",
+    "adafactor",
     "adagrad",
     "adam",
     "adamax",
+    "adamaxw",
     "adamw",
+    "adan",
     "add_decayed_weights",
     "add_l1_penalty",
+    "ademamix",
+    "adopt",
     "amsgrad",
     "assign_groups",
     "averaged_params",
@@ -114,11 +143,14 @@ __all__ = [
     "ema",
     "ema_params",
     "exponential_decay",
+    "fromage",
     "get_hparams",
     "hparams",
     "inverse_time_decay",
     "join_schedules",
     "keras",
+    "lamb",
+    "lars",
     "layerwise_groups",
     "linear_schedule",
     "lion",
@@ -128,8 +160,11 @@ __all__ = [
     "multistep_decay",
     "nadam",
     "nadamw",
+    "novograd",
     "one_cycle_momentum",
     "one_cycle_schedule",
+    "optimistic_adam",
+    "optimistic_gradient_descent",
     "param_groups",
     "per_epoch",
     "piecewise_constant",
@@ -140,24 +175,43 @@ __all__ = [
     "radam",
     "reduce_on_plateau",
     "rmsprop",
+    "rprop",
     "scale_by_adadelta",
     "scale_by_adam",
     "scale_by_adamax",
+    "scale_by_adan",
+    "scale_by_ademamix",
+    "scale_by_adopt",
     "scale_by_amsgrad",
     "scale_by_belief",
+    "scale_by_factored_rms",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_momentum",
     "scale_by_nadam",
+    "scale_by_novograd",
+    "scale_by_optimistic_gradient",
     "scale_by_radam",
     "scale_by_rms",
+    "scale_by_rprop",
     "scale_by_rss",
+    "scale_by_sign",
+    "scale_by_sm3",
     "scale_by_stddev",
+    "scale_by_trust_ratio",
+    "scale_by_yogi",
+    "schedule_free",
+    "schedule_free_adamw",
+    "schedule_free_eval_params",
+    "schedule_free_sgd",
     "schedules",
     "set_hparams",
     "sgd",
+    "sign_sgd",
+    "signum",
     "skip_nonfinite",
     "skipped_steps",
+    "sm3",
     "step_decay",
     "swa_params",
     "torch",
@@ -166,4 +220,5 @@ __all__ = [
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",
     "with_warmup",
+    "yogi",
 ]

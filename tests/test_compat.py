@@ -39,6 +39,7 @@ REQUIRED_ARGUMENTS = {
     "tx": lambda: jopt.sgd(0.1),  # a transform to wrap, built fresh for each constructor
     "optimizer": lambda: jopt.sgd(0.1),  # the same, under torch's name (ReduceLROnPlateau)
     "fast_optimizer": lambda: jopt.sgd(0.1),  # the same, under optax's name (lookahead)
+    "base_optimizer": lambda: jopt.sgd(0.1),  # the same (schedule_free)
     "sync_period": 2,
     "slow_step_size": 0.5,
 }
@@ -46,6 +47,9 @@ REQUIRED_ARGUMENTS = {
 HELD_PARAMS = {"jopt.lookahead": optax.LookaheadParams.init_synced}
 # Transforms that read `value=` (the loss) rather than ignore it.
 READS_VALUE = {"jopt.reduce_on_plateau", "jopt.torch.ReduceLROnPlateau"}
+# Transforms whose update is a difference of params, y_new - y (schedule-free, in optax's form):
+# eager and jitted (where XLA fuses a * b + c) differ by an ulp of the params, not of the update.
+DIFFERENCE_OF_PARAMS = {"jopt.schedule_free", "jopt.schedule_free_sgd", "jopt.schedule_free_adamw"}
 
 
 def _public_transform_constructors() -> dict[str, Callable[..., Any]]:
@@ -140,7 +144,8 @@ def test_public_transform_keeps_the_optax_contract(name):
     chex.assert_tree_all_finite(updates)
     again = jax.jit(tx.update)(grads, state, params)
     chex.assert_trees_all_equal(again, (updates, new_state))
-    chex.assert_trees_all_close(tx.update(grads, state, params), again, rtol=1e-6, atol=1e-7)
+    atol = 1e-6 if name in DIFFERENCE_OF_PARAMS else 1e-7
+    chex.assert_trees_all_close(tx.update(grads, state, params), again, rtol=1e-6, atol=atol)
 
 
 def _extra_args(grads):
@@ -169,6 +174,10 @@ def test_public_transform_update_ignores_extra_keyword_arguments(name):
     chex.assert_trees_all_equal(got, want)
 
 
+# Optimizers whose first update is zero by design: ADOPT's first gradient only initializes v.
+FIRST_UPDATE_IS_ZERO = {"adopt"}
+
+
 @pytest.mark.filterwarnings("error")  # e.g. "Some donated buffers were not usable"
 @pytest.mark.parametrize("case", helpers.FIRST_CASES, ids=repr)
 def test_works_after_optax_clipping_under_multisteps_with_donated_params_and_state(case):
@@ -190,7 +199,7 @@ def test_works_after_optax_clipping_under_multisteps_with_donated_params_and_sta
         params, state = step(params, state)
         assert all(leaf.is_deleted() for leaf in donated), f"step {k}"
         chex.assert_tree_all_finite((params, state))
-        if k % 2:
+        if k % 2 or (k == 2 and case.optimizer in FIRST_UPDATE_IS_ZERO):
             chex.assert_trees_all_equal(params, before)
         else:
             assert _changed(before, params), f"step {k}"

@@ -87,8 +87,19 @@ HPARAM_VALUES: dict[str, st.SearchStrategy[float]] = {
     "b2": _DECAY_RATE,
     "eps": _floats(1e-30, 1.0),
     "eps_root": _floats(0.0, 1.0),
+    "alpha": _floats(0.0, 1e3),  # optimistic gradient descent's weights
+    # Signum's decay rate, in [0, 1); optimistic gradient descent's beta (>= 0) takes these too.
+    "beta": _DECAY_RATE,
+    "eta_minus": _floats(0.0, 1.0, exclude_min=True, exclude_max=True),  # Rprop
+    "eta_plus": _floats(1.0, 1e3, exclude_min=True),
+    "min_step_size": _floats(0.0, 1e3),
+    "max_step_size": _floats(0.0, 1e3, exclude_min=True),
 }
-ZERO_GRAD_CASES = [case for case in helpers.CASES if not case.uses_params]
+# Yogi starts both moments at 1e-6, as optax: zero gradients move its params (from a zero start
+# they do not: tests/test_adaptive.py).
+ZERO_GRAD_CASES = [
+    case for case in helpers.CASES if not case.uses_params and case.optimizer != "yogi"
+]
 
 
 @functools.cache
@@ -129,6 +140,8 @@ SCALE_STEPS = 10
 # Optimizers whose trajectory depends on the gradients' scale even with eps = 0.
 _SCALE_DEPENDENT = {
     jopt.sgd: "the step is proportional to the gradient",
+    jopt.schedule_free_sgd: "the step of z is proportional to the gradient",
+    jopt.optimistic_gradient_descent: "the step is proportional to the gradients",
     jopt.radam: "the first steps (rho_t <= threshold) are plain momentum, not normalized",
     jopt.adadelta: "with eps = 0 it never moves (the first step is sqrt(0) / sqrt(v) * g = 0)",
 }

@@ -111,6 +111,223 @@ ROWS = [
     _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.lion, 1e-3, b2=1.0),
     _row(V, r"b1 must be in \[0, 1\), got 1\.5", jopt.adabelief, 1e-3, b1=1.5),
     _row(V, r"eps_root must be >= 0, got -1e-16", jopt.scale_by_belief, eps_root=-1e-16),
+    # -- the trust ratio family: LARS, LAMB, Fromage ----------------------------------------------
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.lars, -0.1),
+    _row(V, r"weight_decay must be >= 0, got -0\.01", jopt.lars, 0.1, weight_decay=-0.01),
+    _row(V, r"trust_coefficient must be > 0, got 0\.0", jopt.lars, 0.1, trust_coefficient=0.0),
+    _row(V, r"eps must be >= 0, got -1\.0", jopt.lars, 0.1, eps=-1.0),
+    _row(V, r"momentum must be in \[0, 1\), got 1\.0", jopt.lars, 0.1, momentum=1.0),
+    _row(T, r"nesterov must be True or False, got 'yes'", jopt.lars, 0.1, nesterov="yes"),
+    _row(T, r"split_norm must be True or False, got 1", jopt.lars, 0.1, split_norm=1),
+    _row(T, r"weight_decay_mask must be None, .*got 3", jopt.lars, 0.1, weight_decay_mask=3),
+    _row(T, r"trust_ratio_mask must be None, .*got 'all'", jopt.lars, 0.1, trust_ratio_mask="all"),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.lamb, 1e-3, b2=1.0),
+    _row(V, r"weight_decay must be >= 0, got -1\.0", jopt.lamb, 1e-3, weight_decay=-1.0),
+    _row(V, r"phi_min must be >= 0, got -1\.0", jopt.lamb, 1e-3, phi_min=-1.0),
+    _row(V, r"phi_max must be > 0, got 0\.0", jopt.lamb, 1e-3, phi_max=0.0),
+    _row(
+        V, r"phi_min=2\.0 must not exceed phi_max=1\.0", jopt.lamb, 1e-3, phi_min=2.0, phi_max=1.0
+    ),
+    _row(T, r"mask must be None, .*got 1\.0", jopt.lamb, 1e-3, mask=1.0),
+    _row(V, r"learning_rate must be >= 0, got -1\.0", jopt.fromage, -1.0),
+    _row(V, r"min_norm must be >= 0, got -1e-06", jopt.fromage, 0.01, min_norm=-1e-6),
+    _row(V, r"min_norm must be >= 0, got -1\.0", jopt.scale_by_trust_ratio, min_norm=-1.0),
+    _row(
+        V,
+        r"trust_coefficient must be > 0, got 0\.0",
+        jopt.scale_by_trust_ratio,
+        trust_coefficient=0.0,
+    ),
+    _row(V, r"eps must be >= 0, got nan", jopt.scale_by_trust_ratio, eps=NAN),
+    _row(V, r"phi_max must be > 0, got -1\.0", jopt.scale_by_trust_ratio, phi_max=-1.0),
+    # -- the factored family: Adafactor, SM3 ------------------------------------------------------
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.adafactor, -0.1),
+    _row(
+        V,
+        r"min_dim_size_to_factor must be an integer >= 0, got -1",
+        jopt.adafactor,
+        min_dim_size_to_factor=-1,
+    ),
+    _row(V, r"decay_rate must be >= 0, got -0\.8", jopt.adafactor, decay_rate=-0.8),
+    _row(T, r"decay_offset must be an integer >= 0, got 1\.5", jopt.adafactor, decay_offset=1.5),
+    _row(
+        T,
+        r"multiply_by_parameter_scale must be True or False, got 'yes'",
+        jopt.adafactor,
+        multiply_by_parameter_scale="yes",
+    ),
+    _row(V, r"clipping_threshold must be > 0, got 0\.0", jopt.adafactor, clipping_threshold=0.0),
+    _row(V, r"momentum must be in \[0, 1\), got 1\.0", jopt.adafactor, momentum=1.0),
+    _row(T, r"dtype_momentum must be a floating dtype", jopt.adafactor, dtype_momentum="int32"),
+    _row(V, r"weight_decay_rate must be >= 0, got -0\.01", jopt.adafactor, weight_decay_rate=-0.01),
+    _row(V, r"eps must be >= 0, got -1e-30", jopt.adafactor, eps=-1e-30),
+    _row(T, r"factored must be True or False, got 1", jopt.adafactor, factored=1),
+    _row(T, r"weight_decay_mask must be None, a callable", jopt.adafactor, weight_decay_mask="b"),
+    _row(V, r"eps2 must be >= 0, got -0\.001", jopt.adafactor, eps2=-1e-3),
+    _row(V, r"decay_rate must be >= 0, got nan", jopt.scale_by_factored_rms, decay_rate=NAN),
+    _row(
+        V,
+        r"step_offset must be an integer >= 0, got -1",
+        jopt.scale_by_factored_rms,
+        step_offset=-1,
+    ),
+    _row(
+        T,
+        r"min_dim_size_to_factor must be an integer >= 0, got 2\.5",
+        jopt.scale_by_factored_rms,
+        min_dim_size_to_factor=2.5,
+    ),
+    _row(V, r"epsilon must be >= 0, got -1\.0", jopt.scale_by_factored_rms, epsilon=-1.0),
+    _row(T, r"factored must be True or False, got 'no'", jopt.scale_by_factored_rms, factored="no"),
+    _row(
+        T,
+        r"decay_rate_fn must be a function \(step, rate\) -> b, got 'pow'",
+        jopt.scale_by_factored_rms,
+        decay_rate_fn="pow",
+    ),
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.sm3, -0.1),
+    _row(V, r"momentum must be in \[0, 1\), got 1\.0", jopt.sm3, 0.1, momentum=1.0),
+    _row(V, r"eps must be >= 0, got -1e-08", jopt.sm3, 0.1, eps=-1e-8),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.0", jopt.scale_by_sm3, b1=1.0),
+    _row(V, r"b2 must be in \[0, 1\], got 1\.5", jopt.scale_by_sm3, b2=1.5),
+    _row(V, r"eps must be >= 0, got nan", jopt.scale_by_sm3, eps=NAN),
+    # -- schedule-free: the wrapper, SGD and AdamW -------------------------------------------------
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.schedule_free_sgd, -0.1),
+    _row(V, r"b1 must be in \(0, 1\), got 0\.0", jopt.schedule_free_sgd, 0.1, b1=0.0),
+    _row(V, r"b1 must be in \(0, 1\), got 1\.0", jopt.schedule_free_adamw, b1=1.0),
+    _row(V, r"warmup_steps must be an integer >= 1, got 0", jopt.schedule_free_sgd, 0.1, 0),
+    _row(T, r"warmup_steps must be an integer >= 1, got 2\.5", jopt.schedule_free_adamw, 0.1, 2.5),
+    _row(V, r"warmup_steps must be an integer below 2\*\*24", jopt.schedule_free_sgd, 0.1, 2**24),
+    _row(V, r"weight_decay must be >= 0, got -0\.01", jopt.schedule_free_sgd, weight_decay=-0.01),
+    _row(
+        V, r"weight_lr_power must be >= 0, got -1\.0", jopt.schedule_free_sgd, weight_lr_power=-1.0
+    ),
+    _row(V, r"r must be >= 0, got -0\.5", jopt.schedule_free_adamw, r=-0.5),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.schedule_free_adamw, b2=1.0),
+    _row(V, r"eps must be >= 0, got -1e-08", jopt.schedule_free_adamw, eps=-1e-8),
+    _row(
+        V,
+        r"form must be one of 'optax', 'paper', got 'official'",
+        jopt.schedule_free_adamw,
+        form="official",
+    ),
+    _row(
+        T,
+        r"state_dtype must be a floating dtype or None",
+        jopt.schedule_free_sgd,
+        state_dtype="int32",
+    ),
+    _row(
+        T,
+        r"base_optimizer must be an optax.GradientTransformation, got 'sgd'",
+        jopt.schedule_free,
+        "sgd",
+        0.1,
+    ),
+    _row(V, r"learning_rate must be >= 0, got nan", jopt.schedule_free, jopt.sgd(0.1), NAN),
+    _row(V, r"b1 must be in \(0, 1\), got 1\.5", jopt.schedule_free, jopt.sgd(0.1), 0.1, b1=1.5),
+    _row(
+        V,
+        r"weight_lr_power must be >= 0, got nan",
+        jopt.schedule_free,
+        jopt.sgd(0.1),
+        0.1,
+        weight_lr_power=NAN,
+    ),
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.yogi, -0.1),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.yogi, 1e-3, b2=1.0),
+    _row(
+        V,
+        r"initial_accumulator_value must be >= 0, got -1e-06",
+        jopt.scale_by_yogi,
+        initial_accumulator_value=-1e-6,
+    ),
+    _row(V, r"weight_decay must be >= 0, got -0\.01", jopt.adamaxw, 1e-3, weight_decay=-0.01),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.0", jopt.novograd, 1e-3, b1=1.0),
+    _row(V, r"weight_decay must be >= 0, got nan", jopt.scale_by_novograd, weight_decay=NAN),
+    _row(T, r"mu_dtype must be a floating dtype or None", jopt.scale_by_novograd, mu_dtype="int32"),
+    _row(V, r"b3 must be in \[0, 1\), got 1\.0", jopt.adan, 1e-3, b3=1.0),
+    _row(V, r"eps_root must be >= 0, got -1e-08", jopt.scale_by_adan, eps_root=-1e-8),
+    _row(
+        V, r"form must be one of 'optax', 'paper', got 'official'", jopt.adan, 1e-3, form="official"
+    ),
+    # -- the sign family: signSGD, Signum, Rprop ---------------------------------------------------
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.sign_sgd, -0.1),
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.signum, -0.1),
+    _row(V, r"beta must be in \[0, 1\), got 1\.0", jopt.signum, 1e-3, beta=1.0),
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.rprop, -0.1),
+    _row(T, r"learning_rate is Rprop's initial step size", jopt.rprop, _constant),
+    _row(V, r"eta_minus must be in \(0, 1\), got 1\.0", jopt.rprop, 0.1, eta_minus=1.0),
+    _row(V, r"eta_minus must be in \(0, 1\), got 0\.0", jopt.scale_by_rprop, 0.1, eta_minus=0.0),
+    _row(V, r"eta_plus must be > 1, got 1\.0", jopt.rprop, 0.1, eta_plus=1.0),
+    _row(V, r"min_step_size must be >= 0, got -1e-06", jopt.rprop, 0.1, min_step_size=-1e-6),
+    _row(V, r"max_step_size must be > 0, got 0\.0", jopt.scale_by_rprop, 0.1, max_step_size=0.0),
+    _row(
+        V,
+        r"min_step_size must be <= max_step_size, got 1\.0 > 0\.5",
+        jopt.rprop,
+        0.1,
+        min_step_size=1.0,
+        max_step_size=0.5,
+    ),
+    _row(
+        V,
+        r"stale_update=True .* has no backtracking form",
+        jopt.rprop,
+        0.1,
+        weight_backtracking=True,
+        stale_update=True,
+    ),
+    # -- the modern family: ADOPT, AdEMAMix, optimistic gradient descent and Adam ---------------
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.adopt, -0.1),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.0", jopt.adopt, 1e-3, b1=1.0),
+    _row(V, r"b2 must be in \[0, 1\), got -0\.1", jopt.scale_by_adopt, b2=-0.1),
+    _row(V, r"eps must be >= 0, got -1e-06", jopt.adopt, 1e-3, eps=-1e-6),
+    _row(V, r"clip_value_fn must be >= 0, got -1\.0", jopt.scale_by_adopt, clip_value_fn=-1.0),
+    _row(
+        T,
+        r"clip_value_fn must be a number or a schedule .*got the string 'sqrt'",
+        jopt.adopt,
+        1e-3,
+        clip_value_fn="sqrt",
+    ),
+    _row(T, r"use_clipping must be True or False, got 1", jopt.adopt, 1e-3, use_clipping=1),
+    _row(T, r"nesterov must be True or False, got 'yes'", jopt.scale_by_adopt, nesterov="yes"),
+    _row(V, r"learning_rate must be >= 0, got nan", jopt.ademamix, NAN),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.5", jopt.scale_by_ademamix, b1=1.5),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.ademamix, 1e-3, b2=1.0),
+    _row(V, r"b3 must be in \[0, 1\), got 1\.0", jopt.ademamix, 1e-3, b3=1.0),
+    _row(V, r"b3 must be in \[0, 1\), got nan", jopt.scale_by_ademamix, b3=NAN),
+    _row(V, r"alpha must be >= 0, got -1\.0", jopt.ademamix, 1e-3, alpha=-1.0),
+    _row(V, r"eps must be >= 0, got -1e-08", jopt.scale_by_ademamix, eps=-1e-8),
+    _row(V, r"eps_root must be >= 0, got -1\.0", jopt.ademamix, 1e-3, eps_root=-1.0),
+    _row(V, r"weight_decay must be >= 0, got -0\.1", jopt.ademamix, 1e-3, weight_decay=-0.1),
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.optimistic_gradient_descent, -0.1),
+    _row(V, r"alpha must be >= 0, got -1\.0", jopt.optimistic_gradient_descent, 0.1, alpha=-1.0),
+    _row(V, r"beta must be >= 0, got nan", jopt.optimistic_gradient_descent, 0.1, beta=NAN),
+    _row(
+        V,
+        r"previous_init must be one of 'current', 'zero', got 'last'",
+        jopt.optimistic_gradient_descent,
+        0.1,
+        previous_init="last",
+    ),
+    _row(V, r"alpha must be a finite number >= 0, got inf", jopt.scale_by_optimistic_gradient, INF),
+    _row(V, r"beta must be >= 0, got -0\.5", jopt.scale_by_optimistic_gradient, beta=-0.5),
+    _row(V, r"learning_rate must be >= 0, got -0\.001", jopt.optimistic_adam, -1e-3),
+    _row(V, r"optimism must be >= 0, got -0\.1", jopt.optimistic_adam, 1e-3, optimism=-0.1),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.0", jopt.optimistic_adam, 1e-3, b1=1.0),
+    _row(V, r"b2 must be in \[0, 1\), got -0\.1", jopt.optimistic_adam, 1e-3, b2=-0.1),
+    _row(V, r"eps must be >= 0, got -1e-08", jopt.optimistic_adam, 1e-3, eps=-1e-8),
+    _row(V, r"eps_root must be >= 0, got nan", jopt.optimistic_adam, 1e-3, eps_root=NAN),
+    _row(T, r"nesterov must be True or False, got 'no'", jopt.optimistic_adam, 1e-3, nesterov="no"),
+    _row(
+        V,
+        r"previous_init must be one of 'current', 'zero', got 'none'",
+        jopt.optimistic_adam,
+        1e-3,
+        previous_init="none",
+    ),
     _row(V, r"momentum must be in \[0, 1\), got 1\.0", jopt.sgd, 1e-3, momentum=1.0),
     _row(V, r"momentum must be in \[0, 1\), got -0\.1", jopt.sgd, 1e-3, momentum=-0.1),
     _row(
@@ -716,6 +933,7 @@ _NOT_CONSTRUCTORS = {
     "Group",  # its own errors name the group: tests/test_groups.py
     "assign_groups",
     "averaged_params",
+    "schedule_free_eval_params",  # reads a state
     "describe_groups",
     "HParams",
     "Schedule",
@@ -724,6 +942,7 @@ _NOT_CONSTRUCTORS = {
     "set_hparams",
     "clipped_norm",
     "skipped_steps",
+    "scale_by_sign",  # takes no arguments
 }
 _MODULES = {"hparams", "keras", "schedules", "torch"}
 
@@ -857,7 +1076,13 @@ def _halving(count):
     return 0.1 * 0.5 ** count.astype(jnp.float32)
 
 
-@pytest.mark.parametrize("name", OPTIMIZERS)
+# Rprop's learning_rate is its initial step size, a number (jopt/_src/transforms/rprop.py).
+SCHEDULED_LR = [
+    name for name in OPTIMIZERS if registry.OPTIMIZERS[name].hparams["learning_rate"].schedulable
+]
+
+
+@pytest.mark.parametrize("name", SCHEDULED_LR)
 def test_a_schedule_is_accepted_as_learning_rate_and_evaluated_each_step(name):
     # A plain function of the step count: jopt's own schedules are such functions too.
     tx = getattr(jopt, name)(learning_rate=_halving)
@@ -881,6 +1106,7 @@ REQUIRED |= {
     "lookahead": {"fast_optimizer": jopt.sgd(0.1), "sync_period": 5, "slow_step_size": 0.5},
     "scale_by_learning_rate": {"learning_rate": 0.1},
     "momentum_lr_inside": {"learning_rate": 0.1},
+    "scale_by_rprop": {"learning_rate": 0.1},
     "trace": {"decay": 0.9},
     "ema": {"decay": 0.9},
     "clip": {"max_delta": 1.0},
@@ -892,6 +1118,7 @@ REQUIRED |= {
     "accumulate_gradients": {"tx": jopt.sgd(0.1), "every_k": 2},
     "ema_params": {"tx": jopt.sgd(0.1)},
     "swa_params": {"tx": jopt.sgd(0.1)},
+    "schedule_free": {"base_optimizer": jopt.sgd(0.1), "learning_rate": 0.1},
 }
 _NOT_TRANSFORMS = {"layerwise_groups"}  # constructors of groups, given to param_groups
 TRANSFORMS = sorted(
