@@ -106,8 +106,9 @@ def _cases() -> list[Case]:
 CASES: list[Case] = _cases()
 CASES_BY_ID = {case.id: case for case in CASES}
 OPTAX_CASES = [case for case in CASES if case.optax_make is not None]
-# Each optimizer's first example (its defaults): for the checks of how an optimizer composes with
-# wrappers (MultiSteps, clipping, donation), which its other conventions do not change.
+# Each optimizer's first example (its defaults): for the checks of machinery that its other
+# conventions do not change (MultiSteps, clipping and donation, jit and vmap of the state's
+# hyperparameters, the state's dtypes, the step count), since every example costs CI time.
 FIRST_CASES = [c for c in CASES if c.id == next(iter(registry.OPTIMIZERS[c.optimizer].examples))]
 FIRST_OPTAX_CASES = [case for case in FIRST_CASES if case.optax_make is not None]
 SHAPES = ((3,), (2, 4))

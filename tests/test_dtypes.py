@@ -77,7 +77,7 @@ def _strict_jitted(case_id: str) -> tuple[optax.GradientTransformation, Callable
     return tx, strict_update
 
 
-@pytest.mark.parametrize("case", helpers.CASES, ids=repr)
+@pytest.mark.parametrize("case", helpers.FIRST_CASES, ids=repr)
 def test_update_keeps_state_dtypes_and_returns_params_dtype_in_half_and_single(case):
     tx, update = _strict_jitted(case.id)
     params = _mixed(_params)
