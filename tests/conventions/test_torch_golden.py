@@ -30,8 +30,9 @@ SCHEDULERS = {
 
 def test_fixtures_cover_every_torch_optimizer_with_and_without_a_schedule():
     optimizers = set(jopt.torch.__all__) - set(SCHEDULERS) - {
-        "ChainedScheduler", "ConstantLR", "CosineAnnealingWarmRestarts", "CyclicLR", "LinearLR",
-        "MultiStepLR", "OneCycleLR", "PolynomialLR", "ReduceLROnPlateau", "SequentialLR", "StepLR",
+        "ChainedScheduler", "ConstantLR", "CosineAnnealingWarmRestarts", "CyclicLR", "LambdaLR",
+        "LinearLR", "MultiStepLR", "MultiplicativeLR", "OneCycleLR", "PolynomialLR",
+        "ReduceLROnPlateau", "SequentialLR", "StepLR",
     }  # fmt: skip
     assert {case.optimizer for case in CONSTANT} == optimizers
     assert {case.optimizer for case in SCHEDULED} == optimizers
