@@ -111,7 +111,7 @@ OPTAX_CASES = [case for case in CASES if case.optax_make is not None]
 # hyperparameters, the state's dtypes, the step count), since every example costs CI time.
 FIRST_CASES = [c for c in CASES if c.id == next(iter(registry.OPTIMIZERS[c.optimizer].examples))]
 FIRST_OPTAX_CASES = [case for case in FIRST_CASES if case.optax_make is not None]
-SHAPES = ((3,), (2, 4))
+SHAPES = problems.SHAPES
 
 
 def random_problem(seed: int = 0, shapes: tuple[tuple[int, ...], ...] = SHAPES):

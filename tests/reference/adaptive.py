@@ -7,11 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tests.reference import problems
 from tests.reference.optimizers import GradFn, LearningRate, _grad, _lr, _start
 
-# The sizes of the leaves of `problems.random_problem()` (shapes (3,) and (2, 4)), the problem of
-# the shared suites. NovoGrad's second moment is per leaf, and a reference sees one flat vector.
-LEAVES = (3, 8)
+LEAVES = problems.SIZES  # NovoGrad's second moment is per leaf
 
 
 def run_yogi(

@@ -8,11 +8,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tests.reference import problems
 from tests.reference.optimizers import GradFn, LearningRate, _grad, _lr, _start
 
-# The shapes of the leaves of `problems.random_problem()`, the problem of the shared suites: both
-# optimizers keep statistics of a matrix's rows and columns, and a reference sees one flat vector.
-SHAPES = ((3,), (2, 4))
+SHAPES = problems.SHAPES  # statistics of each matrix's rows and columns
 
 
 def _leaves(x: np.ndarray, shapes: Sequence[tuple[int, ...]]) -> list[np.ndarray]:

@@ -107,9 +107,14 @@ def _logcosh(x: np.ndarray) -> np.ndarray:
     return ax + np.log1p(np.exp(-2.0 * ax)) - np.log(2.0)
 
 
-def random_problem(
-    shapes: Sequence[Sequence[int]] = ((3,), (2, 4)), seed: int = 0
-) -> StructuredProblem:
+# The leaves of the shared suites' problem. A reference sees one flat vector: the ones that keep
+# statistics per leaf (NovoGrad, the trust ratios) or per row and column (Adafactor, SM3) cut it
+# by these.
+SHAPES = ((3,), (2, 4))
+SIZES = tuple(int(np.prod(shape)) for shape in SHAPES)
+
+
+def random_problem(shapes: Sequence[Sequence[int]] = SHAPES, seed: int = 0) -> StructuredProblem:
     """Separable smooth strongly convex problem on the concatenation of ``shapes``.
 
     ``f(x) = sum_i 0.5 a_i (x_i - c_i)^2 + 0.1 sum_i log(cosh(x_i))`` with per-element

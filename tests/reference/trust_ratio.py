@@ -9,7 +9,6 @@ of the tree the shared suites run jopt on. A mask is a bool for every layer, or 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,11 +18,7 @@ from tests.reference.optimizers import GradFn, LearningRate, _grad, _lr, _start
 
 Mask = bool | Sequence[bool]
 
-# The sizes of the leaves of `problems.random_problem()`: (3,) and (2, 4).
-LAYERS = tuple(
-    int(np.prod(shape))
-    for shape in inspect.signature(problems.random_problem).parameters["shapes"].default
-)
+LAYERS = problems.SIZES  # the leaves of the shared suites' problem
 
 
 def _cuts(x: np.ndarray, layers: Sequence[int] | None) -> list[slice]:
