@@ -37,14 +37,23 @@ STEPS = 10_000
 CASES = [
     ("adadelta", {"learning_rate": 0.1}),
     ("adadelta", {}),
+    ("adabelief", {"learning_rate": 1e-2}),
+    ("adafactor", {"learning_rate": 5e-3}),
     ("adagrad", {"learning_rate": 1.0}),
     ("adam", {"learning_rate": 1e-1}),
     ("adamax", {"learning_rate": 1e-1}),
+    ("adamaxw", {"learning_rate": 1e-1}),
     ("adamw", {"learning_rate": 1e-1}),
+    ("adan", {"learning_rate": 1e-1}),
     ("amsgrad", {"learning_rate": 1e-1}),
+    ("fromage", {"learning_rate": 5e-3}),
+    ("lamb", {"learning_rate": 1e-3}),
+    ("lars", {"learning_rate": 1.0}),
     ("lion", {"learning_rate": 1e-2, "weight_decay": 1e-4}),
     ("nadam", {"learning_rate": 1e-2}),
     ("nadamw", {"learning_rate": 1e-2}),
+    ("novograd", {"learning_rate": 1e-3}),
+    ("optimistic_gradient_descent", {"learning_rate": 2e-3, "alpha": 0.7, "beta": 0.1}),
     ("radam", {"learning_rate": 5e-3}),
     ("rmsprop", {"learning_rate": 5e-3}),
     ("rmsprop", {"learning_rate": 5e-3, "momentum": 0.9}),
@@ -56,6 +65,20 @@ CASES = [
 IDS = [f"{name}({', '.join(f'{k}={v}' for k, v in kw.items())})" for name, kw in CASES]
 # sign(g) of a complex g is g / |g|, and Rprop compares signs: optax skips them on complex numbers
 SIGN_BASED = {"lion", "rprop", "sign_sgd", "signum"}
+# optax's test skips them on complex parameters for other reasons: their steps (a ratio of
+# norms, an extrapolation from the last gradient) do not bring complex Rosenbrock within 3e-2.
+OPTAX_SKIPS_ON_COMPLEX = {"adan", "fromage", "optimistic_gradient_descent"}
+# Complex trajectories within a tolerance of optax's rather than bitwise (relative, after the
+# 10,000 steps), and why.
+COMPLEX_NOT_BITWISE = {
+    # NovoGrad's second moment is kept real and in float32 at least (transforms/novograd.py):
+    # optax keeps it complex, with a zero imaginary part, in the params' dtype.
+    "novograd": 1e-5,
+    # Bitwise for the first 1,000 steps on Rosenbrock; later XLA rounds a step of the two
+    # programs an ulp apart and the valley's dynamics amplify it (3e-3 and 9e-4 at 10,000).
+    "lamb": 1e-2,
+    "lars": 1e-2,
+}
 # optax's test skips them on Rosenbrock: with a constant learning rate they stay lr away.
 NEEDS_A_SCHEDULE = {"sign_sgd", "signum"}
 # jopt's defaults that differ from optax's by design (docs/porting.md): the bitwise comparison
@@ -125,6 +148,8 @@ def test_optimization_reaches_the_minimum_as_in_optax_own_test(index, target, dt
     name, kwargs = CASES[index]
     if name in SIGN_BASED and dtype == "complex64":
         pytest.skip(f"{name} is sign-based: optax's test skips it on complex parameters")
+    if name in OPTAX_SKIPS_ON_COMPLEX and dtype == "complex64" and target == "rosenbrock":
+        pytest.skip(f"optax's test skips {name} on complex parameters")
     if name in NEEDS_A_SCHEDULE and target == "rosenbrock":
         pytest.skip(f"{name} needs a decaying learning rate there: optax's test skips it")
     if name == "adadelta" and dtype == "complex64" and target == "rosenbrock":
@@ -158,6 +183,10 @@ def test_complex_trajectories_are_optax_bitwise(index, target):
     if name == "radam":
         # jopt's float32 bias correction (see tests/test_optax_agreement.py NOT_BITWISE)
         np.testing.assert_allclose(ours, theirs, rtol=2e-4, atol=2e-4)
+        return
+    if name in COMPLEX_NOT_BITWISE:
+        tolerance = COMPLEX_NOT_BITWISE[name]
+        np.testing.assert_allclose(ours, theirs, rtol=tolerance, atol=tolerance)
         return
     np.testing.assert_array_equal(ours, theirs)
 
