@@ -179,6 +179,23 @@ def scale_by_adam(
     return stateful_transform(bound, ScaleByAdamState, buffers, step, matches="mu")
 
 
+def _chain(learning_rate, moments, *decay) -> optax.GradientTransformationExtraArgs:
+    """Adam's moments (`scale_by_adam`'s arguments b1 ... bias_correction, in order), then the
+    `decay` blocks, then the learning rate: Adam, AdamW, NAdam and NAdamW."""
+    b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction = moments
+    scale = scale_by_adam(
+        b1,
+        b2,
+        eps,
+        eps_root,
+        mu_dtype,
+        nesterov=nesterov,
+        nu_dtype=nu_dtype,
+        bias_correction=bias_correction,
+    )
+    return stateful.chain(scale, *decay, scale_by_learning_rate(learning_rate))
+
+
 @errors.public("jopt.adam")
 def adam(
     learning_rate: ScalarOrSchedule,
@@ -201,19 +218,8 @@ def adam(
     form, see `jopt.keras`). `bias_correction=False` drops both corrections, as tutorials write
     Adam: `theta -= lr * m / (sqrt(v + eps_root) + eps)`.
     """
-    return stateful.chain(
-        scale_by_adam(
-            b1,
-            b2,
-            eps,
-            eps_root,
-            mu_dtype,
-            nesterov=nesterov,
-            nu_dtype=nu_dtype,
-            bias_correction=bias_correction,
-        ),
-        scale_by_learning_rate(learning_rate),
-    )
+    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction)
+    return _chain(learning_rate, moments)
 
 
 @errors.public("jopt.adamw")
@@ -238,20 +244,8 @@ def adamw(
     The decay is multiplied by the learning rate, as in optax and torch (the paper's schedule
     multiplier eta_t). Warning: torch's AdamW default weight_decay is 1e-2, optax's is 1e-4.
     """
-    return stateful.chain(
-        scale_by_adam(
-            b1,
-            b2,
-            eps,
-            eps_root,
-            mu_dtype,
-            nesterov=nesterov,
-            nu_dtype=nu_dtype,
-            bias_correction=bias_correction,
-        ),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction)
+    return _chain(learning_rate, moments, add_decayed_weights(weight_decay, mask))
 
 
 @errors.public("jopt.nadam")
@@ -274,19 +268,8 @@ def nadam(
     Warning: torch's NAdam and Keras' Nadam add a momentum schedule mu_t; see `jopt.torch` and
     `jopt.keras`.
     """
-    return stateful.chain(
-        scale_by_adam(
-            b1,
-            b2,
-            eps,
-            eps_root,
-            mu_dtype,
-            nesterov=nesterov,
-            nu_dtype=nu_dtype,
-            bias_correction=bias_correction,
-        ),
-        scale_by_learning_rate(learning_rate),
-    )
+    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction)
+    return _chain(learning_rate, moments)
 
 
 @errors.public("jopt.nadamw")
@@ -305,17 +288,5 @@ def nadamw(
     bias_correction: bool = True,
 ) -> optax.GradientTransformationExtraArgs:
     """NAdam with decoupled weight decay; a drop-in for `optax.nadamw`."""
-    return stateful.chain(
-        scale_by_adam(
-            b1,
-            b2,
-            eps,
-            eps_root,
-            mu_dtype,
-            nesterov=nesterov,
-            nu_dtype=nu_dtype,
-            bias_correction=bias_correction,
-        ),
-        add_decayed_weights(weight_decay, mask),
-        scale_by_learning_rate(learning_rate),
-    )
+    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction)
+    return _chain(learning_rate, moments, add_decayed_weights(weight_decay, mask))
