@@ -111,6 +111,24 @@ OPTAX_CASES = [case for case in CASES if case.optax_make is not None]
 # hyperparameters, the state's dtypes, the step count), since every example costs CI time.
 FIRST_CASES = [c for c in CASES if c.id == next(iter(registry.OPTIMIZERS[c.optimizer].examples))]
 FIRST_OPTAX_CASES = [case for case in FIRST_CASES if case.optax_make is not None]
+# Checks of how a state composes with what wraps it (optax.MultiSteps' mean of k gradients, a
+# donated jitted step after clipping, vmap over a hyperparameter, eager against jit) run on one
+# optimizer per kind of state rather than on all: every state is made by the same
+# `stateful_transform` and `stateful.chain`, which is what these checks exercise. What each
+# optimizer computes, and that its step reads its hyperparameters from the state (no retrace,
+# no value baked in), is checked on every optimizer.
+MACHINERY_OPTIMIZERS = {
+    "sgd": "a momentum trace, then a learning-rate block that keeps the count",
+    "rmsprop": "a moment per leaf, the count in a block after the learning rate",
+    "adam": "two moments and bias corrections from the count",
+    "adagrad": "an accumulator started at a value, not zero",
+    "adafactor": "factored moments of other shapes than the params; reads the params",
+    "lamb": "a trust ratio per leaf from the params",
+    "rprop": "step sizes and the previous gradient's sign",
+    "schedule_free_adamw": "a second copy of the params, evaluated elsewhere",
+}
+MACHINERY_CASES = [case for case in FIRST_CASES if case.optimizer in MACHINERY_OPTIMIZERS]
+MACHINERY_OPTAX_CASES = [case for case in MACHINERY_CASES if case.optax_make is not None]
 SHAPES = problems.SHAPES
 
 

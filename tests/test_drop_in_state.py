@@ -9,8 +9,9 @@
   mini-step gives zero updates, jitted, in bfloat16 and float32), and a wrapped optimizer takes
   one step per k mini-steps with the mean of their gradients: the trajectory of `MultiSteps(tx,
   k)` over 4k mini-steps is `tx`'s over 4 steps on the means, and it is optax's `MultiSteps`
-  trajectory bitwise where jopt's optimizer is optax's bitwise. `jopt.current_lr` and
-  `jopt.set_hparams` reach the optimizer inside the wrapper.
+  trajectory bitwise where jopt's optimizer is optax's bitwise (these two on one optimizer per
+  kind of state, `helpers.MACHINERY_CASES`). `jopt.current_lr` and `jopt.set_hparams` reach the
+  optimizer inside the wrapper.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def _run(tx, wrapped: bool, params, unrolled: bool = False):
     return jax.lax.scan(step, (params, tx.init(params)), blocks)
 
 
-@pytest.mark.parametrize("case", helpers.FIRST_CASES, ids=repr)
+@pytest.mark.parametrize("case", helpers.MACHINERY_CASES, ids=repr)
 def test_multi_steps_steps_the_optimizer_on_the_mean_of_k_gradients(case):
     with jax.enable_x64(True):
         tx, params = case.build(), jnp.linspace(0.0, 1.0, 6, dtype=jnp.float64)
@@ -162,7 +163,7 @@ def test_multi_steps_steps_the_optimizer_on_the_mean_of_k_gradients(case):
         )
 
 
-@pytest.mark.parametrize("case", helpers.FIRST_OPTAX_CASES, ids=repr)
+@pytest.mark.parametrize("case", helpers.MACHINERY_OPTAX_CASES, ids=repr)
 def test_multi_steps_of_jopt_is_multi_steps_of_optax(case):
     params = jnp.linspace(0.0, 1.0, 6, dtype=jnp.float32)
     (_, _), ours = _run(case.build(), True, params, True)

@@ -410,7 +410,7 @@ def test_changing_hparams_does_not_retrace_a_jitted_step(case):
     chex.assert_tree_all_finite(other)
 
 
-@pytest.mark.parametrize("case", helpers.FIRST_CASES, ids=repr)
+@pytest.mark.parametrize("case", helpers.MACHINERY_CASES, ids=repr)
 def test_vmap_over_learning_rates_matches_separate_runs(case):
     grad, params = _problem(case)
     lr = case.kwargs["learning_rate"]
@@ -445,7 +445,7 @@ def test_vmap_over_learning_rates_matches_separate_runs(case):
 # -- jit, eager, determinism ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", helpers.FIRST_CASES, ids=repr)
+@pytest.mark.parametrize("case", helpers.MACHINERY_CASES, ids=repr)
 def test_jit_and_eager_agree_and_jitted_runs_are_deterministic(case):
     grad, params = _problem(case)
     jitted, jitted_state = helpers.run_jopt(case.build(), grad, params, 20)
