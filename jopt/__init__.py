@@ -47,6 +47,7 @@ from jopt._src.schedules.warmup import (
     warmup_exponential_decay_schedule,
     with_warmup,
 )
+from jopt._src.train_step import train_step
 from jopt._src.transforms.accumulation import accumulate_gradients
 from jopt._src.transforms.adabelief import adabelief, scale_by_belief
 from jopt._src.transforms.adadelta import adadelta, scale_by_adadelta
@@ -216,6 +217,7 @@ __all__ = [
     "swa_params",
     "torch",
     "trace",
+    "train_step",
     "warmup_constant_schedule",
     "warmup_cosine_decay_schedule",
     "warmup_exponential_decay_schedule",

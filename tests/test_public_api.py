@@ -164,6 +164,7 @@ def test_jopts_public_names():
         "swa_params",
         "torch",
         "trace",
+        "train_step",
         "warmup_constant_schedule",
         "warmup_cosine_decay_schedule",
         "warmup_exponential_decay_schedule",

@@ -100,6 +100,7 @@ BUILDING_BLOCKS = {
     "swa_params",
     "torch",
     "trace",
+    "train_step",
 }
 # jopt.torch's constructors that take schedulers or an optimizer rather than numbers.
 TORCH_COMBINATORS = {"ChainedScheduler", "ReduceLROnPlateau", "SequentialLR"}

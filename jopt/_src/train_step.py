@@ -1,0 +1,125 @@
+"""A jitted training step that donates the params and the optimizer state.
+
+    step = jopt.train_step(loss_fn, optimizer)
+    params, opt_state, loss = step(params, opt_state, *batch)
+
+One step computes the loss and its gradients, the optimizer's update and the new params, in one
+compiled program. The params and state passed in are donated: XLA writes the new ones into their
+buffers instead of allocating a second copy, so a step holds one copy of the params and of the
+optimizer state, not two, and skips the allocations. The arrays passed in are deleted by the
+call; keep only what it returns (or build with `donate=False`, e.g. to compare two steps from one
+state).
+
+Three details that make donation work, which a hand-written `jax.jit(..., donate_argnums=...)`
+can miss:
+- `keep_unused=True`: `jax.jit` drops an argument the program never reads, and a dropped
+  argument is not donated;
+- a buffer given twice (a params leaf also held by the state, or one array at two leaves) cannot
+  be donated twice; XLA refuses the whole call, and the error here names the two key paths;
+- the update is called with `value=loss` (and `grad=`, `value_fn=`), the extra arguments optax's
+  methods that read the loss take (Polyak step sizes, line searches), through
+  `optax.with_extra_args_support`, so any optax transformation works here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import optax
+
+from jopt._src import errors
+
+_DONATED_TWICE = "donate the same buffer twice"
+
+
+@errors.public("jopt.train_step")
+def train_step(
+    loss_fn: Callable[..., Any],
+    optimizer: optax.GradientTransformation,
+    *,
+    has_aux: bool = False,
+    donate: bool = True,
+) -> Callable[..., tuple[Any, ...]]:
+    """A jitted step `(params, opt_state, *args, **kwargs) -> (params, opt_state, loss)`.
+
+    Args:
+      loss_fn: `loss_fn(params, *args, **kwargs) -> loss` (a scalar), or `-> (loss, aux)` with
+        `has_aux=True`.
+      optimizer: any optax gradient transformation (a jopt optimizer, an `optax.chain`...).
+      has_aux: `loss_fn` returns `(loss, aux)`; the step then returns
+        `(params, opt_state, loss, aux)`.
+      donate: donate `params` and `opt_state` (default). The arrays passed in are deleted by the
+        call; with `donate=False` they are kept and the step allocates new ones.
+
+    Returns:
+      The jitted step. It compiles once per shape of its arguments, like any `jax.jit`.
+    """
+    fn = errors.current_function()
+    if not callable(loss_fn):
+        raise errors.ArgumentTypeError(
+            fn, f"loss_fn must be callable, got {loss_fn!r}.", argument="loss_fn", value=loss_fn
+        )
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise errors.ArgumentTypeError(
+            fn,
+            "optimizer must be an optax.GradientTransformation (an init/update pair), got a "
+            f"{type(optimizer).__name__}.",
+            argument="optimizer",
+            value=optimizer,
+        )
+    tx = optax.with_extra_args_support(optimizer)
+
+    def step(params, opt_state, *args, **kwargs):
+        def loss_only(p):
+            out = loss_fn(p, *args, **kwargs)
+            return out[0] if has_aux else out
+
+        (loss, aux), grads = jax.value_and_grad(_with_aux(loss_fn, has_aux), has_aux=True)(
+            params, *args, **kwargs
+        )
+        updates, opt_state = tx.update(
+            grads, opt_state, params, value=loss, grad=grads, value_fn=loss_only
+        )
+        params = optax.apply_updates(params, updates)
+        return (params, opt_state, loss, aux) if has_aux else (params, opt_state, loss)
+
+    jitted = jax.jit(step, donate_argnums=(0, 1) if donate else (), keep_unused=True)
+    if not donate:
+        return jitted
+
+    def donating_step(params, opt_state, *args, **kwargs):
+        try:
+            return jitted(params, opt_state, *args, **kwargs)
+        except jax.errors.JaxRuntimeError as e:
+            if _DONATED_TWICE not in str(e):
+                raise
+            raise ValueError(f"{fn}: {_shared_buffer(params, opt_state)}") from e
+
+    return donating_step
+
+
+def _with_aux(loss_fn: Callable[..., Any], has_aux: bool) -> Callable[..., tuple[Any, Any]]:
+    if has_aux:
+        return loss_fn
+    return lambda *args, **kwargs: (loss_fn(*args, **kwargs), None)
+
+
+def _shared_buffer(params: Any, opt_state: Any) -> str:
+    """Names two leaves of `(params, opt_state)` that are one array."""
+    seen: dict[int, str] = {}
+    leaves = [
+        (f"{name}{jax.tree_util.keystr(path)}", leaf)
+        for name, tree in (("params", params), ("opt_state", opt_state))
+        for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+    ]
+    for where, leaf in leaves:
+        if id(leaf) in seen:
+            return (
+                f"{seen[id(leaf)]} and {where} are one array, which cannot be donated twice: "
+                "give the state a copy (jax.tree.map(jnp.copy, ...)), or build the step with "
+                "donate=False."
+            )
+        seen[id(leaf)] = where
+    return "an array was given twice among the donated params and state."
