@@ -69,6 +69,7 @@ from jopt._src.transforms.clipping import (
 from jopt._src.transforms.fromage import fromage
 from jopt._src.transforms.lamb import lamb
 from jopt._src.transforms.lars import lars
+from jopt._src.transforms.lbfgs import lbfgs, scale_by_lbfgs
 from jopt._src.transforms.learning_rate import scale_by_learning_rate
 from jopt._src.transforms.lion import lion, scale_by_lion
 from jopt._src.transforms.lookahead import lookahead
@@ -79,6 +80,7 @@ from jopt._src.transforms.momentum import (
     sgd,
     trace,
 )
+from jopt._src.transforms.momo import momo, momo_adam
 from jopt._src.transforms.nadam import scale_by_nadam
 from jopt._src.transforms.nonfinite import skip_nonfinite, skipped_steps
 from jopt._src.transforms.novograd import novograd, scale_by_novograd
@@ -87,10 +89,12 @@ from jopt._src.transforms.optimistic import (
     optimistic_gradient_descent,
     scale_by_optimistic_gradient,
 )
+from jopt._src.transforms.polyak import polyak_sgd, scale_by_polyak
 from jopt._src.transforms.radam import radam, scale_by_radam
 from jopt._src.transforms.regularization import add_decayed_weights, add_l1_penalty
 from jopt._src.transforms.rms import rmsprop, scale_by_rms, scale_by_stddev
 from jopt._src.transforms.rprop import rprop, scale_by_rprop
+from jopt._src.transforms.sam import sam, sam_train_step
 from jopt._src.transforms.schedule_free import (
     schedule_free,
     schedule_free_adamw,
@@ -101,6 +105,7 @@ from jopt._src.transforms.sign import scale_by_sign, sign_sgd, signum
 from jopt._src.transforms.sm3 import scale_by_sm3, sm3
 from jopt._src.transforms.trust_ratio import scale_by_trust_ratio
 from jopt._src.transforms.yogi import scale_by_yogi, yogi
+from jopt._src.transforms.zoom_linesearch import scale_by_zoom_linesearch
 
 __version__ = "0.1.0"
 
@@ -153,10 +158,13 @@ __all__ = [
     "lamb",
     "lars",
     "layerwise_groups",
+    "lbfgs",
     "linear_schedule",
     "lion",
     "lookahead",
     "momentum_lr_inside",
+    "momo",
+    "momo_adam",
     "multiply_schedules",
     "multistep_decay",
     "nadam",
@@ -172,11 +180,14 @@ __all__ = [
     "piecewise_constant_schedule",
     "piecewise_interpolate_schedule",
     "piecewise_linear",
+    "polyak_sgd",
     "polynomial_schedule",
     "radam",
     "reduce_on_plateau",
     "rmsprop",
     "rprop",
+    "sam",
+    "sam_train_step",
     "scale_by_adadelta",
     "scale_by_adam",
     "scale_by_adamax",
@@ -186,12 +197,14 @@ __all__ = [
     "scale_by_amsgrad",
     "scale_by_belief",
     "scale_by_factored_rms",
+    "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_momentum",
     "scale_by_nadam",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",
+    "scale_by_polyak",
     "scale_by_radam",
     "scale_by_rms",
     "scale_by_rprop",
@@ -201,6 +214,7 @@ __all__ = [
     "scale_by_stddev",
     "scale_by_trust_ratio",
     "scale_by_yogi",
+    "scale_by_zoom_linesearch",
     "schedule_free",
     "schedule_free_adamw",
     "schedule_free_eval_params",

@@ -37,13 +37,17 @@ class Case:
     scale_invariant: bool = False  # with eps = 0, invariant to the scale of the gradients
     seed: int = 0  # of `random_problem` for trajectory tests
     optimizer: str = ""  # the registry's name of `make`
+    reads_value: bool = False  # update needs the loss (`value=`; `grad=`, `value_fn=`)
 
     def build(self, **overrides: Any) -> optax.GradientTransformation:
-        return self.make(**{**self.kwargs, **overrides})
+        return self._given_a_loss(self.make(**{**self.kwargs, **overrides}))
 
     def build_optax(self) -> optax.GradientTransformation:
         assert self.optax_make is not None
-        return self.optax_make(**(self.optax_kwargs or self.kwargs))
+        return self._given_a_loss(self.optax_make(**(self.optax_kwargs or self.kwargs)))
+
+    def _given_a_loss(self, tx: optax.GradientTransformation) -> optax.GradientTransformation:
+        return with_stand_in_loss(tx) if self.reads_value else tx
 
     def __repr__(self) -> str:  # readable pytest ids
         return self.id
@@ -98,6 +102,7 @@ def _cases() -> list[Case]:
                     scale_invariant=entry.scale_invariant,
                     seed=SEEDS.get(case_id, 0),
                     optimizer=name,
+                    reads_value=entry.reads_value,
                 )
             )
     return cases
@@ -151,12 +156,60 @@ def random_problem(seed: int = 0, shapes: tuple[tuple[int, ...], ...] = SHAPES):
     return problem, grad, start
 
 
-def run_jopt(tx, grad_fn, params, steps: int, *, with_params: bool = True):
-    """Runs `steps` updates in one jitted `lax.scan`; returns the stacked iterates (incl. x0)."""
+def random_problem_loss(problem: problems.StructuredProblem) -> Callable[[Any], jax.Array]:
+    """The JAX loss of a `random_problem` (whose gradient is `random_problem`'s grad):
+    sum(a / 2 * (x - c)**2 + 0.1 * log(cosh(x)))."""
+    a_parts, c_parts = problem.split(problem.extras["a"]), problem.split(problem.extras["c"])
+
+    def loss(params):
+        terms = [
+            jnp.sum(0.5 * jnp.asarray(a, p.dtype) * (p - jnp.asarray(c, p.dtype)) ** 2)
+            + 0.1 * jnp.sum(jnp.log(jnp.cosh(p)))
+            for p, a, c in zip(params, a_parts, c_parts, strict=True)
+        ]
+        return sum(terms[1:], terms[0])
+
+    return loss
+
+
+def _stand_in_loss(params: Any) -> jax.Array:
+    """Half the squared norm of the floating-point leaves, in the widest of their real dtypes
+    (float32 at least), as a loss is."""
+    leaves = [x for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    dtype = max([np.dtype(np.float32)] + [np.dtype(jnp.finfo(x.dtype).dtype) for x in leaves],
+                key=lambda d: d.itemsize)  # fmt: skip
+    squares = [jnp.sum(jnp.abs(x).astype(dtype) ** 2) for x in leaves]
+    return 0.5 * sum(squares, jnp.zeros([], dtype))
+
+
+def with_stand_in_loss(tx: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """`tx`, whose update, called without the loss, is given a stand-in's: for an optimizer that
+    reads the loss, in the suites that check what does not depend on it (dtypes, shapes, states,
+    hyperparameters). The value is half the squared norm of the gradients (the loss of
+    `x**2 / 2` at a point whose gradient they are), so that it does not depend on whether the
+    params are given; the loss function is half the squared norm of the params. Given `value=`,
+    it passes on what it is given."""
+
+    def update(updates, state, params=None, **extra):
+        if "value" not in extra:
+            extra = {"value": _stand_in_loss(updates), "grad": updates, **extra}
+            extra.setdefault("value_fn", _stand_in_loss)
+        return tx.update(updates, state, params, **extra)
+
+    return optax.GradientTransformationExtraArgs(tx.init, update)
+
+
+def run_jopt(tx, grad_fn, params, steps: int, *, with_params: bool = True, loss=None):
+    """Runs `steps` updates in one jitted `lax.scan`; returns the stacked iterates (incl. x0).
+
+    With `loss` (the function whose gradient `grad_fn` is), each update is given it as optax's
+    methods that read the loss take it: `value=loss(p), grad=g, value_fn=loss`."""
 
     def body(carry, _):
         p, s = carry
-        u, s = tx.update(grad_fn(p), s, p if with_params else None)
+        g = grad_fn(p)
+        extra = {} if loss is None else {"value": loss(p), "grad": g, "value_fn": loss}
+        u, s = tx.update(g, s, p if with_params else None, **extra)
         p = optax.apply_updates(p, u)
         return (p, s), p
 

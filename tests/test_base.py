@@ -83,7 +83,9 @@ def _donating_step(case_id: str):
         updates, state = tx.update(grads, state, params)
         return optax.apply_updates(params, updates), state, updates
 
-    return tx, jax.jit(step, donate_argnums=(0, 1))
+    # keep_unused: a state leaf that a configuration writes but never reads (MoMo's lower bound
+    # when it is not estimated) would otherwise be dropped from the program, and not donated.
+    return tx, jax.jit(step, donate_argnums=(0, 1), keep_unused=True)
 
 
 def _fresh_params() -> tuple[jax.Array, ...]:

@@ -75,10 +75,14 @@ PROBLEMS = ("quadratic", "rosenbrock")
 
 
 def _problem(name: str):
-    """(gradient function, x0, x*) of problem `name` as float64 JAX arrays (call under x64)."""
+    """(loss, gradient function, x0, x*) of problem `name` as float64 JAX arrays (call under
+    x64)."""
     if name == "quadratic":
         problem = problems.quadratic(dim=5, condition=100)
         a, x_star = jnp.asarray(problem.extras["A"]), jnp.asarray(problem.x_star)
+
+        def loss(x):
+            return 0.5 * (x - x_star) @ a @ (x - x_star)
 
         def grad(x):
             return a @ (x - x_star)
@@ -86,24 +90,28 @@ def _problem(name: str):
     elif name == "rosenbrock":
         problem = problems.rosenbrock()
 
+        def loss(z):
+            return (1.0 - z[0]) ** 2 + 100.0 * (z[1] - z[0] ** 2) ** 2
+
         def grad(z):
             x, y = z[0], z[1]
             return jnp.stack([-2.0 * (1.0 - x) - 400.0 * x * (y - x**2), 200.0 * (y - x**2)])
 
     else:
         raise ValueError(f"unknown problem {name!r}")
-    return grad, jnp.asarray(problem.x0), jnp.asarray(problem.x_star)
+    return loss, grad, jnp.asarray(problem.x0), jnp.asarray(problem.x_star)
 
 
 def distances(config: Config, problem: str, steps: int) -> np.ndarray:
     """||x_k - x*|| after each of `steps` steps (k = 1..steps), in one jitted float64 scan."""
     with jax.enable_x64(True):
-        grad, x0, x_star = _problem(problem)
+        loss, grad, x0, x_star = _problem(problem)
         tx = config.build()
 
-        def body(carry, _):
+        def body(carry, _):  # with the loss, for the optimizers that read it (others ignore it)
             x, state = carry
-            updates, state = tx.update(grad(x), state, x)
+            g = grad(x)
+            updates, state = tx.update(g, state, x, value=loss(x), grad=g, value_fn=loss)
             x = optax.apply_updates(x, updates)
             return (x, state), jnp.linalg.norm(x - x_star)
 

@@ -94,6 +94,9 @@ HPARAM_VALUES: dict[str, st.SearchStrategy[float]] = {
     "eta_plus": _floats(1.0, 1e3, exclude_min=True),
     "min_step_size": _floats(0.0, 1e3),
     "max_step_size": _floats(0.0, 1e3, exclude_min=True),
+    "f_min": _floats(-1e3, 1e3),  # Polyak's
+    "max_learning_rate": _floats(0.0, 1e3),
+    "scaling": _floats(0.0, 1e3),
 }
 # Yogi starts both moments at 1e-6, as optax: zero gradients move its params (from a zero start
 # they do not: tests/test_adaptive.py).
@@ -144,6 +147,10 @@ _SCALE_DEPENDENT = {
     jopt.optimistic_gradient_descent: "the step is proportional to the gradients",
     jopt.radam: "the first steps (rho_t <= threshold) are plain momentum, not normalized",
     jopt.adadelta: "with eps = 0 it never moves (the first step is sqrt(0) / sqrt(v) * g = 0)",
+    jopt.polyak_sgd: "the Polyak step (f - f*) / |g|^2 scales as 1 / scale",
+    jopt.momo: "the model's step reads the loss, which the gradients' scale leaves unchanged",
+    jopt.momo_adam: "the model's step reads the loss, which the gradients' scale leaves unchanged",
+    jopt.lbfgs: "the line search evaluates the loss",
 }
 # Constructor arguments that break scale invariance unless 0.
 _SCALE_PARAMETERS = ("eps", "eps_root", "initial_scale", "initial_accumulator_value")

@@ -101,6 +101,11 @@ BUILDING_BLOCKS = {
     "torch",
     "trace",
     "train_step",
+    "sam",
+    "sam_train_step",
+    "scale_by_lbfgs",
+    "scale_by_polyak",
+    "scale_by_zoom_linesearch",
 }
 # jopt.torch's constructors that take schedulers or an optimizer rather than numbers.
 TORCH_COMBINATORS = {"ChainedScheduler", "ReduceLROnPlateau", "SequentialLR"}

@@ -23,15 +23,17 @@ TOLERANCE = {jnp.float64: 1e-12, jnp.float32: 1e-5}
 def _reference(case_id: str) -> np.ndarray:
     case = helpers.CASES_BY_ID[case_id]
     problem = helpers.random_problem(case.seed)[0]
-    return np.stack(case.reference(problem.grad, problem.x0, STEPS, **case.ref_kwargs))
+    loss = {"value_fn": problem.value} if case.reads_value else {}
+    return np.stack(case.reference(problem.grad, problem.x0, STEPS, **loss, **case.ref_kwargs))
 
 
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("case", helpers.CASES, ids=repr)
 def test_trajectory_matches_float64_reference(case, dtype):
     with jax.enable_x64(dtype == jnp.float64):
-        _, grad, start = helpers.random_problem(case.seed)
-        trajectory, _ = helpers.run_jopt(case.build(), grad, start(dtype), STEPS)
+        problem, grad, start = helpers.random_problem(case.seed)
+        loss = helpers.random_problem_loss(problem)
+        trajectory, _ = helpers.run_jopt(case.build(), grad, start(dtype), STEPS, loss=loss)
         got = helpers.flat_trajectory(trajectory)
     want = _reference(case.id)
     error = np.abs(got - want) / np.maximum(1.0, np.abs(want))

@@ -33,6 +33,7 @@ import pytest
 
 import jopt
 from jopt._src import registry, validation
+from tests import helpers
 
 NAN = math.nan
 INF = math.inf
@@ -899,6 +900,53 @@ ROWS = [
         0,
         0.5,
     ),
+    # Methods that read the loss: Polyak, MoMo, L-BFGS and its line search, SAM.
+    _row(V, r"variant must be one of 'sps', 'sps\+', got 'sps\*'", jopt.polyak_sgd, variant="sps*"),
+    _row(V, r"max_learning_rate must be >= 0, got -1\.0", jopt.polyak_sgd, max_learning_rate=-1.0),
+    _row(V, r"f_min must be a finite number, got nan", jopt.scale_by_polyak, f_min=float("nan")),
+    _row(V, r"beta must be in \[0, 1\), got 1\.0", jopt.momo, beta=1.0),
+    _row(V, r"lower_bound must be a finite number, got inf", jopt.momo_adam, lower_bound=INF),
+    _row(V, r"form must be one of 'optax', 'paper', got 'keras'", jopt.momo_adam, form="keras"),
+    _row(V, r"memory_size must be an integer >= 1, got 0", jopt.lbfgs, memory_size=0),
+    _row(
+        V,
+        r"linesearch must be one of 'zoom', got 'backtracking'",
+        jopt.lbfgs,
+        linesearch="backtracking",
+    ),
+    _row(
+        V,
+        r"curv_rtol set the zoom line search, but linesearch is None",
+        jopt.lbfgs,
+        linesearch=None,
+        curv_rtol=0.5,
+    ),
+    _row(
+        V,
+        r"increase_factor must be > 1, got 1\.0",
+        jopt.scale_by_zoom_linesearch,
+        10,
+        increase_factor=1.0,
+    ),
+    _row(
+        V,
+        r"slope_rtol must be < curv_rtol",
+        jopt.scale_by_zoom_linesearch,
+        10,
+        slope_rtol=0.5,
+        curv_rtol=0.4,
+    ),
+    _row(V, r"verbose=True is not offered", jopt.scale_by_zoom_linesearch, 10, verbose=True),
+    _row(V, r"sync_period must be an integer >= 1, got 0", jopt.sam, jopt.sgd(0.1), sync_period=0),
+    _row(
+        V,
+        r"rho is the radius of jopt's own ascent step",
+        jopt.sam,
+        jopt.sgd(0.1),
+        jopt.sgd(0.1),
+        rho=0.1,
+    ),
+    _row(T, r"loss_fn must be a callable", jopt.sam_train_step, 0.1, jopt.sgd(0.1)),
 ]
 
 
@@ -1086,6 +1134,8 @@ SCHEDULED_LR = [
 def test_a_schedule_is_accepted_as_learning_rate_and_evaluated_each_step(name):
     # A plain function of the step count: jopt's own schedules are such functions too.
     tx = getattr(jopt, name)(learning_rate=_halving)
+    if registry.OPTIMIZERS[name].reads_value:
+        tx = helpers.with_stand_in_loss(tx)
     state = tx.init(_PARAMS)
     grads = jax.tree.map(jnp.ones_like, _PARAMS)
     updates, state = tx.update(grads, state, _PARAMS)
@@ -1119,8 +1169,10 @@ REQUIRED |= {
     "ema_params": {"tx": jopt.sgd(0.1)},
     "swa_params": {"tx": jopt.sgd(0.1)},
     "schedule_free": {"base_optimizer": jopt.sgd(0.1), "learning_rate": 0.1},
+    "sam": {"optimizer": jopt.sgd(0.1)},
 }
 _NOT_TRANSFORMS = {"layerwise_groups"}  # constructors of groups, given to param_groups
+_NOT_TRANSFORMS |= {"train_step", "sam_train_step"}  # constructors of jitted training steps
 TRANSFORMS = sorted(
     set(jopt.__all__) - _NOT_CONSTRUCTORS - _NOT_TRANSFORMS - _MODULES - set(jopt.schedules.__all__)
 )
@@ -1128,6 +1180,10 @@ TRANSFORMS = sorted(
 
 def test_required_arguments_table_names_public_transforms():
     assert set(REQUIRED) - set(TRANSFORMS) == set()
+
+
+def _stand_in_loss(params):
+    return sum(jnp.sum(p**2) for p in jax.tree.leaves(params))
 
 
 @pytest.mark.parametrize("name", TRANSFORMS)
@@ -1142,7 +1198,9 @@ def test_documented_defaults_build_and_take_one_finite_step(name):
     params = optax.LookaheadParams.init_synced(_PARAMS) if name == "lookahead" else _PARAMS
     state = tx.init(params)
     grads = {"w": jnp.array([0.3, -2.0]), "b": jnp.array(1.5)}
-    # value= is what reduce_on_plateau reads; every other transform ignores extra arguments.
-    updates, _ = tx.update(grads, state, params, value=jnp.asarray(1.0))
+    # value= is what reduce_on_plateau and the methods that read the loss take (a line search
+    # also grad= and value_fn=); every other transform ignores extra arguments.
+    loss = {"value": jnp.asarray(1.0), "grad": grads, "value_fn": _stand_in_loss}
+    updates, _ = tx.update(grads, state, params, **loss)
     chex.assert_trees_all_equal_shapes_and_dtypes(updates, params)
     chex.assert_tree_all_finite(updates)

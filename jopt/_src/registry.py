@@ -29,7 +29,15 @@ from jopt import schedules as jschedules
 from jopt import torch as jtorch
 from jopt._src import registry_types
 from jopt._src.catalogue import LR as _LR
-from jopt._src.catalogue import adaptive, factored, modern, schedule_free, sign, trust_ratio
+from jopt._src.catalogue import (
+    adaptive,
+    factored,
+    loss_based,
+    modern,
+    schedule_free,
+    sign,
+    trust_ratio,
+)
 from jopt._src.catalogue import halving as _halving
 from jopt._src.registry_types import Convergence, Example, Optimizer, Twin, frozen
 from jopt._src.transforms import (
@@ -253,7 +261,7 @@ _ENTRIES = [
 ]
 
 _ENTRIES += [*adaptive.ENTRIES, *trust_ratio.ENTRIES, *sign.ENTRIES, *modern.ENTRIES]
-_ENTRIES += [*factored.ENTRIES, *schedule_free.ENTRIES]
+_ENTRIES += [*factored.ENTRIES, *schedule_free.ENTRIES, *loss_based.ENTRIES]
 OPTIMIZERS: Mapping[str, Optimizer] = frozen({entry.name: entry for entry in _ENTRIES})
 
 

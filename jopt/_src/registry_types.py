@@ -63,6 +63,8 @@ class Optimizer:
     convergence: Mapping[str, Convergence]  # by id
     scale_invariant: bool = False  # with eps = 0, invariant to rescaling the gradients
     reads_params: bool = False  # `update` needs the params even without weight decay
+    # `update` needs the loss at the params, `value=` (a line search also `grad=`, `value_fn=`)
+    reads_value: bool = False
     # (state, params) -> the params to evaluate the model at, where they are not the params the
     # optimizer trains (schedule-free: the average x, not y where gradients are taken)
     eval_params: Callable[[Any, Any], Any] | None = None

@@ -12,6 +12,7 @@ import numpy as np
 from tests.reference import (
     adaptive,
     factored,
+    loss_based,
     modern,
     optimizers,
     schedule_free,
@@ -19,7 +20,7 @@ from tests.reference import (
     trust_ratio,
 )
 
-MODULES = (optimizers, adaptive, trust_ratio, sign, modern, factored, schedule_free)
+MODULES = (optimizers, adaptive, trust_ratio, sign, modern, factored, schedule_free, loss_based)
 
 
 def runner(name: str) -> Callable[..., list[np.ndarray]] | None:
