@@ -129,6 +129,9 @@ CASES = [
         ("Adadelta", {"lr": 1.0}),
     ),
     Case("lion", lambda: jopt.lion(1e-4), lambda: optax.lion(1e-4), None),
+    # No optax twin: the nearest baselines, SGD and Adagrad.
+    Case("asgd", lambda: jopt.asgd(0.01), lambda: optax.sgd(0.01), ("ASGD", {"lr": 0.01})),
+    Case("ftrl", lambda: jopt.ftrl(0.1), lambda: optax.adagrad(0.1), None),
 ]
 
 
@@ -165,9 +168,18 @@ def _tree(shapes: list[tuple[int, ...]], seed: int) -> list[np.ndarray]:
     return [rng.standard_normal(shape, dtype=np.float32) for shape in shapes]
 
 
+def _half_square(tree) -> jax.Array:
+    return 0.5 * sum(jnp.sum(x * x) for x in jax.tree.leaves(tree))
+
+
 def _jax_step(tx: optax.GradientTransformation) -> Callable:
+    # The loss, for the optimizers that read it (Polyak, MoMo, L-BFGS's line search): a stand-in
+    # that the others' programs drop, since they never read it.
+    tx = optax.with_extra_args_support(tx)
+
     def step(params, state, grads):
-        updates, state = tx.update(grads, state, params)
+        loss = {"value": _half_square(grads), "grad": grads, "value_fn": _half_square}
+        updates, state = tx.update(grads, state, params, **loss)
         return optax.apply_updates(params, updates), state
 
     return jax.jit(step, donate_argnums=(0, 1))

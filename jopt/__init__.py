@@ -56,23 +56,31 @@ from jopt._src.transforms.adagrad import adagrad, scale_by_rss
 from jopt._src.transforms.adam import adam, adamw, nadam, nadamw, scale_by_adam
 from jopt._src.transforms.adamax import adamax, adamaxw, scale_by_adamax
 from jopt._src.transforms.adan import adan, scale_by_adan
+from jopt._src.transforms.adaptive_clipping import adaptive_grad_clip
 from jopt._src.transforms.ademamix import ademamix, scale_by_ademamix
 from jopt._src.transforms.adopt import adopt, scale_by_adopt
 from jopt._src.transforms.amsgrad import amsgrad, scale_by_amsgrad
+from jopt._src.transforms.asgd import asgd, asgd_eval_params
 from jopt._src.transforms.averaging import averaged_params, ema_params, swa_params
+from jopt._src.transforms.centralization import centralize
 from jopt._src.transforms.clipping import (
     clip,
     clip_by_global_norm,
     clip_by_leaf_norm,
     clipped_norm,
 )
+from jopt._src.transforms.cocob import cocob, scale_by_cocob
+from jopt._src.transforms.dadapt import dadapt_adamw
+from jopt._src.transforms.dog import dog, dowg, scale_by_dog, scale_by_dowg
 from jopt._src.transforms.fromage import fromage
+from jopt._src.transforms.ftrl import ftrl
 from jopt._src.transforms.lamb import lamb
 from jopt._src.transforms.lars import lars
 from jopt._src.transforms.lbfgs import lbfgs, scale_by_lbfgs
 from jopt._src.transforms.learning_rate import scale_by_learning_rate
 from jopt._src.transforms.lion import lion, scale_by_lion
 from jopt._src.transforms.lookahead import lookahead
+from jopt._src.transforms.mechanize import mechanize
 from jopt._src.transforms.momentum import (
     ema,
     momentum_lr_inside,
@@ -81,7 +89,9 @@ from jopt._src.transforms.momentum import (
     trace,
 )
 from jopt._src.transforms.momo import momo, momo_adam
+from jopt._src.transforms.muon import muon, scale_by_muon
 from jopt._src.transforms.nadam import scale_by_nadam
+from jopt._src.transforms.noisy_sgd import add_noise, noisy_sgd
 from jopt._src.transforms.nonfinite import skip_nonfinite, skipped_steps
 from jopt._src.transforms.novograd import novograd, scale_by_novograd
 from jopt._src.transforms.optimistic import (
@@ -90,6 +100,7 @@ from jopt._src.transforms.optimistic import (
     scale_by_optimistic_gradient,
 )
 from jopt._src.transforms.polyak import polyak_sgd, scale_by_polyak
+from jopt._src.transforms.prodigy import prodigy
 from jopt._src.transforms.radam import radam, scale_by_radam
 from jopt._src.transforms.regularization import add_decayed_weights, add_l1_penalty
 from jopt._src.transforms.rms import rmsprop, scale_by_rms, scale_by_stddev
@@ -127,17 +138,23 @@ __all__ = [
     "adamaxw",
     "adamw",
     "adan",
+    "adaptive_grad_clip",
     "add_decayed_weights",
     "add_l1_penalty",
+    "add_noise",
     "ademamix",
     "adopt",
     "amsgrad",
+    "asgd",
+    "asgd_eval_params",
     "assign_groups",
     "averaged_params",
+    "centralize",
     "clip",
     "clip_by_global_norm",
     "clip_by_leaf_norm",
     "clipped_norm",
+    "cocob",
     "constant_schedule",
     "cosine_decay_restarts",
     "cosine_decay_schedule",
@@ -145,11 +162,15 @@ __all__ = [
     "current_lr",
     "cyclic_momentum",
     "cyclic_schedule",
+    "dadapt_adamw",
     "describe_groups",
+    "dog",
+    "dowg",
     "ema",
     "ema_params",
     "exponential_decay",
     "fromage",
+    "ftrl",
     "get_hparams",
     "hparams",
     "inverse_time_decay",
@@ -162,13 +183,16 @@ __all__ = [
     "linear_schedule",
     "lion",
     "lookahead",
+    "mechanize",
     "momentum_lr_inside",
     "momo",
     "momo_adam",
     "multiply_schedules",
     "multistep_decay",
+    "muon",
     "nadam",
     "nadamw",
+    "noisy_sgd",
     "novograd",
     "one_cycle_momentum",
     "one_cycle_schedule",
@@ -182,6 +206,7 @@ __all__ = [
     "piecewise_linear",
     "polyak_sgd",
     "polynomial_schedule",
+    "prodigy",
     "radam",
     "reduce_on_plateau",
     "rmsprop",
@@ -196,11 +221,15 @@ __all__ = [
     "scale_by_adopt",
     "scale_by_amsgrad",
     "scale_by_belief",
+    "scale_by_cocob",
+    "scale_by_dog",
+    "scale_by_dowg",
     "scale_by_factored_rms",
     "scale_by_lbfgs",
     "scale_by_learning_rate",
     "scale_by_lion",
     "scale_by_momentum",
+    "scale_by_muon",
     "scale_by_nadam",
     "scale_by_novograd",
     "scale_by_optimistic_gradient",

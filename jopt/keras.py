@@ -5,6 +5,13 @@ Keras itself is not needed. See `jopt._src.conventions.keras_optimizers` for the
 followed.
 """
 
+from jopt._src.conventions.keras_extra_optimizers import (
+    Adafactor,
+    Ftrl,
+    Lamb,
+    ScheduleFreeAdamW,
+)
+from jopt._src.conventions.keras_muon import Muon
 from jopt._src.conventions.keras_optimizers import (
     SGD,
     Adadelta,
@@ -28,6 +35,7 @@ from jopt._src.conventions.keras_schedules import (
 __all__ = [
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -35,10 +43,14 @@ __all__ = [
     "CosineDecay",
     "CosineDecayRestarts",
     "ExponentialDecay",
+    "Ftrl",
     "InverseTimeDecay",
+    "Lamb",
     "Lion",
+    "Muon",
     "Nadam",
     "PiecewiseConstantDecay",
     "PolynomialDecay",
     "RMSprop",
+    "ScheduleFreeAdamW",
 ]

@@ -4,7 +4,9 @@ Same names, arguments, defaults and numbers as torch.optim and torch.optim.lr_sc
 itself is not needed. See `jopt._src.conventions.torch_optimizers` for the conventions followed.
 """
 
+from jopt._src.conventions.torch_extra_optimizers import ASGD, Adafactor, Rprop
 from jopt._src.conventions.torch_lambda_schedulers import LambdaLR, MultiplicativeLR
+from jopt._src.conventions.torch_muon import Muon
 from jopt._src.conventions.torch_optimizers import (
     SGD,
     Adadelta,
@@ -33,8 +35,10 @@ from jopt._src.conventions.torch_schedulers import (
 )
 
 __all__ = [
+    "ASGD",
     "SGD",
     "Adadelta",
+    "Adafactor",
     "Adagrad",
     "Adam",
     "AdamW",
@@ -49,12 +53,14 @@ __all__ = [
     "LinearLR",
     "MultiStepLR",
     "MultiplicativeLR",
+    "Muon",
     "NAdam",
     "OneCycleLR",
     "PolynomialLR",
     "RAdam",
     "RMSprop",
     "ReduceLROnPlateau",
+    "Rprop",
     "SequentialLR",
     "StepLR",
 ]

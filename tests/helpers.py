@@ -182,18 +182,22 @@ def _stand_in_loss(params: Any) -> jax.Array:
     return 0.5 * sum(squares, jnp.zeros([], dtype))
 
 
-def with_stand_in_loss(tx: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
-    """`tx`, whose update, called without the loss, is given a stand-in's: for an optimizer that
-    reads the loss, in the suites that check what does not depend on it (dtypes, shapes, states,
-    hyperparameters). The value is half the squared norm of the gradients (the loss of
-    `x**2 / 2` at a point whose gradient they are), so that it does not depend on whether the
-    params are given; the loss function is half the squared norm of the params. Given `value=`,
-    it passes on what it is given."""
+def with_stand_in_loss(
+    tx: optax.GradientTransformation, loss: Callable[[Any], jax.Array] | None = None
+) -> optax.GradientTransformationExtraArgs:
+    """`tx`, whose update, called without the loss, is given `loss` (the function whose gradient
+    the caller passes) or a stand-in's: for an optimizer that reads the loss, in the suites that
+    check what does not depend on it (dtypes, shapes, states, hyperparameters). The stand-in's
+    value is half the squared norm of the gradients (the loss of `x**2 / 2` at a point whose
+    gradient they are), so that it does not depend on whether the params are given; its loss
+    function is half the squared norm of the params. Given `value=`, it passes on what it is
+    given."""
 
     def update(updates, state, params=None, **extra):
         if "value" not in extra:
-            extra = {"value": _stand_in_loss(updates), "grad": updates, **extra}
-            extra.setdefault("value_fn", _stand_in_loss)
+            value = _stand_in_loss(updates) if loss is None else loss(params)
+            extra = {"value": value, "grad": updates, **extra}
+            extra.setdefault("value_fn", _stand_in_loss if loss is None else loss)
         return tx.update(updates, state, params, **extra)
 
     return optax.GradientTransformationExtraArgs(tx.init, update)

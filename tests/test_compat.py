@@ -42,13 +42,15 @@ REQUIRED_ARGUMENTS = {
     "base_optimizer": lambda: jopt.sgd(0.1),  # the same (schedule_free)
     "sync_period": 2,
     "slow_step_size": 0.5,
+    "max_linesearch_steps": 15,  # the zoom line search's
+    "clipping": 0.1,  # adaptive_grad_clip's
 }
 # Transforms whose params are not the model's: how they hold them.
 HELD_PARAMS = {"jopt.lookahead": optax.LookaheadParams.init_synced}
 # Transforms that read `value=` (the loss) rather than ignore it.
 READS_VALUE = {"jopt.reduce_on_plateau", "jopt.torch.ReduceLROnPlateau"}
-# Transforms that need the loss (`value=`; a line search also `grad=` and `value_fn=`): built
-# here to be given a stand-in's (tests.helpers.with_stand_in_loss), they use what they are given.
+# Transforms that need the loss (`value=`; a line search also `grad=` and `value_fn=`): built here
+# to be given `_loss`, whose gradient the tests pass (tests.helpers.with_stand_in_loss).
 NEEDS_LOSS = {"jopt.polyak_sgd", "jopt.scale_by_polyak", "jopt.momo", "jopt.momo_adam"}
 NEEDS_LOSS |= {"jopt.lbfgs", "jopt.scale_by_zoom_linesearch"}
 # Transforms whose update is a difference of params, y_new - y (schedule-free, in optax's form):
@@ -82,7 +84,16 @@ def _build(name: str) -> optax.GradientTransformation:
             value = REQUIRED_ARGUMENTS[p.name]
             kwargs[p.name] = value() if callable(value) else value
     tx = CONSTRUCTORS[name](**kwargs)
-    return helpers.with_stand_in_loss(tx) if name in NEEDS_LOSS else tx
+    return helpers.with_stand_in_loss(tx, _loss) if name in NEEDS_LOSS else tx
+
+
+# Transforms that take matrices only (Muon's orthogonalization, torch's refusal of other ranks).
+MATRICES_ONLY = {"jopt.scale_by_muon", "jopt.torch.Muon"}
+
+
+def _params_for(name: str) -> dict[str, jax.Array]:
+    params = _params()
+    return {"w": params["w"]} if name in MATRICES_ONLY else params
 
 
 def _params() -> dict[str, jax.Array]:
@@ -92,8 +103,13 @@ def _params() -> dict[str, jax.Array]:
     }
 
 
+def _loss(params) -> jax.Array:
+    leaves = jax.tree.leaves(params)
+    return sum(jnp.sum(0.5 * (p - 0.25) ** 2 + 0.1 * jnp.cos(p)) for p in leaves)
+
+
 def _grad(params):
-    """The gradient of 0.5 * |params - 0.25|**2 + 0.1 * sum(cos(params))."""
+    """The gradient of `_loss`, 0.5 * |params - 0.25|**2 + 0.1 * sum(cos(params))."""
     return jax.tree.map(lambda p: p - 0.25 - 0.1 * jnp.sin(p), params)
 
 
@@ -138,8 +154,9 @@ def test_public_transform_keeps_the_optax_contract(name):
     """init and update are pure functions of their arguments: under jit as eagerly, twice the
     same; the updates are shaped and typed like the params, and the new state like the old one
     (so a checkpoint of either restores into the other)."""
-    tx, grads = _build(name), _grad(_params())
-    params = HELD_PARAMS.get(name, lambda p: p)(_params())
+    tx, params = _build(name), _params_for(name)
+    grads = _grad(params)
+    params = HELD_PARAMS.get(name, lambda p: p)(params)
     assert isinstance(tx, optax.GradientTransformation)
     state = tx.init(params)
     chex.assert_trees_all_equal(tx.init(params), state)
@@ -170,8 +187,9 @@ def test_optimizer_update_ignores_extra_keyword_arguments(case):
 @pytest.mark.parametrize("name", sorted(set(CONSTRUCTORS) - NEEDS_LOSS))
 def test_public_transform_update_ignores_extra_keyword_arguments(name):
     # Called directly: inside optax.chain, a transform without **extra_args would be wrapped.
-    tx, grads = _build(name), _grad(_params())
-    params = HELD_PARAMS.get(name, lambda p: p)(_params())
+    tx, params = _build(name), _params_for(name)
+    grads = _grad(params)
+    params = HELD_PARAMS.get(name, lambda p: p)(params)
     state = tx.init(params)
     extra = _extra_args(grads)
     given = {"value": extra.pop("value")} if name in READS_VALUE else {}

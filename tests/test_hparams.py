@@ -72,6 +72,9 @@ EXPECTED: dict[str, dict[str, float]] = {
     "adadelta": {"learning_rate": 1.0, "rho": 0.9, "eps": 1e-6},
     "adadelta_weight_decay": {"learning_rate": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.01},
     "lion": {"learning_rate": 2**-13, "b1": 0.9, "b2": 0.99, "weight_decay": 0.01},
+    # DoG's example gives init_step_value through optax's pair (kind, value).
+    "dog": {"learning_rate": 1.0, "init_step_value": 0.01, "eps": 1e-8},
+    "dog_distance": {"learning_rate": 1.0, "init_step_value": 0.1, "eps": 0.0},
 }
 
 # New values for set_hparams, as functions of the old one. Decay rates move to values whose
@@ -115,6 +118,24 @@ _CHANGES = {
     "curv_rtol": lambda v: 0.5,
     "approx_dec_rtol": lambda v: 2 * v,
     "stepsize_precision": lambda v: 2 * v,
+    "estim_lr0": lambda v: 2 * v,  # Prodigy's and D-Adaptation's initial estimate d0
+    "estim_lr_coef": lambda v: 0.5 * v,
+    "beta3": lambda v: 0.95,
+    "init_step_value": lambda v: 2 * v,  # DoG's r_eps / alpha / eta_0
+    "init_estim_sq_dist": lambda v: 2 * v,  # DoWG's rbar_0^2
+    "l2": lambda v: 2 * v,  # ASGD's and FTRL's L2 strength (coefficient of |w|**2 / 2)
+    "t0": lambda v: v + 10,  # ASGD's averaging start
+    "learning_rate_power": lambda v: -0.6 if v != -0.6 else -0.7,  # FTRL's -q in n**q
+    "l1": lambda v: 2 * v,
+    "l2_shrinkage": lambda v: 2 * v,
+    "adam_b1": lambda v: 0.8,  # Muon's Adam, for the leaves that are not matrices
+    "adam_b2": lambda v: 0.99 if v != 0.99 else 0.995,
+    "adam_eps_root": lambda v: 2 * v,
+    "adam_weight_decay": lambda v: 2 * v,
+    "adam_learning_rate": lambda v: 0.3 * v,
+    "consistent_rms": lambda v: 0.5 * v,
+    "eta": lambda v: 2 * v,  # noisy SGD's noise
+    "gamma": lambda v: 0.5 * v,
 }
 STEPS = 50
 SCHEDULE_STEPS = 12
@@ -130,6 +151,8 @@ NOT_AS_DECLARED = {
     "sgd_lr_inside",
     "sgd_lr_inside_nesterov",
     "rmsprop_torch_style",
+    "dog",  # given (kind, value): the value is declared as init_step_value
+    "dog_distance",
 }
 
 
@@ -398,6 +421,11 @@ LR_NONLINEAR = {"fromage"}
 LR_NONLINEAR |= {"schedule_free_sgd", "schedule_free_adamw"}
 # MoMo's learning rate caps the model's step size: min(lr, h / |d|^2).
 LR_NONLINEAR |= {"momo", "momo_adam"}
+# COCOB's learning rate scales the gradients, and its bet is invariant to their scale.
+LR_NONLINEAR |= {"cocob"}
+# FTRL's params are a function of its state: its first update also pulls them toward 0 by
+# sqrt(n_0 / n_1), whatever the learning rate.
+LR_NONLINEAR |= {"ftrl"}
 
 
 @pytest.mark.parametrize("case", helpers.FIRST_CASES, ids=repr)

@@ -100,8 +100,11 @@ HPARAM_VALUES: dict[str, st.SearchStrategy[float]] = {
 }
 # Yogi starts both moments at 1e-6, as optax: zero gradients move its params (from a zero start
 # they do not: tests/test_adaptive.py).
+# Noisy SGD adds noise to zero gradients too.
 ZERO_GRAD_CASES = [
-    case for case in helpers.CASES if not case.uses_params and case.optimizer != "yogi"
+    case
+    for case in helpers.CASES
+    if not case.uses_params and case.optimizer not in ("yogi", "noisy_sgd")
 ]
 
 
@@ -151,6 +154,9 @@ _SCALE_DEPENDENT = {
     jopt.momo: "the model's step reads the loss, which the gradients' scale leaves unchanged",
     jopt.momo_adam: "the model's step reads the loss, which the gradients' scale leaves unchanged",
     jopt.lbfgs: "the line search evaluates the loss",
+    jopt.asgd: "the step is proportional to the gradient",
+    jopt.noisy_sgd: "the step is proportional to the gradient, the noise added to it is not",
+    jopt.ftrl: "l1, l2, l2_shrinkage and beta are absolute (without them: tests/test_online.py)",
 }
 # Constructor arguments that break scale invariance unless 0.
 _SCALE_PARAMETERS = ("eps", "eps_root", "initial_scale", "initial_accumulator_value")

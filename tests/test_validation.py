@@ -947,6 +947,95 @@ ROWS = [
         rho=0.1,
     ),
     _row(T, r"loss_fn must be a callable", jopt.sam_train_step, 0.1, jopt.sgd(0.1)),
+    # Learning-rate-free: Prodigy, D-Adaptation, DoG, DoWG, COCOB, Mechanic.
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.prodigy, -0.1),
+    _row(V, r"b1 must be in \[0, 1\), got 1\.0", jopt.prodigy, b1=1.0),
+    _row(V, r"beta3 must be in \[0, 1\), got 1\.0", jopt.prodigy, beta3=1.0),
+    _row(V, r"estim_lr0 must be > 0, got 0\.0", jopt.prodigy, estim_lr0=0.0),
+    _row(V, r"estim_lr_coef must be > 0, got 0\.0", jopt.prodigy, estim_lr_coef=0.0),
+    _row(T, r"safeguard_warmup must be True or False, got 1", jopt.prodigy, safeguard_warmup=1),
+    _row(V, r"form must be one of 'optax', 'paper', got 'torch'", jopt.prodigy, form="torch"),
+    _row(V, r"b2 must be in \[0, 1\), got -0\.1", jopt.dadapt_adamw, b2=-0.1),
+    _row(V, r"eps must be >= 0, got -1e-08", jopt.dadapt_adamw, eps=-1e-8),
+    _row(V, r"weight_decay must be >= 0, got -0\.01", jopt.dadapt_adamw, weight_decay=-0.01),
+    _row(
+        V,
+        r"init_step must be one of 'heuristic', 'distance', 'learning_rate', got 'fast'",
+        jopt.dog,
+        init_step="fast",
+    ),
+    _row(
+        V,
+        r"init_step must be one of .*, or optax's pair \(kind, value\), got \('distance',\)",
+        jopt.dog,
+        init_step=("distance",),
+    ),
+    _row(V, r"init_step_value must be > 0, got 0\.0", jopt.dog, init_step=("distance", 0.0)),
+    _row(V, r"eps must be >= 0, got -1e-08", jopt.scale_by_dog, eps=-1e-8),
+    _row(V, r"init_estim_sq_dist must be > 0, got 0\.0", jopt.dowg, init_estim_sq_dist=0.0),
+    _row(V, r"eps=0 needs an init_estim_sq_dist > 0", jopt.scale_by_dowg, eps=0.0),
+    _row(T, r"mask must be None, a callable", jopt.dowg, weight_decay=0.1, mask=[1]),
+    _row(V, r"alpha must be > 0, got 0\.0", jopt.cocob, alpha=0.0),
+    _row(V, r"eps must be >= 0, got -1\.0", jopt.scale_by_cocob, eps=-1.0),
+    _row(T, r"base_optimizer must be an optax\.GradientTransformation, got 3", jopt.mechanize, 3),
+    _row(
+        V, r"num_betas must be an integer >= 1, got 0", jopt.mechanize, jopt.sgd(0.1), num_betas=0
+    ),
+    _row(V, r"eps must be > 0, got 0\.0", jopt.mechanize, jopt.sgd(0.1), eps=0.0),
+    _row(V, r"s_init must be > 0, got -1\.0", jopt.mechanize, jopt.sgd(0.1), s_init=-1.0),
+    _row(
+        V, r"weight_decay must be >= 0, got -1\.0", jopt.mechanize, jopt.sgd(0.1), weight_decay=-1.0
+    ),
+    # The online family: averaged SGD, FTRL.
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.asgd, -0.1),
+    _row(V, r"l2 must be >= 0, got -0\.0001", jopt.asgd, 0.1, l2=-1e-4),
+    _row(V, r"alpha must be >= 0, got nan", jopt.asgd, 0.1, alpha=NAN),
+    _row(V, r"t0 must be a finite number >= 0, got inf", jopt.asgd, 0.1, t0=INF),
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.ftrl, -0.1),
+    _row(V, r"learning_rate_power must be <= 0, got 0\.5", jopt.ftrl, 0.1, learning_rate_power=0.5),
+    _row(
+        V,
+        r"initial_accumulator_value must be >= 0, got -0\.1",
+        jopt.ftrl,
+        0.1,
+        initial_accumulator_value=-0.1,
+    ),
+    _row(V, r"l1 must be >= 0, got -1\.0", jopt.ftrl, 0.1, l1=-1.0),
+    _row(V, r"l2 must be >= 0, got -1\.0", jopt.ftrl, 0.1, l2=-1.0),
+    _row(V, r"l2_shrinkage must be >= 0, got -1\.0", jopt.ftrl, 0.1, l2_shrinkage=-1.0),
+    _row(V, r"beta must be >= 0, got -1\.0", jopt.ftrl, 0.1, beta=-1.0),
+    _row(V, r"weight_decay must be >= 0, got -0\.1", jopt.ftrl, 0.1, weight_decay=-0.1),
+    _row(
+        T,
+        r"weight_decay_mask must be None, a callable .*got 'yes'",
+        jopt.ftrl,
+        0.1,
+        weight_decay_mask="yes",
+    ),
+    _row(V, r"memory_size must be an integer >= 1, got 0", jopt.scale_by_lbfgs, memory_size=0),
+    _row(T, r"loss_fn must be callable, got 3", jopt.train_step, 3, jopt.sgd(0.1)),
+    # Orthogonalized and noisy updates, adaptive clipping, centralization.
+    _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.muon, -0.1),
+    _row(V, r"beta must be in \[0, 1\), got 1\.0", jopt.muon, 0.02, beta=1.0),
+    _row(V, r"adam_b2 must be in \[0, 1\), got 1\.0", jopt.muon, 0.02, adam_b2=1.0),
+    _row(V, r"eps must be >= 0, got -1e-08", jopt.muon, 0.02, eps=-1e-8),
+    _row(
+        V,
+        r"ns_coeffs has 5 triples \(one per step\), more than ns_steps=3",
+        jopt.muon,
+        0.02,
+        ns_coeffs="dion",
+        ns_steps=3,
+    ),
+    _row(V, r"preconditioning must be one of 'frobenius'", jopt.muon, 0.02, preconditioning="x"),
+    _row(V, r"beta must be in \[0, 1\), got -0\.1", jopt.scale_by_muon, beta=-0.1),
+    _row(V, r"ns_steps must be an integer >= 1, got 0", jopt.scale_by_muon, ns_steps=0),
+    _row(V, r"eta must be >= 0, got -0\.01", jopt.noisy_sgd, 0.01, eta=-0.01),
+    _row(T, r"key must be an integer seed", jopt.noisy_sgd, 0.01, key="seed"),
+    _row(V, r"gamma must be >= 0, got -1\.0", jopt.add_noise, gamma=-1.0),
+    _row(V, r"clipping must be > 0, got 0\.0", jopt.adaptive_grad_clip, 0.0),
+    _row(T, r"axis must be None, an integer or a tuple", jopt.adaptive_grad_clip, 0.1, axis=1.5),
+    _row(T, r"keep_axis must be an integer \(an axis\), got 'last'", jopt.centralize, "last"),
 ]
 
 
@@ -982,6 +1071,7 @@ _NOT_CONSTRUCTORS = {
     "assign_groups",
     "averaged_params",
     "schedule_free_eval_params",  # reads a state
+    "asgd_eval_params",  # reads a state
     "describe_groups",
     "HParams",
     "Schedule",
@@ -1170,6 +1260,9 @@ REQUIRED |= {
     "swa_params": {"tx": jopt.sgd(0.1)},
     "schedule_free": {"base_optimizer": jopt.sgd(0.1), "learning_rate": 0.1},
     "sam": {"optimizer": jopt.sgd(0.1)},
+    "mechanize": {"base_optimizer": jopt.sgd(0.1)},
+    "scale_by_zoom_linesearch": {"max_linesearch_steps": 15},
+    "adaptive_grad_clip": {"clipping": 0.1},
 }
 _NOT_TRANSFORMS = {"layerwise_groups"}  # constructors of groups, given to param_groups
 _NOT_TRANSFORMS |= {"train_step", "sam_train_step"}  # constructors of jitted training steps
@@ -1196,8 +1289,10 @@ def test_documented_defaults_build_and_take_one_finite_step(name):
     }
     tx = make(**{**defaults, **REQUIRED.get(name, {})})
     params = optax.LookaheadParams.init_synced(_PARAMS) if name == "lookahead" else _PARAMS
-    state = tx.init(params)
     grads = {"w": jnp.array([0.3, -2.0]), "b": jnp.array(1.5)}
+    if name == "scale_by_muon":  # matrices only
+        params, grads = {"w": jnp.ones((2, 3))}, {"w": jnp.full((2, 3), 0.5)}
+    state = tx.init(params)
     # value= is what reduce_on_plateau and the methods that read the loss take (a line search
     # also grad= and value_fn=); every other transform ignores extra arguments.
     loss = {"value": jnp.asarray(1.0), "grad": grads, "value_fn": _stand_in_loss}

@@ -32,8 +32,11 @@ from jopt._src.catalogue import LR as _LR
 from jopt._src.catalogue import (
     adaptive,
     factored,
+    learning_rate_free,
     loss_based,
     modern,
+    online,
+    orthogonal,
     schedule_free,
     sign,
     trust_ratio,
@@ -261,7 +264,8 @@ _ENTRIES = [
 ]
 
 _ENTRIES += [*adaptive.ENTRIES, *trust_ratio.ENTRIES, *sign.ENTRIES, *modern.ENTRIES]
-_ENTRIES += [*factored.ENTRIES, *schedule_free.ENTRIES, *loss_based.ENTRIES]
+_ENTRIES += [*factored.ENTRIES, *schedule_free.ENTRIES]
+_ENTRIES += [*orthogonal.ENTRIES, *learning_rate_free.ENTRIES, *loss_based.ENTRIES, *online.ENTRIES]
 OPTIMIZERS: Mapping[str, Optimizer] = frozen({entry.name: entry for entry in _ENTRIES})
 
 
@@ -283,6 +287,10 @@ _TWINS = [
             "RAdam": "radam",
             "Adagrad": "adagrad",
             "Adadelta": "adadelta",
+            "Muon": "muon",
+            "ASGD": "asgd",
+            "Rprop": "rprop",
+            "Adafactor": "adafactor",
         },
     ),
     *_twins(
@@ -298,6 +306,11 @@ _TWINS = [
             "Adagrad": "adagrad",
             "Adadelta": "adadelta",
             "Lion": "lion",
+            "Muon": "muon",
+            "Ftrl": "ftrl",
+            "Lamb": "lamb",
+            "Adafactor": "adafactor",
+            "ScheduleFreeAdamW": "schedule_free_adamw",
         },
     ),
 ]

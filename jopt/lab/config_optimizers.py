@@ -143,6 +143,12 @@ def optimizer(path: str, raw: Any) -> OptimizerConfig:
 
     wrappers = config_wrappers.parse(path, raw, read)
     checks.reject_unknown(path, raw, [*parameters, *config_wrappers.KEYS])
+    if wrappers.plateau is not None and registry.reads_value(name):
+        raise ConfigError(
+            f"{path}.plateau",
+            f"{name} reads the training loss as its update's value=, which a plateau decay's "
+            "metric would replace: use a schedule for its learning rate instead.",
+        )
     hparams = {key: read(f"{path}.{key}", key, value) for key, value in raw.items()}
     config = OptimizerConfig(name, label, hparams, wrappers)
     try:

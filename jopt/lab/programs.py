@@ -81,7 +81,12 @@ def _learning_rate(opt_state: Any) -> jax.Array:
     return jnp.asarray(rate, jnp.float32)
 
 
-def _make_step(workload: Workload, tx: optax.GradientTransformation, with_value: bool = False):
+def _make_step(
+    workload: Workload,
+    tx: optax.GradientTransformation,
+    with_value: bool = False,
+    with_loss: bool = False,
+):
     """One jitted training step for every seed at once (vmapped), buffers donated.
 
     Steps run from a Python loop rather than a `lax.scan`: XLA on the CPU runs convolutions
@@ -90,13 +95,20 @@ def _make_step(workload: Workload, tx: optax.GradientTransformation, with_value:
     step is the same compiled program whatever the chunking.
 
     `with_value`: the step also takes each seed's evaluated metric and passes it to the update as
-    `value=` (a plateau decay's metric, at the update after an evaluation).
+    `value=` (a plateau decay's metric, at the update after an evaluation). `with_loss`: the
+    update is given the batch's loss as the optimizers that read it take it (`value=`, `grad=`,
+    `value_fn=`: Polyak step sizes, MoMo, L-BFGS's line search).
     """
 
     def one_seed(params, opt_state, diverged_at, order, step, value=None):
         x, y = _batch(workload, order, step)
         loss, grads = jax.value_and_grad(workload.loss)(params, x, y)
-        extra = {} if value is None else {"value": value}
+        if value is not None:
+            extra = {"value": value}
+        elif with_loss:
+            extra = {"value": loss, "grad": grads, "value_fn": lambda p: workload.loss(p, x, y)}
+        else:
+            extra = {}
         updates, new_state = tx.update(grads, opt_state, params, **extra)
         new_params = optax.apply_updates(params, updates)
         stopped = diverged_at >= 0
@@ -185,7 +197,7 @@ class Compiled:
             self.programs[key] = _Programs(
                 tx,
                 jax.jit(jax.vmap(tx.init)),
-                _make_step(self.workload, tx),
+                _make_step(self.workload, tx, with_loss=lab_registry.reads_value(optimizer.name)),
                 _make_step(self.workload, tx, with_value=True) if plateau else None,
                 _make_eval_params(optimizer),
             )

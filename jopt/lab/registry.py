@@ -30,11 +30,23 @@ def hparams(name: str) -> Any:
     return None if entry is None else entry.hparams
 
 
+def _entry(name: str) -> Any:
+    """The catalogue's entry of optimizer `name`, or of the one a framework twin mirrors."""
+    twin = registry.TWINS.get(name)
+    return registry.OPTIMIZERS[twin.mirrors] if twin is not None else registry.OPTIMIZERS[name]
+
+
 def eval_params(name: str) -> Callable[[Any, Any], Any] | None:
     """(optimizer state, params) -> the params to evaluate at, for optimizer `name` when they
-    are not its params (schedule-free's average x), else None."""
-    entry = registry.OPTIMIZERS.get(name)
-    return None if entry is None else entry.eval_params
+    are not its params (schedule-free's average x, averaged SGD's average), else None; a twin
+    (`keras.ScheduleFreeAdamW`, `torch.ASGD`) is evaluated where the optimizer it mirrors is."""
+    return _entry(name).eval_params
+
+
+def reads_value(name: str) -> bool:
+    """Whether optimizer `name`'s update reads the training loss (`value=`: Polyak, MoMo,
+    L-BFGS's line search)."""
+    return _entry(name).reads_value
 
 
 def closest(name: str, known: Any) -> str:

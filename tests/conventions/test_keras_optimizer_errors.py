@@ -31,6 +31,7 @@ from tests.golden import make_optimizer_fixtures as gen
 
 NAN, INF = math.nan, math.inf
 OPTIMIZERS = ("SGD", "RMSprop", "Adam", "AdamW", "Adamax", "Nadam", "Adagrad", "Adadelta", "Lion")
+OPTIMIZERS += ("Ftrl", "Lamb", "Adafactor", "ScheduleFreeAdamW")
 MASK = "weight_decay_mask"  # jopt's general form of Keras' exclude_from_weight_decay
 EXCLUDE = "exclude_from_weight_decay"  # Keras' method, an argument here: not Keras' constructor's
 
@@ -74,6 +75,19 @@ BAD = {
     "clipnorm": _bad("clipnorm", 0.0, "> 0"),
     "clipvalue": _bad("clipvalue", -1.0, "> 0"),
     "global_clipnorm": _bad("global_clipnorm", INF, "a finite number > 0"),
+    "learning_rate_power": _bad("learning_rate_power", 0.5, "<= 0"),
+    "l1_regularization_strength": _bad("l1_regularization_strength", -0.1, ">= 0"),
+    "l2_regularization_strength": _bad("l2_regularization_strength", -0.1, ">= 0"),
+    "l2_shrinkage_regularization_strength": _bad(
+        "l2_shrinkage_regularization_strength", -0.1, ">= 0"
+    ),
+    "beta": _bad("beta", -1.0, ">= 0"),
+    "beta_2_decay": _bad("beta_2_decay", 0.5, "<= 0"),
+    "epsilon_1": _bad("epsilon_1", -1e-30, ">= 0"),
+    "epsilon_2": _bad("epsilon_2", NAN, ">= 0"),
+    "clip_threshold": _bad("clip_threshold", 0.0, "> 0"),
+    "relative_step": _not_bool("relative_step", "yes"),
+    "warmup_steps": _bad("warmup_steps", -1, "an integer >= 0"),
     "use_ema": _not_bool("use_ema", "yes"),
     "ema_momentum": _bad("ema_momentum", 1.5, "in [0, 1)"),
     "ema_overwrite_frequency": _bad("ema_overwrite_frequency", 0, "an integer >= 1"),
@@ -91,11 +105,22 @@ BAD = {
     ),
 }
 # Where a constructor's range differs from the table above (Lion's beta_1 is in (0, 1)).
-SPECIAL = {("Lion", "beta_1"): _bad("beta_1", 1.0, "in (0, 1)")}
+SPECIAL = {
+    ("Lion", "beta_1"): _bad("beta_1", 1.0, "in (0, 1)"),
+    ("ScheduleFreeAdamW", "beta_1"): _bad("beta_1", 1.0, "in (0, 1)"),
+}
 # Keras' own refusals of the rows above (the rest it accepts: it checks ema_momentum and
 # ema_overwrite_frequency only with use_ema=True, and takes any truthy use_ema).
 KERAS_REFUSES = {
-    "gradient_accumulation_steps": r"`gradient_accumulation_steps` must be an integer >= 2"
+    "gradient_accumulation_steps": r"`gradient_accumulation_steps` must be an integer >= 2",
+    "learning_rate_power": r"`learning_rate_power` needs to be negative or zero",
+    "l1_regularization_strength": r"`l1_regularization_strength` needs to be positive or zero",
+    "l2_regularization_strength": r"`l2_regularization_strength` needs to be positive or zero",
+    "l2_shrinkage_regularization_strength": (
+        r"`l2_shrinkage_regularization_strength` needs to be positive or zero"
+    ),
+    # Keras' Ftrl checks its initial accumulator (its Adagrad does not).
+    ("Ftrl", "initial_accumulator_value"): r"`initial_accumulator_value` needs to be positive",
 }
 
 _LION_BETA_1 = r"Argument `beta_1` must be in the \[0, 1\] range"
@@ -112,7 +137,8 @@ def _argument_rows() -> list[Row]:
     for optimizer in OPTIMIZERS:
         for name in _parameters(optimizer):
             kwargs, message, error = SPECIAL.get((optimizer, name), BAD[name])
-            rows.append(Row(optimizer, name, kwargs, message, error, KERAS_REFUSES.get(name)))
+            keras = KERAS_REFUSES.get((optimizer, name), KERAS_REFUSES.get(name))
+            rows.append(Row(optimizer, name, kwargs, message, error, keras))
     return rows
 
 
@@ -176,13 +202,21 @@ ACCEPTED = [
     ("Adagrad", {"initial_accumulator_value": 0.0, "epsilon": 0.0}),
     ("Adadelta", {"rho": 0.0, "epsilon": 0.0}),
     ("Lion", {"beta_1": 1e-3, "beta_2": 0.0, "weight_decay": 0.0}),
-]
+    ("Ftrl", {"learning_rate_power": 0.0, "initial_accumulator_value": 0.0, "beta": 0.0,
+              "l1_regularization_strength": 0.0, "l2_shrinkage_regularization_strength": 0.0}),
+    ("Lamb", {"beta_1": 0.0, "beta_2": 0.0, "epsilon": 0.0, "weight_decay": 0.0}),
+    ("Adafactor", {"beta_2_decay": 0.0, "epsilon_1": 0.0, "epsilon_2": 0.0,
+                   "relative_step": False}),
+    ("ScheduleFreeAdamW", {"warmup_steps": 0, "beta_2": 0.0, "epsilon": 0.0,
+                           "weight_decay": 0.0}),
+]  # fmt: skip
 
 
 def test_every_argument_of_every_optimizer_has_a_row():
     assert set(OPTIMIZERS) == set(jopt.keras.__all__) - {
         "CosineDecay", "CosineDecayRestarts", "ExponentialDecay", "InverseTimeDecay",
         "PiecewiseConstantDecay", "PolynomialDecay",
+        "Muon",  # its refusals: tests/conventions/test_muon_twins.py
     }  # fmt: skip
     covered = {(row.optimizer, row.argument) for row in ROWS}
     missing = [(o, p) for o in OPTIMIZERS for p in _parameters(o) if (o, p) not in covered]

@@ -159,6 +159,41 @@ def _torch_adadelta(d: Draw) -> tuple[float, dict[str, Any]]:
     return d.uniform(0.5, 1.0), _torch_decay(d, kwargs)
 
 
+def _torch_asgd(d: Draw) -> tuple[float, dict[str, Any]]:
+    kwargs = {
+        "lambd": d.log_uniform(1e-4, 1e-2),
+        "alpha": d.uniform(0.5, 1.0),
+        "t0": float(d.integer(0, 150)),  # the average does not move the params: any start
+    }
+    return d.log_uniform(0.01, 0.1), _torch_decay(d, kwargs)
+
+
+def _torch_rprop(d: Draw) -> tuple[float, dict[str, Any]]:
+    # As Lion's: where a gradient changes sign, near a minimum, float32 rounding of the start
+    # decides Rprop's sign comparisons (a flip at a step size of 1e-4 amplifies it 100-fold).
+    # With step sizes of at most 2e-3, no coordinate (0.5 or more from its minimum) reaches it
+    # within STEPS: the draws exercise growth, the clamps and lr above step_sizes[1]; the
+    # fixtures (tests/golden) the sign changes.
+    kwargs = {
+        "etas": (d.uniform(0.3, 0.7), d.uniform(1.1, 1.5)),
+        "step_sizes": (d.log_uniform(1e-7, 1e-6), d.uniform(5e-4, 2e-3)),
+        "maximize": d.coin(0.25),
+    }
+    return d.log_uniform(1e-4, 4e-3), kwargs
+
+
+def _torch_adafactor(d: Draw) -> tuple[float, dict[str, Any]]:
+    # beta2_decay > -0.8 forgets V fast enough for steps ~ rho * sign(g) near the minimum,
+    # which amplify rounding (see the generator's Adafactor cases).
+    eps1 = d.log_uniform(1e-12, 1e-8) if d.coin() else None
+    kwargs = {
+        "beta2_decay": d.uniform(-1.0, -0.8),
+        "eps": (eps1, d.log_uniform(1e-4, 1e-2)),
+        "d": d.uniform(1.0, 3.0),
+    }
+    return d.log_uniform(5e-3, 5e-2), _torch_decay(d, kwargs)
+
+
 def _torch_schedule(d: Draw, lr: float) -> dict[str, Any] | None:
     """An lr_scheduler stepped after every optimizer step, or None (a third of the cases)."""
     if d.coin(1 / 3):
@@ -206,6 +241,9 @@ TORCH_DRAWS: dict[str, Callable[[Draw], tuple[float, dict[str, Any]]]] = {
     "RAdam": _torch_radam,
     "Adagrad": _torch_adagrad,
     "Adadelta": _torch_adadelta,
+    "ASGD": _torch_asgd,
+    "Rprop": _torch_rprop,
+    "Adafactor": _torch_adafactor,
 }
 TORCH_SCHEDULERS = {
     "StepLR": jopt.torch.StepLR,
@@ -293,6 +331,49 @@ def _keras_lion(d: Draw) -> tuple[float, dict[str, Any]]:
     return _f32(d.log_uniform(3e-4, 1e-3)), _keras_globals(d, {"beta_1": beta_1, "beta_2": beta_2})
 
 
+def _keras_ftrl(d: Draw) -> tuple[float, dict[str, Any]]:
+    kwargs = {
+        "learning_rate_power": d.uniform(-0.8, -0.3),
+        "initial_accumulator_value": d.uniform(0.05, 0.5),
+        "l1_regularization_strength": d.log_uniform(1e-4, 1e-2) if d.coin() else 0.0,
+        "l2_regularization_strength": d.log_uniform(1e-4, 0.05) if d.coin() else 0.0,
+        "l2_shrinkage_regularization_strength": d.log_uniform(1e-4, 0.05) if d.coin() else 0.0,
+        "beta": d.uniform(0.0, 1.0),
+    }
+    return _f32(d.log_uniform(0.05, 0.5)), _keras_globals(d, kwargs)
+
+
+def _keras_lamb(d: Draw) -> tuple[float, dict[str, Any]]:
+    # Lamb steps by ~ lr * rms(theta) per coordinate, along a normalized direction: near a
+    # minimum it oscillates and amplifies rounding. At these rates no coordinate travels the
+    # 0.5 to its minimum within STEPS (as Lion's draws).
+    return _f32(d.log_uniform(1e-4, 5e-4)), _keras_globals(d, _keras_adam_like(d))
+
+
+def _keras_adafactor(d: Draw) -> tuple[float, dict[str, Any]]:
+    # beta_2_decay above -0.8 forgets V fast enough for steps ~ rho * sign(g) near the minimum
+    # (chaotic, see the generator's torch Adafactor cases).
+    kwargs = {
+        "beta_2_decay": d.uniform(-1.0, -0.8),
+        "epsilon_1": d.log_uniform(1e-30, 1e-20),
+        "epsilon_2": d.log_uniform(1e-4, 1e-2),
+        "clip_threshold": d.uniform(0.5, 2.0),
+        "relative_step": d.coin(),
+    }
+    return _f32(d.log_uniform(5e-3, 5e-2)), _keras_globals(d, kwargs)
+
+
+def _keras_schedule_free_adamw(d: Draw) -> tuple[float, dict[str, Any]]:
+    beta_1, beta_2 = d.betas()
+    kwargs = {
+        "beta_1": beta_1,
+        "beta_2": beta_2,
+        "epsilon": d.log_uniform(1e-8, 1e-6),
+        "warmup_steps": d.integer(1, 30) if d.coin() else 0,
+    }
+    return _f32(d.log_uniform(2e-3, 1e-2)), _keras_globals(d, kwargs)
+
+
 def _keras_schedule(d: Draw, lr: float) -> dict[str, Any] | None:
     """A keras.optimizers.schedules schedule of initial rate `lr`, or None (a third)."""
     if d.coin(1 / 3):
@@ -346,6 +427,10 @@ KERAS_DRAWS: dict[str, Callable[[Draw], tuple[float, dict[str, Any]]]] = {
     "Adagrad": _keras_adagrad,
     "Adadelta": _keras_adadelta,
     "Lion": _keras_lion,
+    "Ftrl": _keras_ftrl,
+    "Lamb": _keras_lamb,
+    "Adafactor": _keras_adafactor,
+    "ScheduleFreeAdamW": _keras_schedule_free_adamw,
 }
 KERAS_SCHEDULES = {
     "ExponentialDecay": jopt.keras.ExponentialDecay,

@@ -24,6 +24,7 @@ import jopt
 
 NAN, INF = math.nan, math.inf
 OPTIMIZERS = ("SGD", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adagrad", "Adadelta")
+OPTIMIZERS += ("ASGD", "Rprop", "Adafactor")
 ADAM_LIKE = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam")
 
 
@@ -42,9 +43,10 @@ class Row:
 
 
 def _every_optimizer(name: str) -> list[Row]:
-    """lr, weight_decay and maximize, which every torch optimizer takes."""
+    """lr, weight_decay and maximize, which every torch optimizer takes (Rprop: no weight
+    decay)."""
     sgd = name == "SGD"  # torch's SGD tests `lr < 0`, `weight_decay < 0`: nan passes
-    return [
+    rows = [
         Row(name, "lr_negative", {"lr": -0.1}, ValueError, "lr must be >= 0, got -0.1.",
             ValueError),
         Row(name, "lr_nan", {"lr": NAN}, ValueError, "lr must be >= 0, got nan.",
@@ -66,6 +68,7 @@ def _every_optimizer(name: str) -> list[Row]:
         Row(name, "maximize_not_bool", {"maximize": 1}, TypeError,
             "maximize must be True or False, got 1.", None),
     ]  # fmt: skip
+    return [row for row in rows if name != "Rprop" or "weight_decay" not in row.kwargs]
 
 
 def _betas(name: str) -> list[Row]:
@@ -161,6 +164,45 @@ ROWS = [
         "rho must be in [0, 1), got -0.1.", ValueError),
     Row("Adadelta", "eps_negative", {"eps": -1e-6}, ValueError, "eps must be >= 0, got -1e-06.",
         ValueError),
+    # ASGD (torch checks none of lambd, alpha, t0)
+    Row("ASGD", "lambd_negative", {"lambd": -1e-4}, ValueError,
+        "lambd must be >= 0, got -0.0001.", None),
+    Row("ASGD", "alpha_nan", {"alpha": NAN}, ValueError, "alpha must be >= 0, got nan.", None),
+    Row("ASGD", "t0_negative", {"t0": -1.0}, ValueError, "t0 must be >= 0, got -1.0.", None),
+    Row("ASGD", "t0_inf", {"t0": INF}, ValueError, "t0 must be a finite number >= 0, got inf.",
+        None),
+    # Rprop (torch checks 0 < etas[0] < 1 < etas[1], not the step sizes)
+    Row("Rprop", "etas0_one", {"etas": (1.0, 1.2)}, ValueError,
+        "etas[0] must be in (0, 1), got 1.0.", ValueError),
+    Row("Rprop", "etas0_zero", {"etas": (0.0, 1.2)}, ValueError,
+        "etas[0] must be in (0, 1), got 0.0.", ValueError),
+    Row("Rprop", "etas1_one", {"etas": (0.5, 1.0)}, ValueError, "etas[1] must be > 1, got 1.0.",
+        ValueError),
+    Row("Rprop", "etas_not_a_pair", {"etas": 0.5}, ValueError,
+        "etas must be a pair (etaminus, etaplus), got 0.5.", TypeError),
+    Row("Rprop", "step_sizes0_negative", {"step_sizes": (-1e-6, 50.0)}, ValueError,
+        "step_sizes[0] must be >= 0, got -1e-06.", None),
+    Row("Rprop", "step_sizes1_zero", {"step_sizes": (0.0, 0.0)}, ValueError,
+        "step_sizes[1] must be > 0, got 0.0.", None),
+    Row("Rprop", "step_sizes_reversed", {"step_sizes": (1.0, 0.5)}, ValueError,
+        "step_sizes must be (min, max) with min <= max, got (1.0, 0.5).", None),
+    Row("Rprop", "step_sizes_not_a_pair", {"step_sizes": 50.0}, ValueError,
+        "step_sizes must be a pair (min, max), got 50.0.", None),
+    # Adafactor
+    Row("Adafactor", "beta2_decay_positive", {"beta2_decay": 0.5}, ValueError,
+        "beta2_decay must be <= 0, got 0.5.", ValueError),
+    Row("Adafactor", "beta2_decay_nan", {"beta2_decay": NAN}, ValueError,
+        "beta2_decay must be <= 0, got nan.", ValueError),
+    Row("Adafactor", "eps0_negative", {"eps": (-1.0, 1e-3)}, ValueError,
+        "eps[0] must be >= 0, got -1.0.", ValueError),
+    Row("Adafactor", "eps1_negative", {"eps": (None, -1e-3)}, ValueError,
+        "eps[1] must be >= 0, got -0.001.", ValueError),
+    Row("Adafactor", "eps_not_a_pair", {"eps": 1e-3}, ValueError,
+        "eps must be a pair (eps1, eps2), got 0.001.", TypeError),
+    Row("Adafactor", "d_below_one", {"d": 0.5}, ValueError, "d must be >= 1, got 0.5.",
+        ValueError),
+    Row("Adafactor", "d_inf", {"d": INF}, ValueError, "d must be a finite number >= 1, got inf.",
+        None),
 ]  # fmt: skip
 
 

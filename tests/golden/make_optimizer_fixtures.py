@@ -175,6 +175,25 @@ TORCH_CASES = [
     Case("adadelta", "Adadelta", 1.0),
     Case("adadelta_rho_weight_decay_exp", "Adadelta", 1.0,
         {"rho": 0.95, "eps": 1e-5, "weight_decay": 0.01}, TORCH_EXP),
+    Case("asgd_lambd_t0", "ASGD", 0.05, {"lambd": 0.01, "t0": 100.0}),
+    Case("asgd_alpha_weight_decay_exp", "ASGD", 0.05,
+        {"lambd": 0.005, "alpha": 0.6, "weight_decay": 0.01}, TORCH_EXP),
+    Case("asgd_maximize_cos", "ASGD", 0.05, {"maximize": True, "t0": 10.0}, TORCH_COS,
+        grad_sign=-1.0),
+    # Rprop reads lr once: under a schedule torch's trajectory is the constant-lr one.
+    Case("rprop", "Rprop", 0.01),
+    Case("rprop_etas_step_sizes_cos", "Rprop", 0.01,
+        {"etas": (0.4, 1.3), "step_sizes": (1e-3, 0.5)}, TORCH_COS),
+    # lr above step_sizes[1]: torch clamps the first step size.
+    Case("rprop_maximize_clamped_lr", "Rprop", 2.0, {"step_sizes": (1e-3, 0.5), "maximize": True},
+        grad_sign=-1.0),
+    # Adafactor at beta2_decay -0.6 (V forgets faster) takes steps ~ rho * sign(g) near the
+    # minimum, amplifying rounding 1e7-fold: its cases keep beta2_decay <= -0.8.
+    Case("adafactor", "Adafactor", 0.01),
+    Case("adafactor_weight_decay_d_exp", "Adafactor", 0.01, {"weight_decay": 0.1, "d": 2.0},
+        TORCH_EXP),
+    Case("adafactor_eps_beta2_decay_maximize_cos", "Adafactor", 0.05,
+        {"eps": (1e-10, 1e-2), "beta2_decay": -0.9, "maximize": True}, TORCH_COS, grad_sign=-1.0),
 ]  # fmt: skip
 
 # Keras' learning rates are powers of two, exact in its float32 learning-rate variable. Keras'
@@ -229,6 +248,25 @@ KERAS_CASES = [
     Case("lion", "Lion", 2**-10, {}, None, 6),
     Case("lion_weight_decay_exp", "Lion", 2**-9, {"weight_decay": 0.05, "beta_2": 0.95}, KERAS_EXP,
         6),
+    Case("ftrl", "Ftrl", 2**-3),
+    Case("ftrl_regularized_weight_decay_exp", "Ftrl", 2**-2,
+        {"learning_rate_power": -0.7, "initial_accumulator_value": 0.5,
+         "l1_regularization_strength": 0.01, "l2_regularization_strength": 0.05,
+         "l2_shrinkage_regularization_strength": 0.02, "beta": 0.5, "weight_decay": 0.01},
+        KERAS_EXP),
+    # Lamb's step is ~ lr * ||theta|| along a normalized direction: near a minimum it
+    # oscillates and amplifies rounding (1e8-fold at 2**-7). At these rates no coordinate
+    # reaches its minimum within the 1000 steps.
+    Case("lamb", "Lamb", 2**-12),
+    Case("lamb_weight_decay_clipnorm_cos", "Lamb", 2**-13, {"weight_decay": 0.05, "clipnorm": 1.0},
+        KERAS_COS),
+    Case("adafactor", "Adafactor", 2**-5),
+    Case("adafactor_weight_decay_clipvalue_exp", "Adafactor", 2**-4,
+        {"weight_decay": 0.05, "beta_2_decay": -0.9, "clip_threshold": 2.0, "epsilon_2": 1e-2,
+         "clipvalue": 0.5}, KERAS_EXP),
+    Case("schedule_free_adamw", "ScheduleFreeAdamW", 2**-7),
+    Case("schedule_free_adamw_warmup_weight_decay_cos", "ScheduleFreeAdamW", 2**-6,
+        {"weight_decay": 0.05, "warmup_steps": 20, "beta_1": 0.8}, KERAS_COS),
 ]  # fmt: skip
 
 

@@ -61,6 +61,13 @@ CASES = [
          ({"lr_decay": 0.001}, {"lr": 0.3, "weight_decay": 0.01})),
     Case("adadelta", "Adadelta", {"lr": 1.0},
          ({"rho": 0.95}, {"lr": 0.5, "weight_decay": 0.01, "eps": 1e-5})),
+    Case("asgd", "ASGD", {"lr": 0.05, "lambd": 0.01, "t0": 20.0},
+         ({"alpha": 0.6}, {"lr": 0.02, "weight_decay": 0.01, "lambd": 0.001})),
+    Case("rprop", "Rprop", {"lr": 0.01},
+         ({"etas": (0.4, 1.3)}, {"lr": 0.05, "step_sizes": (1e-4, 0.5)})),
+    Case("adafactor", "Adafactor", {"lr": 0.01},
+         ({"beta2_decay": -0.9},
+          {"lr": 0.05, "weight_decay": 0.1, "d": 2.0, "eps": (1e-10, 1e-2)})),
 ]  # fmt: skip
 
 

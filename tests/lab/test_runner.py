@@ -463,3 +463,15 @@ def test_one_diverging_seed_leaves_the_others_going(tmp_path):
     # others finished
     assert set(statuses.values()) == {"diverged", "done"}, statuses
     assert min(diverged_at) < steps, diverged_at
+
+
+def test_an_optimizer_that_reads_the_loss_trains_in_the_lab(tmp_path):
+    """Polyak's step size is (f - f*) / |g|^2 from the batch's loss, which each step gives the
+    update (without it, the update refuses to run)."""
+    polyak = {"name": "polyak_sgd", "label": "polyak", "max_learning_rate": 1.0}
+    experiment = _experiment(optimizers=[polyak], seeds=[0], steps=8, eval_every=4)
+    run_dir = runner.run(experiment, tmp_path / "run", progress=False)
+    losses = [row["train_loss"] for row in _rows(run_dir, "polyak-seed0") if "train_loss" in row]
+    assert len(losses) == 8 and np.all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0]
+    assert _meta(run_dir, "polyak-seed0")["status"] == "done"

@@ -105,6 +105,13 @@ def test_each_part_is_validated_where_it_is_written(changes, path, message):
     assert message in str(raised.value)
 
 
+def test_a_plateau_on_an_optimizer_that_reads_the_loss_is_refused():
+    with pytest.raises(ConfigError) as raised:
+        _experiment(name="momo", weight_decay=None, groups=None, average=None)
+    assert raised.value.path == "optimizers[0].plateau"
+    assert "momo reads the training loss as its update's value=" in str(raised.value)
+
+
 def test_the_resolved_config_reads_back_the_same():
     experiment = _experiment()
     assert config_lib.from_dict(config_lib.to_dict(experiment)) == experiment

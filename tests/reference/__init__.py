@@ -12,15 +12,19 @@ import numpy as np
 from tests.reference import (
     adaptive,
     factored,
+    learning_rate_free,
     loss_based,
     modern,
+    online,
     optimizers,
+    orthogonal,
     schedule_free,
     sign,
     trust_ratio,
 )
 
-MODULES = (optimizers, adaptive, trust_ratio, sign, modern, factored, schedule_free, loss_based)
+MODULES = (optimizers, adaptive, trust_ratio, sign, modern, factored, schedule_free)
+MODULES += (orthogonal, learning_rate_free, loss_based, online)
 
 
 def runner(name: str) -> Callable[..., list[np.ndarray]] | None:
