@@ -35,7 +35,8 @@ import pytest
 from optax.contrib import MuonDimensionNumbers
 
 import jopt
-from jopt._src.transforms.muon import muon, orthogonalize, scale_by_muon
+from jopt._src.transforms.muon import muon, scale_by_muon
+from jopt._src.transforms.newton_schulz import orthogonalize
 from jopt._src.transforms.noisy_sgd import noisy_sgd as jopt_noisy_sgd
 from tests import helpers
 from tests.reference.orthogonal import newton_schulz, run_muon, run_noisy_sgd

@@ -55,39 +55,35 @@ updates cast back to their dtype.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import optax
-from optax.contrib import MuonDimensionNumbers
 
-from jopt._src import base, errors, stateful, tree_math, validation
+from jopt._src import base, errors, stateful, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Choice, Flag, Float, Int, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.learning_rate import LEARNING_RATE
+from jopt._src.transforms.muon_dimensions import (
+    ADAM_LEAF,
+    DimensionNumbers,
+    plan,
+    shape_scale,
+    unplanned,
+)
+from jopt._src.transforms.muon_step import adam_leaf, muon_leaf
+from jopt._src.transforms.newton_schulz import (
+    PRECONDITIONINGS,
+    STANDARD_NS_COEFFS,
+    coefficients,
+    state_coefficients,
+)
 from jopt._src.transforms.regularization import WEIGHT_DECAY
 from jopt._src.transforms.trust_ratio import leaf_mask
 from jopt._src.validation import DECAY, NON_NEGATIVE
-
-STANDARD_NS_COEFFS = (3.4445, -4.7750, 2.0315)  # Jordan's quintic: largest slope at 0
-# One triple per step (Ahn et al. 2025, "Dion: Distributed Orthonormalized Updates").
-DION_NS_COEFFS = (
-    (4.0848, -6.8946, 2.9270),
-    (3.9505, -6.3029, 2.6377),
-    (3.7418, -5.5913, 2.3037),
-    (2.8769, -3.1427, 1.2046),
-    (2.8366, -3.0525, 1.2012),
-)
-NS_COEFFS_PRESETS = {"standard": STANDARD_NS_COEFFS, "dion": DION_NS_COEFFS}
-PRECONDITIONINGS = ("frobenius", "spectral", "aol", "schatten")
-# optax's AOL and Schatten-4 first steps floor their rescaling at this, whatever `eps` is.
-_FIRST_STEP_EPS = 1e-8
 
 BETA = Float("beta", DECAY, schedulable=True, complement=True)
 NS_STEPS = Int("ns_steps", 1, in_state=False)  # unrolled: it selects the program
@@ -148,271 +144,6 @@ class MuonTermState(NamedTuple):
     hparams: HParams  # weight_decay, adam_weight_decay; or learning_rate (adam_learning_rate)
 
 
-# -- which leaves are matrices -------------------------------------------------------------------
-
-
-class _Adam:
-    """The plan of a leaf that takes Adam's step (not a pytree: one per leaf)."""
-
-
-ADAM_LEAF = _Adam()
-DimensionNumbers = Any  # a tree of MuonDimensionNumbers / None, or a function of the params
-
-
-def _is_dims(x: Any) -> bool:
-    return x is None or isinstance(x, MuonDimensionNumbers)
-
-
-def _axes(x: jax.Array, dims: MuonDimensionNumbers) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(reduction axes, output axes), non-negative."""
-
-    def normalize(axes):
-        axes = (axes,) if isinstance(axes, int) else tuple(axes)
-        return tuple(int(axis) % x.ndim for axis in axes)
-
-    return normalize(dims.reduction_axis), normalize(dims.output_axis)
-
-
-def plan(fn: str, tree: Any, dimension_numbers: DimensionNumbers, *, default_adam: bool) -> list:
-    """Per leaf of `tree` (in `jax.tree.leaves` order): its MuonDimensionNumbers, or ADAM_LEAF.
-
-    Without dimension numbers, a leaf with two axes is a matrix (0: reduction, 1: output); any
-    other leaf goes to Adam, or, without `default_adam` (`scale_by_muon`), is an error."""
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    if dimension_numbers is None:
-        plans = []
-        for path, leaf in leaves:
-            if jnp.ndim(leaf) == 2:
-                plans.append(MuonDimensionNumbers())
-            elif default_adam:
-                plans.append(ADAM_LEAF)
-            else:
-                raise ValueError(
-                    f"{fn}: the parameter at {jax.tree_util.keystr(path) or '<root>'} has shape "
-                    f"{jnp.shape(leaf)}: Muon orthogonalizes matrices. Give "
-                    "weight_dimension_numbers (optax.contrib.MuonDimensionNumbers per leaf) to "
-                    "orthogonalize other shapes, or use jopt.muon, which gives the leaves that "
-                    "are not matrices to Adam."
-                )
-        return plans
-    dims = dimension_numbers(tree) if callable(dimension_numbers) else dimension_numbers
-    try:
-        spread = jax.tree.map(
-            lambda d, sub: jax.tree.map(lambda _: ADAM_LEAF if d is None else d, sub),
-            dims,
-            tree,
-            is_leaf=_is_dims,
-        )
-    except ValueError as e:
-        raise ValueError(
-            f"{fn}: the weight dimension numbers must be a tree of MuonDimensionNumbers or None "
-            f"shaped like the params (or a prefix of them): {e}"
-        ) from e
-    plans = jax.tree.leaves(spread, is_leaf=lambda x: isinstance(x, (_Adam, MuonDimensionNumbers)))
-    for (path, leaf), dims_of_leaf in zip(leaves, plans, strict=True):
-        if isinstance(dims_of_leaf, MuonDimensionNumbers):
-            _check_dims(fn, jax.tree_util.keystr(path) or "<root>", leaf, dims_of_leaf)
-    return plans
-
-
-def _check_dims(fn: str, where: str, leaf: Any, dims: MuonDimensionNumbers) -> None:
-    if jnp.ndim(leaf) < 2:
-        raise ValueError(
-            f"{fn}: the parameter at {where} has shape {jnp.shape(leaf)}, but Muon "
-            "orthogonalizes leaves of two axes or more: give it None (Adam) in the weight "
-            "dimension numbers."
-        )
-    reduction, output = _axes(leaf, dims)
-    if set(reduction) & set(output) or not reduction or not output:
-        raise ValueError(
-            f"{fn}: the reduction axes {reduction} and output axes {output} of the parameter at "
-            f"{where} (shape {jnp.shape(leaf)}) must be non-empty and disjoint, got {dims}."
-        )
-
-
-def _unplanned(plans: list) -> Callable[[Any], Any]:
-    """`tree -> tree of plans` for a tree with the leaves the plans were made for."""
-    return lambda tree: jax.tree.unflatten(jax.tree.structure(tree), plans)
-
-
-# -- Newton-Schulz -------------------------------------------------------------------------------
-
-
-def _reshape(x: jax.Array, dims: MuonDimensionNumbers) -> tuple[Callable, Callable]:
-    """Functions to and from the (batch, reduction, output) layout of `x`."""
-    reduction, output = _axes(x, dims)
-    batch = tuple(sorted(set(range(x.ndim)) - set(reduction) - set(output)))
-    order = batch + reduction + output
-    inverse = tuple(sorted(range(x.ndim), key=lambda i: order[i]))
-    sizes = [tuple(x.shape[axis] for axis in axes) for axes in (batch, reduction, output)]
-    flat = tuple(math.prod(size) for size in sizes)
-    unflat = sizes[0] + sizes[1] + sizes[2]
-    return (
-        lambda y: y.transpose(order).reshape(flat),
-        lambda y: y.reshape(unflat).transpose(inverse),
-    )
-
-
-def _quintic(x: jax.Array, coeffs: jax.Array) -> jax.Array:
-    """One Newton-Schulz step, `a X + (b A + c A A) X` with A = X X^H."""
-    gram = x @ x.T.conj()
-    poly = coeffs[1] * gram + coeffs[2] * gram @ gram
-    return coeffs[0] * x + poly @ x
-
-
-def _rescaled_quintic(x: jax.Array, coeffs: jax.Array, kind: str) -> jax.Array:
-    """The first step of the AOL (Boissin et al. 2025) or Schatten-4 (Grishina et al. 2025)
-    preconditionings: X rescaled by the rows of A (AOL) or by ||A||_F, in the same step."""
-    gram = x @ x.T.conj()
-    if kind == "aol":
-        scale = jnp.expand_dims(
-            jax.lax.rsqrt(jnp.clip(jnp.abs(gram).sum(axis=-1), min=_FIRST_STEP_EPS)), -1
-        )
-        x, gram = x * scale, gram * scale * scale.transpose(-1, -2)
-    else:
-        norm = jnp.clip(jnp.linalg.norm(x @ x.T, ord="fro", axis=(-2, -1)), min=_FIRST_STEP_EPS)
-        scale = jnp.expand_dims(jax.lax.rsqrt(norm), (0, -1))
-        x, gram = x * scale, (x @ x.T) * scale**2
-    poly = coeffs[1] * gram + coeffs[2] * gram @ gram
-    return coeffs[0] * x + poly @ x
-
-
-def _orthogonalize_matrix(
-    x: jax.Array, coeffs: jax.Array, ns_steps: int, preconditioning: str, eps: float
-) -> jax.Array:
-    """NS_k of one matrix (transposed inside when it is tall)."""
-    tall = x.shape[0] > x.shape[1]
-    if tall:
-        x = x.T
-    if preconditioning == "frobenius":
-        x = x / (jnp.linalg.norm(x, ord="fro") + eps)
-    elif preconditioning == "spectral":
-        x = x / (jnp.linalg.norm(x, ord=2) + eps)
-    coeffs = coeffs.astype(x.dtype)
-
-    def step(i, x, c):
-        if preconditioning in ("aol", "schatten"):
-            return jax.lax.cond(
-                i == 0,
-                lambda x: _rescaled_quintic(x, c, preconditioning),
-                lambda x: _quintic(x, c),
-                x,
-            )
-        return _quintic(x, c)
-
-    if coeffs.ndim == 1:
-        x = jax.lax.fori_loop(0, ns_steps, lambda i, x: step(i, x, coeffs), x, unroll=True)
-    else:
-
-        def body(carry, c):
-            i, x = carry
-            return (i + 1, step(i, x, c)), None
-
-        (_, x), _ = jax.lax.scan(body, (jnp.asarray(0, jnp.int32), x), coeffs)
-    return x.T if tall else x
-
-
-def orthogonalize(
-    x: jax.Array,
-    coeffs: jax.Array,
-    ns_steps: int,
-    preconditioning: str,
-    eps: float,
-    dims: MuonDimensionNumbers,
-) -> jax.Array:
-    """NS_k of every (reduction, output) matrix of `x` (its batch axes vmapped over)."""
-    to_matrices, back = _reshape(x, dims)
-    one = lambda m: _orthogonalize_matrix(m, coeffs, ns_steps, preconditioning, eps)  # noqa: E731
-    return back(jax.vmap(one)(to_matrices(x)))
-
-
-def shape_scale(x: jax.Array, dims: MuonDimensionNumbers, consistent_rms: Any) -> jax.Array:
-    """s: `sqrt(max(1, fan_out / fan_in))` (Jordan), or `consistent_rms * sqrt(max(fan_in,
-    fan_out))` (Liu et al.), computed as optax computes it."""
-    reduction, output = _axes(x, dims)
-    fan_in = math.prod(x.shape[axis] for axis in reduction)
-    fan_out = math.prod(x.shape[axis] for axis in output)
-    if consistent_rms is None:
-        return jnp.sqrt(jnp.maximum(1, fan_out / fan_in))
-    return jnp.sqrt(jnp.maximum(fan_in, fan_out)) * consistent_rms
-
-
-# -- the step of one matrix ----------------------------------------------------------------------
-
-
-def _momentum_direction(g, m, hp, count, options) -> tuple[jax.Array, jax.Array]:
-    """(M, the new m) of one matrix leaf, in the wider of their dtypes."""
-    nesterov, corrected = options["nesterov"], options["bias_correction"]
-    m = tree_math.moment(g, m, hp["beta"], hp.complement("beta"))
-    g = g.astype(m.dtype)
-    if not corrected:
-        direction = _mix(m, g, hp["beta"], hp.complement("beta")) if nesterov else m
-        return direction, m
-    correction = tree_math.bias_correction(hp["beta"], count)
-    if not nesterov:
-        return tree_math.debias(m, correction), m
-    ahead = tree_math.bias_correction(hp["beta"], base.increment(count))
-    g_hat, m_ahead = tree_math.debias(g, correction), tree_math.debias(m, ahead)
-    return _mix(m_ahead, g_hat, hp["beta"], hp.complement("beta")), m
-
-
-def _mix(m: jax.Array, g: jax.Array, beta: jax.Array, complement: jax.Array) -> jax.Array:
-    """Nesterov's look-ahead `beta * m + (1 - beta) * g`, its terms in optax's order: under jit,
-    XLA may fuse a product into the sum (a fused multiply-add), and which one it fuses follows
-    the order written."""
-    return beta.astype(m.dtype) * m + complement.astype(m.dtype) * g
-
-
-def _muon_leaf(g, m, dims, coeffs, hp, count, options) -> tuple[jax.Array, jax.Array]:
-    """(O, the new m) of one matrix leaf: the orthogonalized (and, `adaptive`, rescaled)
-    momentum direction."""
-    direction, m = _momentum_direction(g, m, hp, count, options)
-    out = orthogonalize(
-        direction, coeffs, options["ns_steps"], options["preconditioning"], options["eps"], dims
-    )
-    if options["adaptive"]:
-        # Scaled by <M, O>, the dual norm of M (Bernstein & Newhouse 2024, "Old Optimizer, New
-        # Norm: An Anthology").
-        out = jnp.sum(direction.conj() * out) * out
-    return out, m
-
-
-def _coefficients(fn: str, ns_coeffs: Any, ns_steps: int) -> np.ndarray:
-    """`ns_coeffs` (a preset's name, a triple or one triple per step) as a float64 array, checked
-    as optax checks it at init."""
-    if isinstance(ns_coeffs, str):
-        validation.check_choice(fn, "ns_coeffs", ns_coeffs, tuple(NS_COEFFS_PRESETS))
-        ns_coeffs = NS_COEFFS_PRESETS[ns_coeffs]
-    try:
-        coeffs = np.asarray(ns_coeffs, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise validation.wrong_type(
-            fn, "ns_coeffs", ns_coeffs, "a triple (a, b, c), one triple per step, or a preset"
-        ) from e
-    shape_ok = coeffs.ndim in (1, 2) and coeffs.shape[-1] == 3 and coeffs.size > 0
-    validation.require(
-        fn,
-        shape_ok and bool(np.all(np.isfinite(coeffs))),
-        f"ns_coeffs must be finite numbers of shape (3,) or (n, 3), got {ns_coeffs!r}.",
-        argument="ns_coeffs",
-        value=ns_coeffs,
-    )
-    validation.require(
-        fn,
-        coeffs.ndim == 1 or coeffs.shape[0] <= ns_steps,
-        f"ns_coeffs has {coeffs.shape[0]} triples (one per step), more than ns_steps={ns_steps}: "
-        "optax refuses these (its message: 'Not enough coeffs').",
-        argument="ns_coeffs",
-        value=ns_coeffs,
-    )
-    return coeffs if coeffs.ndim == 1 else coeffs[-ns_steps:]
-
-
-def _state_coefficients(coeffs: np.ndarray) -> jax.Array:
-    """The coefficients as optax's state keeps them: an array of the default float dtype."""
-    return jnp.asarray(coeffs.tolist())
-
-
 # -- scale_by_muon -------------------------------------------------------------------------------
 
 
@@ -463,20 +194,20 @@ def scale_by_muon(
         preconditioning=preconditioning,
         bias_correction=bias_correction,
     )
-    coeffs = _coefficients(fn, ns_coeffs, bound["ns_steps"])
+    coeffs = coefficients(fn, ns_coeffs, bound["ns_steps"])
     mu_dtype = validation.check_dtype(fn, "mu_dtype", mu_dtype)
 
     def buffers(params):
         plan(fn, params, weight_dimension_numbers, default_adam=False)
-        return {"mu": base.zeros_like(params, mu_dtype), "ns_coeffs": _state_coefficients(coeffs)}
+        return {"mu": base.zeros_like(params, mu_dtype), "ns_coeffs": state_coefficients(coeffs)}
 
     def step(updates, state, hp, count, params):
         plans = plan(fn, updates, weight_dimension_numbers, default_adam=False)
 
         def leaf(g, m, dims):
-            return _muon_leaf(g, m, dims, state.ns_coeffs, hp, count, bound)
+            return muon_leaf(g, m, dims, state.ns_coeffs, hp, count, bound)
 
-        results = jax.tree.map(leaf, updates, state.mu, _unplanned(plans)(updates))
+        results = jax.tree.map(leaf, updates, state.mu, unplanned(plans)(updates))
         out, mu = _unzip(updates, results)
         return out, {"mu": mu}
 
@@ -494,41 +225,23 @@ def _direction(bound, coeffs, mu_dtype, dimension_numbers) -> optax.GradientTran
     """`muon`'s first block: O times its scale s on matrices, Adam's m_hat / (sqrt(v_hat +
     eps_root) + eps) on the other leaves."""
     fn = bound.fn
-    nesterov = bound["nesterov"]
 
     def buffers(params):
         plans = plan(fn, params, dimension_numbers, default_adam=True)
         nu = jax.tree.map(
             lambda p, how: base.zeros_like(p) if how is ADAM_LEAF else optax.MaskedNode(),
             params,
-            _unplanned(plans)(params),
+            unplanned(plans)(params),
         )
         mu = base.zeros_like(params, mu_dtype)
-        return {"mu": mu, "nu": nu, "ns_coeffs": _state_coefficients(coeffs)}
+        return {"mu": mu, "nu": nu, "ns_coeffs": state_coefficients(coeffs)}
 
     def step(updates, state, hp, count, params):
         plans = plan(fn, updates, dimension_numbers, default_adam=True)
         rms = hp["consistent_rms"] if "consistent_rms" in hp else None
 
-        def adam_leaf(g, m, v):
-            b1, b2 = hp["adam_b1"], hp["adam_b2"]
-            m = tree_math.moment(g, m, b1, hp.complement("adam_b1"))
-            v = tree_math.moment(g, v, b2, hp.complement("adam_b2"), 2)
-            g = g.astype(m.dtype)
-            correction = tree_math.bias_correction(b1, count)
-            if nesterov:
-                ahead = tree_math.bias_correction(b1, base.increment(count))
-                m_ahead, g_hat = tree_math.debias(m, ahead), tree_math.debias(g, correction)
-                m_hat = _mix(m_ahead, g_hat, b1, hp.complement("adam_b1"))
-            else:
-                m_hat = tree_math.debias(m, correction)
-            v_hat = tree_math.debias(v, tree_math.bias_correction(b2, count))
-            dt = v_hat.dtype
-            root = jnp.sqrt(v_hat + hp["adam_eps_root"].astype(dt))
-            return m_hat / (root + bound["eps"]), m, v
-
-        def muon_leaf(g, m, dims):
-            out, m = _muon_leaf(g, m, dims, state.ns_coeffs, hp, count, bound)
+        def matrix_leaf(g, m, dims):
+            out, m = muon_leaf(g, m, dims, state.ns_coeffs, hp, count, bound)
             return shape_scale(out, dims, rms).astype(out.dtype) * out, m
 
         grads, treedef = jax.tree.flatten(updates)
@@ -537,9 +250,9 @@ def _direction(bound, coeffs, mu_dtype, dimension_numbers) -> optax.GradientTran
         out, mu, nu = [], [], []
         for g, m, v, how in zip(grads, moments, seconds, plans, strict=True):
             if how is ADAM_LEAF:
-                u, m, v = adam_leaf(g, m, v)
+                u, m, v = adam_leaf(g, m, v, hp, count, bound)
             else:
-                u, m = muon_leaf(g, m, how)
+                u, m = matrix_leaf(g, m, how)
             out.append(u)
             mu.append(m)
             nu.append(v)
@@ -654,7 +367,7 @@ def muon(
         "consistent_rms": consistent_rms,
     }
     direction = _DIRECTION.bind(fn, **values)
-    coeffs = _coefficients(fn, ns_coeffs, direction["ns_steps"])
+    coeffs = coefficients(fn, ns_coeffs, direction["ns_steps"])
     mu_dtype = validation.check_dtype(fn, "mu_dtype", mu_dtype)
     mask = validation.check_mask(fn, "weight_decay_mask", weight_decay_mask)
     dims = muon_weight_dimension_numbers
