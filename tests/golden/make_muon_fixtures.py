@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io
 import json
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from tests.golden.make_optimizer_fixtures import (
     gradient,
     keras_environment,
     start,
+    write,
 )
 
 STEPS = 200
@@ -230,12 +230,7 @@ def make(framework: str, cases: list[Case]) -> None:
         "cases": [dataclasses.asdict(c) for c in cases],
         "amplification": amplifications,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{framework}.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    (OUT / f"{framework}.npz").write_bytes(buffer.getvalue())
-    print(f"wrote {OUT / framework}.json and .npz ({len(buffer.getvalue()) / 1e3:.0f} kB)")
+    write(OUT, framework, manifest, arrays)
 
 
 def main() -> None:

@@ -498,12 +498,17 @@ def make(framework: str, cases: list[Case]) -> None:
         "cases": [dataclasses.asdict(c) for c in cases],
         "amplification": amplifications,
     }
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"{framework}.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    write(OUT, framework, manifest, arrays)
+
+
+def write(out: Path, framework: str, manifest: dict[str, Any], arrays: dict[str, Any]) -> None:
+    """`out/FRAMEWORK.json` (the manifest) and `out/FRAMEWORK.npz` (the trajectories)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{framework}.json").write_text(json.dumps(manifest, indent=1) + "\n")
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
-    (OUT / f"{framework}.npz").write_bytes(buffer.getvalue())
-    print(f"wrote {OUT / framework}.json and .npz ({len(buffer.getvalue()) / 1e3:.0f} kB)")
+    (out / f"{framework}.npz").write_bytes(buffer.getvalue())
+    print(f"wrote {out / framework}.json and .npz ({len(buffer.getvalue()) / 1e3:.0f} kB)")
 
 
 def main() -> None:
