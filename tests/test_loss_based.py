@@ -44,6 +44,11 @@ def _trajectory(tx, dtype, steps=STEPS):
 # -- optax's other arguments, and the forms ------------------------------------------------------
 
 OPTAX_VARIANTS = {
+    "lbfgs_small_memory": (
+        lbfgs.lbfgs,
+        optax.lbfgs,
+        {"memory_size": 3, "scale_init_precond": False, "learning_rate": 0.5},
+    ),
     "polyak_scaled_sps+": (
         polyak.polyak_sgd,
         optax.polyak_sgd,

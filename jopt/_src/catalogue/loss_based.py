@@ -64,12 +64,9 @@ ENTRIES: list[Optimizer] = [
         "On the Limited Memory BFGS Method for Large Scale Optimization; line search: Nocedal & "
         "Wright 2006, Numerical Optimization, Algorithms 3.5 and 3.6",
         "lbfgs",
-        {
-            "lbfgs": Example({"learning_rate": 1.0}, optax=True),
-            "lbfgs_small_memory": Example(
-                {"memory_size": 3, "scale_init_precond": False, "learning_rate": 0.5}, optax=True
-            ),
-        },
+        # One example: each of its line searches compiles to a large program. A short memory
+        # without the first step's scaling is checked against optax in tests/test_loss_based.py.
+        {"lbfgs": Example({"learning_rate": 1.0}, optax=True)},
         {"lbfgs": Convergence({}, 10, 33)},
         reads_params=True,
         reads_value=True,
