@@ -144,14 +144,7 @@ def dadapt_adamw(
 
     def buffers(params):
         distance.check_real(fn, params, "D-Adaptation's estimate takes real inner products.")
-        dtype = distance.scalar_dtype(params)
-        return {
-            "exp_avg": distance.buffers(params),
-            "exp_avg_sq": distance.buffers(params),
-            "grad_sum": distance.buffers(params),
-            "estim_lr": jnp.zeros([], dtype),  # estim_lr0 from the state at the first update
-            "numerator_weighted": jnp.zeros([], dtype),
-        }
+        return distance.adam_estimate_buffers(params)
 
     def step(updates, state, hp, count, params):
         dt = state.estim_lr.dtype

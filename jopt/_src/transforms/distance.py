@@ -42,6 +42,20 @@ def buffers(params: Any, value: float = 0.0) -> Any:
     )
 
 
+def adam_estimate_buffers(params: Any) -> dict[str, Any]:
+    """The buffers Prodigy and D-Adaptation share: Adam's two moments, the weighted sum of the
+    gradients s, and the scalar estimate d with the numerator of its update (d starts at 0:
+    `estim_lr0` is read from the state at the first update)."""
+    dtype = scalar_dtype(params)
+    return {
+        "exp_avg": buffers(params),
+        "exp_avg_sq": buffers(params),
+        "grad_sum": buffers(params),
+        "estim_lr": jnp.zeros([], dtype),
+        "numerator_weighted": jnp.zeros([], dtype),
+    }
+
+
 def check_real(fn: str, params: Any, why: str) -> None:
     """Refuses complex parameters, naming the first one's key path and `why`."""
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
