@@ -208,6 +208,20 @@ def run_jopt(tx, grad_fn, params, steps: int, *, with_params: bool = True, loss=
 
     With `loss` (the function whose gradient `grad_fn` is), each update is given it as optax's
     methods that read the loss take it: `value=loss(p), grad=g, value_fn=loss`."""
+    run = _trajectory(tx, grad_fn, steps, with_params, loss)
+    return jax.jit(run)(params)
+
+
+def run_jopt_pair(tx, other, grad_fn, params, steps: int, *, loss=None):
+    """`run_jopt` of two transforms from the same params, compiled as one program (a third less
+    compile time than two: what the suites comparing two trajectories spend most on)."""
+    first = _trajectory(tx, grad_fn, steps, True, loss)
+    second = _trajectory(other, grad_fn, steps, True, loss)
+    return jax.jit(lambda p: (first(p), second(p)))(params)
+
+
+def _trajectory(tx, grad_fn, steps: int, with_params: bool, loss):
+    """`params -> (stacked iterates incl. x0, final state)` of `steps` updates (`run_jopt`)."""
 
     def body(carry, _):
         p, s = carry
@@ -217,14 +231,12 @@ def run_jopt(tx, grad_fn, params, steps: int, *, with_params: bool = True, loss=
         p = optax.apply_updates(p, u)
         return (p, s), p
 
-    @jax.jit
     def run(p):
         (_, state), trajectory = jax.lax.scan(body, (p, tx.init(p)), None, length=steps)
-        return trajectory, state
+        stacked = jax.tree.map(lambda x0, xs: jnp.concatenate([x0[None], xs]), p, trajectory)
+        return stacked, state
 
-    trajectory, state = run(params)
-    stacked = jax.tree.map(lambda x0, xs: jnp.concatenate([x0[None], xs]), params, trajectory)
-    return stacked, state
+    return run
 
 
 def flat_trajectory(stacked) -> np.ndarray:

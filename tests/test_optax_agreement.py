@@ -60,8 +60,9 @@ def _trajectories(case_id: str, dtype_name: str) -> tuple[np.ndarray, np.ndarray
     with jax.enable_x64(dtype == jnp.float64):
         problem, grad, start = helpers.random_problem(case.seed)
         params, loss = start(dtype), helpers.random_problem_loss(problem)
-        ours, _ = helpers.run_jopt(case.build(), grad, params, STEPS, loss=loss)
-        theirs, _ = helpers.run_jopt(case.build_optax(), grad, params, STEPS, loss=loss)
+        (ours, _), (theirs, _) = helpers.run_jopt_pair(
+            case.build(), case.build_optax(), grad, params, STEPS, loss=loss
+        )
         chex.assert_trees_all_equal_shapes_and_dtypes(ours, theirs)
         chex.assert_tree_all_finite(theirs)
     return helpers.flat_trajectory(ours), helpers.flat_trajectory(theirs)
