@@ -6,6 +6,7 @@ itself is not needed. See `jopt._src.conventions.torch_optimizers` for the conve
 
 from jopt._src.conventions.torch_extra_optimizers import ASGD, Adafactor, Rprop
 from jopt._src.conventions.torch_lambda_schedulers import LambdaLR, MultiplicativeLR
+from jopt._src.conventions.torch_lbfgs import LBFGS
 from jopt._src.conventions.torch_muon import Muon
 from jopt._src.conventions.torch_optimizers import (
     SGD,
@@ -36,6 +37,7 @@ from jopt._src.conventions.torch_schedulers import (
 
 __all__ = [
     "ASGD",
+    "LBFGS",
     "SGD",
     "Adadelta",
     "Adafactor",

@@ -52,7 +52,7 @@ READS_VALUE = {"jopt.reduce_on_plateau", "jopt.torch.ReduceLROnPlateau"}
 # Transforms that need the loss (`value=`; a line search also `grad=` and `value_fn=`): built here
 # to be given `_loss`, whose gradient the tests pass (tests.helpers.with_stand_in_loss).
 NEEDS_LOSS = {"jopt.polyak_sgd", "jopt.scale_by_polyak", "jopt.momo", "jopt.momo_adam"}
-NEEDS_LOSS |= {"jopt.lbfgs", "jopt.scale_by_zoom_linesearch"}
+NEEDS_LOSS |= {"jopt.lbfgs", "jopt.scale_by_zoom_linesearch", "jopt.torch.LBFGS"}
 # Transforms whose update is a difference of params, y_new - y (schedule-free, in optax's form):
 # eager and jitted (where XLA fuses a * b + c) differ by an ulp of the params, not of the update.
 DIFFERENCE_OF_PARAMS = {"jopt.schedule_free", "jopt.schedule_free_sgd", "jopt.schedule_free_adamw"}

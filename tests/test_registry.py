@@ -174,6 +174,7 @@ def test_every_optimizer_has_a_reference_cases_and_a_convergence_configuration(e
 def test_every_twin_has_golden_fixtures(framework):
     recorded = {case.optimizer for case in load(framework).cases}
     recorded |= {"Muon"}  # its fixtures: tests/golden/muon (make_muon_fixtures.py)
+    recorded |= {"LBFGS"}  # tests/golden/lbfgs (make_lbfgs_fixtures.py): losses, not gradients
     twins = {t.name for t in registry.TWINS.values() if t.framework == framework}
     assert twins <= recorded, "add cases to tests/golden/make_optimizer_fixtures.py and rerun it"
 

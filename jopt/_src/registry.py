@@ -291,6 +291,7 @@ _TWINS = [
             "ASGD": "asgd",
             "Rprop": "rprop",
             "Adafactor": "adafactor",
+            "LBFGS": "lbfgs",
         },
     ),
     *_twins(

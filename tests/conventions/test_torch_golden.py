@@ -35,6 +35,7 @@ def test_fixtures_cover_every_torch_optimizer_with_and_without_a_schedule():
         "LinearLR", "MultiStepLR", "MultiplicativeLR", "OneCycleLR", "PolynomialLR",
         "ReduceLROnPlateau", "SequentialLR", "StepLR",
         "Muon",  # matrices only: its fixtures are tests/golden/muon (test_muon_twins.py)
+        "LBFGS",  # reads the loss: its fixtures are tests/golden/lbfgs (test_torch_lbfgs.py)
     }  # fmt: skip
     assert {case.optimizer for case in CONSTANT} == optimizers
     assert {case.optimizer for case in SCHEDULED} == optimizers

@@ -24,7 +24,7 @@ import jopt
 
 NAN, INF = math.nan, math.inf
 OPTIMIZERS = ("SGD", "RMSprop", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Adagrad", "Adadelta")
-OPTIMIZERS += ("ASGD", "Rprop", "Adafactor")
+OPTIMIZERS += ("ASGD", "Rprop", "Adafactor", "LBFGS")
 ADAM_LIKE = ("Adam", "AdamW", "Adamax", "NAdam", "RAdam")
 
 
@@ -68,6 +68,8 @@ def _every_optimizer(name: str) -> list[Row]:
         Row(name, "maximize_not_bool", {"maximize": 1}, TypeError,
             "maximize must be True or False, got 1.", None),
     ]  # fmt: skip
+    if name == "LBFGS":  # no weight decay, no maximize, one parameter group only
+        return [row for row in rows if set(row.kwargs) == {"lr"}]
     return [row for row in rows if name != "Rprop" or "weight_decay" not in row.kwargs]
 
 
@@ -203,6 +205,22 @@ ROWS = [
         ValueError),
     Row("Adafactor", "d_inf", {"d": INF}, ValueError, "d must be a finite number >= 1, got inf.",
         None),
+    # LBFGS (torch checks lr alone; history_size=0 fails inside its step, max_eval=0 too with
+    # the line search, and an unknown line_search_fn at its first step)
+    Row("LBFGS", "max_iter_zero", {"max_iter": 0}, ValueError,
+        "max_iter must be an integer >= 1, got 0.", None),
+    Row("LBFGS", "max_iter_float", {"max_iter": 2.5}, TypeError,
+        "max_iter must be an integer >= 1, got 2.5.", None),
+    Row("LBFGS", "max_eval_zero", {"max_eval": 0}, ValueError,
+        "max_eval must be an integer >= 1, got 0.", None),
+    Row("LBFGS", "history_size_zero", {"history_size": 0}, ValueError,
+        "history_size must be an integer >= 1, got 0.", None),
+    Row("LBFGS", "tolerance_grad_negative", {"tolerance_grad": -1.0}, ValueError,
+        "tolerance_grad must be >= 0, got -1.0.", None),
+    Row("LBFGS", "tolerance_change_nan", {"tolerance_change": NAN}, ValueError,
+        "tolerance_change must be >= 0, got nan.", None),
+    Row("LBFGS", "line_search_fn_unknown", {"line_search_fn": "backtracking"}, ValueError,
+        "line_search_fn must be one of 'strong_wolfe', got 'backtracking'.", None),
 ]  # fmt: skip
 
 

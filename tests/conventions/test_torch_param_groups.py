@@ -84,8 +84,9 @@ def test_fixtures_hold_the_generators_cases():
     want = json.loads(json.dumps([dataclasses.asdict(case) for case in gen.CASES]))
     assert RECORD["cases"] == want
     # torch's Muon takes matrices only, which the generator's problem (a vector and a matrix) is
-    # not: its groups are not compared with torch's yet.
-    assert {case.optimizer for case in gen.CASES} == set(registry.TORCH_OPTIMIZERS) - {"Muon"}
+    # not: its groups are not compared with torch's yet. torch's LBFGS refuses groups.
+    untested = {"Muon", "LBFGS"}
+    assert {case.optimizer for case in gen.CASES} == set(registry.TORCH_OPTIMIZERS) - untested
 
 
 @pytest.mark.parametrize("case_id", CASES)

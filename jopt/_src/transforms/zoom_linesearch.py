@@ -98,7 +98,7 @@ class ScaleByZoomLinesearchState(NamedTuple):
     hparams: HParams  # max_linesearch_steps, [max_learning_rate], tol, ... (see the Spec)
 
 
-def _value_fn_kwargs(fn: str, value_fn: Callable, extra_args: dict[str, Any]) -> dict[str, Any]:
+def value_fn_kwargs(fn: str, value_fn: Callable, extra_args: dict[str, Any]) -> dict[str, Any]:
     """The keyword arguments of `update` that `value_fn` takes; a TypeError for the others."""
     accepted = inspect.signature(value_fn).parameters
     unused = sorted(key for key in extra_args if key not in accepted)
@@ -195,7 +195,7 @@ def scale_by_zoom_linesearch(
                 "and grad from optax.value_and_grad_from_state(f)(params, state=state)."
             )
         validation.check_callable(fn, "value_fn", value_fn, "a callable params -> loss")
-        return value, grad, value_fn, _value_fn_kwargs(fn, value_fn, extra_args)
+        return value, grad, value_fn, value_fn_kwargs(fn, value_fn, extra_args)
 
     def step(updates, state, hp, count, params, given):
         value, grad, value_fn, fn_kwargs = given
