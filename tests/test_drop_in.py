@@ -13,8 +13,9 @@ dtypes (float32 and complex64), step count and tolerance as `optax/_src/alias_te
   `lax.cond` (float16 to complex128); an explicit state dtype is kept and `optax.tree.get`
   finds the buffer by optax's name (`trace`, `mu`).
 
-optax skips complex parameters for the sign-based lion, rprop, sign_sgd and signum, and for
-adadelta; jopt runs adadelta on them too (its
+optax skips complex parameters for the sign-based lion, rprop, sign_sgd and signum, for
+noisy_sgd, optimistic_adam, polyak_sgd and sm3 (and on Rosenbrock for adan, fromage and
+optimistic_gradient_descent), and for adadelta; jopt runs adadelta on them too (its
 second moments are |g|^2, where optax's adadelta squares the complex gradient): it reaches the
 complex parabola's minimum, which optax's adadelta does not.
 """
@@ -39,6 +40,7 @@ CASES = [
     ("adadelta", {}),
     ("adabelief", {"learning_rate": 1e-2}),
     ("adafactor", {"learning_rate": 5e-3}),
+    ("adafactor", {}),
     ("adagrad", {"learning_rate": 1.0}),
     ("adam", {"learning_rate": 1e-1}),
     ("adamax", {"learning_rate": 1e-1}),
@@ -52,8 +54,11 @@ CASES = [
     ("lion", {"learning_rate": 1e-2, "weight_decay": 1e-4}),
     ("nadam", {"learning_rate": 1e-2}),
     ("nadamw", {"learning_rate": 1e-2}),
+    ("noisy_sgd", {"learning_rate": 1e-3, "eta": 1e-4, "key": 0}),
     ("novograd", {"learning_rate": 1e-3}),
+    ("optimistic_adam", {"learning_rate": 2e-3}),
     ("optimistic_gradient_descent", {"learning_rate": 2e-3, "alpha": 0.7, "beta": 0.1}),
+    ("polyak_sgd", {"max_learning_rate": 1.0}),
     ("radam", {"learning_rate": 5e-3}),
     ("rmsprop", {"learning_rate": 5e-3}),
     ("rmsprop", {"learning_rate": 5e-3, "momentum": 0.9}),
@@ -61,6 +66,8 @@ CASES = [
     ("sgd", {"learning_rate": 1e-3, "momentum": 0.9}),
     ("sign_sgd", {"learning_rate": 1e-1}),
     ("signum", {"learning_rate": 1e-2}),
+    ("sm3", {"learning_rate": 1.0}),
+    ("yogi", {"learning_rate": 1e-1}),
 ]
 IDS = [f"{name}({', '.join(f'{k}={v}' for k, v in kw.items())})" for name, kw in CASES]
 # sign(g) of a complex g is g / |g|, and Rprop compares signs: optax skips them on complex numbers
@@ -68,6 +75,12 @@ SIGN_BASED = {"lion", "rprop", "sign_sgd", "signum"}
 # optax's test skips them on complex parameters for other reasons: their steps (a ratio of
 # norms, an extrapolation from the last gradient) do not bring complex Rosenbrock within 3e-2.
 OPTAX_SKIPS_ON_COMPLEX = {"adan", "fromage", "optimistic_gradient_descent"}
+# optax's test skips them on complex parameters altogether (jopt refuses them there, or they are
+# defined on real numbers: a Polyak step compares a loss, noise is drawn real, SM3's covers are
+# of real squares).
+NOT_ON_COMPLEX = {"noisy_sgd", "optimistic_adam", "polyak_sgd", "sm3"}
+# Their update reads the loss (`value=`), as optax's test passes it to polyak_sgd.
+READS_VALUE = {"polyak_sgd"}
 # Complex trajectories within a tolerance of optax's rather than bitwise (relative, after the
 # 10,000 steps), and why.
 COMPLEX_NOT_BITWISE = {
@@ -110,10 +123,12 @@ def rosenbrock(dtype):
 TARGETS = {"parabola": parabola, "rosenbrock": rosenbrock}
 
 
-def _step(tx, objective):
+def _step(tx, objective, name: str):
     def step(params, state):
-        grads = jax.tree.map(jnp.conj, jax.grad(objective)(params))  # optax's convention
-        updates, state = tx.update(grads, state, params)
+        value, grads = jax.value_and_grad(objective)(params)
+        grads = jax.tree.map(jnp.conj, grads)  # optax's convention
+        extra = {"value": value} if name in READS_VALUE else {}
+        updates, state = tx.update(grads, state, params, **extra)
         return optax.apply_updates(params, updates), state
 
     return step
@@ -128,7 +143,7 @@ def _run(library: str, index: int, target: str, dtype_name: str) -> np.ndarray:
         kwargs = {**kwargs, **OPTAX_CONVENTION.get(name, {})}
     tx = getattr(optax if library == "optax" else jopt, name)(**kwargs)
     start, _, objective = TARGETS[target](jnp.dtype(dtype_name))
-    step = _step(tx, objective)
+    step = _step(tx, objective, name)
 
     @jax.jit
     def run(params):
@@ -148,6 +163,8 @@ def test_optimization_reaches_the_minimum_as_in_optax_own_test(index, target, dt
     name, kwargs = CASES[index]
     if name in SIGN_BASED and dtype == "complex64":
         pytest.skip(f"{name} is sign-based: optax's test skips it on complex parameters")
+    if name in NOT_ON_COMPLEX and dtype == "complex64":
+        pytest.skip(f"optax's test skips {name} on complex parameters")
     if name in OPTAX_SKIPS_ON_COMPLEX and dtype == "complex64" and target == "rosenbrock":
         pytest.skip(f"optax's test skips {name} on complex parameters")
     if name in NEEDS_A_SCHEDULE and target == "rosenbrock":
@@ -160,8 +177,9 @@ def test_optimization_reaches_the_minimum_as_in_optax_own_test(index, target, dt
     params = _run("jopt", index, target, dtype)
     _, final, _ = TARGETS[target](jnp.dtype(dtype))
     assert params.dtype == np.dtype(dtype)
-    if name == "adadelta" and not kwargs:
-        # optax's test skips the closeness check here: a unit learning rate is not stable
+    if name in ("adadelta", "adafactor") and kwargs.get("learning_rate") is None:
+        # optax's test skips the closeness check here: "needs a non-None learning rate for
+        # numerically stable optimization in practice"
         assert np.all(np.isfinite(params))
         return
     np.testing.assert_allclose(params, np.asarray(final), rtol=3e-2, atol=3e-2)
@@ -173,6 +191,8 @@ def test_complex_trajectories_are_optax_bitwise(index, target):
     name, _ = CASES[index]
     if name in SIGN_BASED:
         pytest.skip(f"{name} is sign-based: optax's test skips it on complex parameters")
+    if name in NOT_ON_COMPLEX:
+        pytest.skip(f"optax's test skips {name} on complex parameters")
     ours = _run("jopt as optax", index, target, "complex64")
     theirs = _run("optax", index, target, "complex64")
     if name == "adadelta":
@@ -195,11 +215,11 @@ def test_complex_trajectories_are_optax_bitwise(index, target):
 @pytest.mark.parametrize("index", range(len(CASES)), ids=IDS)
 def test_the_step_does_not_recompile_on_its_second_call(index, dtype):
     name, kwargs = CASES[index]
-    if name == "rprop" and dtype == "complex64":
-        pytest.skip("Rprop is not defined on complex parameters (jopt raises a TypeError)")
+    if name in {"rprop"} | NOT_ON_COMPLEX and dtype == "complex64":
+        pytest.skip(f"optax's test skips {name} on complex parameters")
     start, _, objective = parabola(jnp.dtype(dtype))
     tx = getattr(jopt, name)(**kwargs)
-    step = jax.jit(_step(tx, objective))
+    step = jax.jit(_step(tx, objective, name))
     params, state = step(start, tx.init(start))
     step(params, state)
     assert step._cache_size() == 1
@@ -275,8 +295,9 @@ def test_updates_accept_extra_arguments_they_do_not_expect(index):
 
     @jax.jit
     def step(params, state):
-        grads = jax.grad(objective)(params)
-        updates, state = tx.update(grads, state, params, unexpected_extra_arg=1)
+        value, grads = jax.value_and_grad(objective)(params)
+        extra = {"value": value} if name in READS_VALUE else {}
+        updates, state = tx.update(grads, state, params, unexpected_extra_arg=1, **extra)
         return optax.apply_updates(params, updates), state
 
     params, state = step(start, tx.init(start))
@@ -292,7 +313,9 @@ def test_updates_keep_the_dtype_of_the_gradients(index, dtype):
     params = jnp.array([1.0, 2.0], dtype=dtype)
     grads = jax.grad(lambda x: jnp.sum(x**2))(params)
     # Dtypes are fixed when the step is traced: eval_shape traces it without compiling.
-    updates, _ = jax.eval_shape(tx.update, grads, jax.eval_shape(tx.init, params), params)
+    extra = {"value": jnp.sum(params**2)} if name in READS_VALUE else {}
+    update = functools.partial(tx.update, **extra)
+    updates, _ = jax.eval_shape(update, grads, jax.eval_shape(tx.init, params), params)
     assert updates.dtype == grads.dtype
 
 
@@ -308,15 +331,19 @@ def test_the_state_is_dtype_stable_through_lax_cond(index, dtype):
     name, kwargs = CASES[index]
     if name in SIGN_BASED and "complex" in dtype:
         pytest.skip(f"{name} is sign-based: optax's test skips it on complex parameters")
+    if name in NOT_ON_COMPLEX and "complex" in dtype:
+        pytest.skip(f"optax's test skips {name} on complex parameters")
     with jax.enable_x64(dtype in ("float64", "complex128")):
         tx = getattr(jopt, name)(**kwargs)
         start, _, objective = parabola(jnp.dtype(dtype))
 
         def step(params, state):
-            grads = jax.tree.map(jnp.conj, jax.grad(objective)(params))
+            value, grads = jax.value_and_grad(objective)(params)
+            grads = jax.tree.map(jnp.conj, grads)
+            extra = {"value": value} if name in READS_VALUE else {}
             keep = jax.random.randint(jax.random.key(0), (), 0, 2) == 0
             updates, state = jax.lax.cond(
-                keep, lambda: tx.update(grads, state, params), lambda: (params, state)
+                keep, lambda: tx.update(grads, state, params, **extra), lambda: (params, state)
             )
             return optax.apply_updates(params, updates), state
 

@@ -37,8 +37,15 @@ DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 OPTAX_TWINS = {
     "prodigy_defaults": (jopt.prodigy, optax.contrib.prodigy, ("float32", "float64")),
     "prodigy_options": (
-        lambda: jopt.prodigy(beta3=0.99, weight_decay=0.01, safeguard_warmup=True),
-        lambda: optax.contrib.prodigy(beta3=0.99, weight_decay=0.01, safeguard_warmup=True),
+        lambda: jopt.prodigy(0.5, (0.8, 0.99), 0.99, weight_decay=0.01, safeguard_warmup=True),
+        lambda: optax.contrib.prodigy(
+            0.5, (0.8, 0.99), 0.99, weight_decay=0.01, safeguard_warmup=True
+        ),
+        ("float32",),
+    ),
+    "dadapt_adamw_betas": (
+        lambda: jopt.dadapt_adamw(betas=(0.85, 0.995)),
+        lambda: optax.contrib.dadapt_adamw(betas=(0.85, 0.995)),
         ("float32",),
     ),
     "dadapt_adamw_defaults": (

@@ -236,8 +236,9 @@ def test_every_other_argument_is_a_dtype_or_a_mask(entry):
     undeclared = set(inspect.signature(entry.factory).parameters) - set(entry.hparams.hparams)
     # A dtype (`mu_dtype`; adafactor's `dtype_momentum`, optax's name) or a mask; or an argument
     # that is not a number: Muon's coefficient table and dimension numbers (a tree, as a mask),
-    # noisy SGD's random key.
-    not_numbers = {"ns_coeffs", "muon_weight_dimension_numbers", "key"}
+    # noisy SGD's random key; optax's `betas` pair of Prodigy and D-Adapt AdamW, which set the
+    # declared b1 and b2.
+    not_numbers = {"ns_coeffs", "muon_weight_dimension_numbers", "key", "betas"}
     allowed = {
         n
         for n in undeclared

@@ -956,6 +956,15 @@ ROWS = [
     _row(T, r"safeguard_warmup must be True or False, got 1", jopt.prodigy, safeguard_warmup=1),
     _row(V, r"form must be one of 'optax', 'paper', got 'torch'", jopt.prodigy, form="torch"),
     _row(V, r"b2 must be in \[0, 1\), got -0\.1", jopt.dadapt_adamw, b2=-0.1),
+    _row(V, r"betas must be a pair \(b1, b2\), got 0\.9", jopt.dadapt_adamw, betas=0.9),
+    _row(V, r"b2 must be in \[0, 1\), got 1\.0", jopt.prodigy, betas=(0.9, 1.0)),
+    _row(
+        V,
+        r"give betas or b1 and b2, not both: got betas=\(0\.9, 0\.99\) and b1=0\.8",
+        jopt.prodigy,
+        betas=(0.9, 0.99),
+        b1=0.8,
+    ),
     _row(V, r"eps must be >= 0, got -1e-08", jopt.dadapt_adamw, eps=-1e-8),
     _row(V, r"weight_decay must be >= 0, got -0\.01", jopt.dadapt_adamw, weight_decay=-0.01),
     _row(

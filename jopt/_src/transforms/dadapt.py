@@ -106,30 +106,33 @@ def raise_estimate(d: jax.Array, candidate: jax.Array) -> jax.Array:
 @errors.public("jopt.dadapt_adamw")
 def dadapt_adamw(
     learning_rate: ScalarOrSchedule = 1.0,
-    b1: float = 0.9,
-    b2: float = 0.999,
+    betas: tuple[float, float] | None = None,
     eps: float = 1e-8,
     estim_lr0: float = 1e-6,
     weight_decay: ScalarOrSchedule = 0.0,
     *,
+    b1: float = 0.9,
+    b2: float = 0.999,
     form: str = "optax",
 ) -> optax.GradientTransformationExtraArgs:
     """AdamW with its step size found by D-Adaptation (Defazio & Mishchenko 2023); a drop-in for
-    `optax.contrib.dadapt_adamw`, whose `betas=(b1, b2)` are `b1` and `b2` here.
+    `optax.contrib.dadapt_adamw` (its arguments, in its order).
 
     See the module docstring for the update. Needs the params: `update(g, state, params)`.
 
     Args:
       learning_rate: gamma >= 0, a multiplier of the estimated step size (1: none), or a
         schedule, e.g. a warmup then a decay from 1 to 0 (the authors' advice).
-      b1, b2: Adam's decay rates, in [0, 1). Paper defaults 0.9, 0.999.
+      betas: Adam's decay rates (b1, b2), each in [0, 1); None (default): b1 and b2.
       eps: added to sqrt(v), >= 0. Default 1e-8.
       estim_lr0: the initial estimate d0 of the distance to the solution, > 0; an
         underestimate: d only grows. Default 1e-6.
       weight_decay: the decoupled decay, >= 0, scaled by d * gamma * bc, or a schedule.
+      b1, b2: the same rates by name (the state's and the lab's). Defaults 0.9, 0.999.
       form: "optax" (default, with Adam's bias correction) or "paper" (without).
     """
     fn = errors.current_function()
+    b1, b2 = distance.adam_betas(fn, betas, b1, b2)
     bound = DADAPT_ADAMW.bind(
         fn,
         learning_rate=learning_rate,

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jopt._src import base
+from jopt._src import base, errors, validation
 
 
 def scalar_dtype(params: Any) -> np.dtype:
@@ -54,6 +54,30 @@ def adam_estimate_buffers(params: Any) -> dict[str, Any]:
         "estim_lr": jnp.zeros([], dtype),
         "numerator_weighted": jnp.zeros([], dtype),
     }
+
+
+DEFAULT_BETAS = (0.9, 0.999)
+
+
+def adam_betas(fn: str, betas: Any, b1: Any, b2: Any) -> tuple[Any, Any]:
+    """Adam's decay rates: optax's `betas=(b1, b2)` pair if given (None: not), else `b1=`, `b2=`
+    (the names of the state and the lab). Both ways at once is refused."""
+    if betas is None:
+        return b1, b2
+    validation.require(
+        fn,
+        (b1, b2) == DEFAULT_BETAS,
+        f"give betas or b1 and b2, not both: got betas={betas!r} and b1={b1!r}, b2={b2!r}.",
+        argument="betas",
+        value=betas,
+    )
+    try:
+        b1, b2 = betas
+    except (TypeError, ValueError) as e:
+        raise errors.ArgumentError(
+            fn, f"betas must be a pair (b1, b2), got {betas!r}.", argument="betas", value=betas
+        ) from e
+    return b1, b2
 
 
 def check_real(fn: str, params: Any, why: str) -> None:

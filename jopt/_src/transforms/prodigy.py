@@ -89,8 +89,7 @@ class ProdigyState(NamedTuple):
 @errors.public("jopt.prodigy")
 def prodigy(
     learning_rate: ScalarOrSchedule = 1.0,
-    b1: float = 0.9,
-    b2: float = 0.999,
+    betas: tuple[float, float] | None = None,
     beta3: float | None = None,
     eps: float = 1e-8,
     estim_lr0: float = 1e-6,
@@ -98,10 +97,12 @@ def prodigy(
     weight_decay: ScalarOrSchedule = 0.0,
     safeguard_warmup: bool = False,
     *,
+    b1: float = 0.9,
+    b2: float = 0.999,
     form: str = "optax",
 ) -> optax.GradientTransformationExtraArgs:
     """Prodigy (Mishchenko & Defazio 2023): AdamW with a learned step size; a drop-in for
-    `optax.contrib.prodigy`, whose `betas=(b1, b2)` are `b1` and `b2` here.
+    `optax.contrib.prodigy` (its arguments, in its order).
 
     See the module docstring for the update. Needs the params: `update(g, state, params)`;
     `init` must be given the actual initial params (x0).
@@ -109,16 +110,18 @@ def prodigy(
     Args:
       learning_rate: gamma >= 0, a multiplier of the estimated step size (1: none), or a
         schedule, e.g. a warmup then a decay from 1 to 0 (the authors' advice).
-      b1, b2: Adam's decay rates, in [0, 1). Paper defaults 0.9, 0.999.
+      betas: Adam's decay rates (b1, b2), each in [0, 1); None (default): b1 and b2.
       beta3: the decay rate of r and s, in [0, 1); None (default): sqrt(b2), following b2.
       eps: added to sqrt(v), scaled by the estimate d, >= 0. Default 1e-8.
       estim_lr0: the initial estimate d0, > 0 (an underestimate: d only grows). Default 1e-6.
       estim_lr_coef: multiplies each new estimate, > 0 (the authors' `d_coef`). Default 1.
       weight_decay: the decoupled decay, >= 0, scaled by d * gamma * bc, or a schedule.
       safeguard_warmup: leave gamma and bc out of s (the authors' advice with a warmup).
+      b1, b2: the same rates by name (the state's and the lab's). Defaults 0.9, 0.999.
       form: "optax" (default) or "paper" (no bias correction; eps scaled by the d of the step).
     """
     fn = errors.current_function()
+    b1, b2 = distance.adam_betas(fn, betas, b1, b2)
     bound = PRODIGY.bind(
         fn,
         learning_rate=learning_rate,
