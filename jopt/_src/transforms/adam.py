@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, tree_math, validation
+from jopt._src import base, errors, state_formats, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
-from jopt._src.spec import Flag, Float, Spec
+from jopt._src.spec import Choice, Flag, Float, Spec
 from jopt._src.stateful import stateful_transform
 from jopt._src.transforms.learning_rate import LEARNING_RATE, scale_by_learning_rate
 from jopt._src.transforms.regularization import WEIGHT_DECAY, add_decayed_weights
@@ -38,9 +38,12 @@ EPS_ROOT = Float("eps_root", NON_NEGATIVE)
 EPS_HAT = Flag("eps_hat")
 NESTEROV = Flag("nesterov")
 BIAS_CORRECTION = Flag("bias_correction")
-SCALE_BY_ADAM = Spec(B1, B2, EPS, EPS_ROOT, NESTEROV, EPS_HAT, BIAS_CORRECTION)
-ADAM = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, NESTEROV, BIAS_CORRECTION)
-ADAMW = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, WEIGHT_DECAY, NESTEROV, BIAS_CORRECTION)
+STATE_FORMAT = Choice("state_format", state_formats.FORMATS)
+SCALE_BY_ADAM = Spec(B1, B2, EPS, EPS_ROOT, NESTEROV, EPS_HAT, BIAS_CORRECTION, STATE_FORMAT)
+ADAM = Spec(LEARNING_RATE, B1, B2, EPS, EPS_ROOT, NESTEROV, BIAS_CORRECTION, STATE_FORMAT)
+ADAMW = Spec(
+    LEARNING_RATE, B1, B2, EPS, EPS_ROOT, WEIGHT_DECAY, NESTEROV, BIAS_CORRECTION, STATE_FORMAT
+)
 
 
 class ScaleByAdamState(NamedTuple):
@@ -109,6 +112,7 @@ def scale_by_adam(
     nu_dtype: Any = None,
     eps_hat: bool = False,
     bias_correction: bool = True,
+    state_format: str = "float",
 ) -> optax.GradientTransformationExtraArgs:
     """Rescales updates by Adam's bias-corrected moments; a drop-in for `optax.scale_by_adam`.
 
@@ -127,6 +131,10 @@ def scale_by_adam(
         (NAdam's first moment becomes `b1 m + (1 - b1) g`), as tutorials write Adam. The first
         steps change: at t = 1 the step is (1 - b1) / sqrt(1 - b2) times Adam's (3.2 with the
         defaults), tending to Adam's as b1**t and b2**t vanish.
+      state_format: how m and v are stored between steps (`jopt._src.state_formats`): "float"
+        (default: mu_dtype, nu_dtype), "bfloat16" (stochastic rounding: 4 bytes per parameter)
+        or "8bit" (block-wise dynamic quantization, Dettmers et al. 2022: 2.004 bytes per
+        parameter; leaves under 4096 entries stay float). The step computes in float32.
     """
     fn = errors.current_function()
     bound = SCALE_BY_ADAM.bind(
@@ -138,8 +146,10 @@ def scale_by_adam(
         nesterov=nesterov,
         eps_hat=eps_hat,
         bias_correction=bias_correction,
+        state_format=state_format,
     )
     nesterov, eps_hat, corrected = bound["nesterov"], bound["eps_hat"], bound["bias_correction"]
+    packed = bound["state_format"]
     validation.require(
         fn,
         not (nesterov and eps_hat),
@@ -156,11 +166,42 @@ def scale_by_adam(
     )
     mu_dtype = validation.check_dtype(fn, "mu_dtype", mu_dtype)
     nu_dtype = validation.check_dtype(fn, "nu_dtype", nu_dtype)
+    validation.require(
+        fn,
+        packed == "float" or (mu_dtype is None and nu_dtype is None),
+        f"mu_dtype and nu_dtype set the moments' float dtype: leave them None with "
+        f"state_format={packed!r}.",
+        argument="state_format",
+        value=packed,
+    )
 
     def buffers(params):
+        if packed != "float":
+            return {
+                "mu": state_formats.initial(params, packed, signed=True),
+                "nu": state_formats.initial(params, packed, signed=False),
+            }
         return {"mu": base.zeros_like(params, mu_dtype), "nu": base.zeros_like(params, nu_dtype)}
 
     def step(updates, state, hp, count, params):
+        if packed != "float":
+            state_formats.check_like(fn, updates, state.mu)
+            out, new = step_on_floats(
+                updates,
+                state._replace(
+                    mu=state_formats.decode_tree(state.mu, updates, signed=True),
+                    nu=state_formats.decode_tree(state.nu, updates, signed=False),
+                ),
+                hp,
+                count,
+            )
+            return out, {
+                "mu": state_formats.encode_tree(new["mu"], packed, True, count, 0),
+                "nu": state_formats.encode_tree(new["nu"], packed, False, count, 1),
+            }
+        return step_on_floats(updates, state, hp, count)
+
+    def step_on_floats(updates, state, hp, count):
         mu = _first_moments(updates, state.mu, hp)
         nu = _second_moments(updates, state.nu, hp)
         if eps_hat:
@@ -176,13 +217,14 @@ def scale_by_adam(
             out = _normalize(m_hat, v_hat, hp, updates)
         return out, {"mu": mu, "nu": nu}
 
-    return stateful_transform(bound, ScaleByAdamState, buffers, step, matches="mu")
+    matches = "mu" if packed == "float" else ()
+    return stateful_transform(bound, ScaleByAdamState, buffers, step, matches=matches)
 
 
 def _chain(learning_rate, moments, *decay) -> optax.GradientTransformationExtraArgs:
     """Adam's moments (`scale_by_adam`'s arguments b1 ... bias_correction, in order), then the
     `decay` blocks, then the learning rate: Adam, AdamW, NAdam and NAdamW."""
-    b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction = moments
+    b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, packed = moments
     scale = scale_by_adam(
         b1,
         b2,
@@ -192,6 +234,7 @@ def _chain(learning_rate, moments, *decay) -> optax.GradientTransformationExtraA
         nesterov=nesterov,
         nu_dtype=nu_dtype,
         bias_correction=bias_correction,
+        state_format=packed,
     )
     return stateful.chain(scale, *decay, scale_by_learning_rate(learning_rate))
 
@@ -208,6 +251,7 @@ def adam(
     nesterov: bool = False,
     nu_dtype: Any = None,
     bias_correction: bool = True,
+    state_format: str = "float",
 ) -> optax.GradientTransformationExtraArgs:
     """Adam (Kingma & Ba 2015); a drop-in for `optax.adam`.
 
@@ -216,9 +260,11 @@ def adam(
 
     eps is outside the root as in the paper, optax and torch (Keras' Adam uses the "epsilon hat"
     form, see `jopt.keras`). `bias_correction=False` drops both corrections, as tutorials write
-    Adam: `theta -= lr * m / (sqrt(v + eps_root) + eps)`.
+    Adam: `theta -= lr * m / (sqrt(v + eps_root) + eps)`. `state_format="8bit"` keeps m and v
+    in 8 bits, block-wise (Dettmers et al. 2022), "bfloat16" with stochastic rounding (see
+    `scale_by_adam`).
     """
-    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction)
+    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
     return _chain(learning_rate, moments)
 
 
@@ -236,6 +282,7 @@ def adamw(
     nesterov: bool = False,
     nu_dtype: Any = None,
     bias_correction: bool = True,
+    state_format: str = "float",
 ) -> optax.GradientTransformationExtraArgs:
     """AdamW, Adam with decoupled weight decay (Loshchilov & Hutter 2019); a drop-in for optax's.
 
@@ -244,7 +291,7 @@ def adamw(
     The decay is multiplied by the learning rate, as in optax and torch (the paper's schedule
     multiplier eta_t). Warning: torch's AdamW default weight_decay is 1e-2, optax's is 1e-4.
     """
-    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction)
+    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
     return _chain(learning_rate, moments, add_decayed_weights(weight_decay, mask))
 
 
@@ -260,6 +307,7 @@ def nadam(
     nesterov: bool = True,
     nu_dtype: Any = None,
     bias_correction: bool = True,
+    state_format: str = "float",
 ) -> optax.GradientTransformationExtraArgs:
     """NAdam (Dozat 2016), as optax: Adam with a Nesterov first moment and no momentum schedule.
 
@@ -268,7 +316,7 @@ def nadam(
     Warning: torch's NAdam and Keras' Nadam add a momentum schedule mu_t; see `jopt.torch` and
     `jopt.keras`.
     """
-    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction)
+    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
     return _chain(learning_rate, moments)
 
 
@@ -286,7 +334,8 @@ def nadamw(
     nesterov: bool = True,
     nu_dtype: Any = None,
     bias_correction: bool = True,
+    state_format: str = "float",
 ) -> optax.GradientTransformationExtraArgs:
     """NAdam with decoupled weight decay; a drop-in for `optax.nadamw`."""
-    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction)
+    moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
     return _chain(learning_rate, moments, add_decayed_weights(weight_decay, mask))
