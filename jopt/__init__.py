@@ -8,6 +8,7 @@ The lab (`jopt.lab`, the `jopt` command) is an application built on the library.
 from jopt import hparams, keras, schedules, torch
 from jopt._src import flax_serialization as _flax_serialization
 from jopt._src.errors import ArgumentError, ArgumentTypeError
+from jopt._src.flat_params import FlatParams, flat_train_step, flatten_params
 from jopt._src.groups import Group, assign_groups, describe_groups, param_groups
 from jopt._src.hparam_access import current_lr, get_hparams, set_hparams
 from jopt._src.hparams import HParams
@@ -125,6 +126,7 @@ _flax_serialization.register()
 __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
+    "FlatParams",
     "Group",
     "HParams",
     "Schedule",
@@ -169,6 +171,8 @@ __all__ = [
     "ema",
     "ema_params",
     "exponential_decay",
+    "flat_train_step",
+    "flatten_params",
     "fromage",
     "ftrl",
     "get_hparams",

@@ -56,6 +56,7 @@ def test_jopts_public_names():
     assert jopt.__all__ == [
         "ArgumentError",
         "ArgumentTypeError",
+        "FlatParams",
         "Group",
         "HParams",
         "Schedule",
@@ -100,6 +101,8 @@ def test_jopts_public_names():
         "ema",
         "ema_params",
         "exponential_decay",
+        "flat_train_step",
+        "flatten_params",
         "fromage",
         "ftrl",
         "get_hparams",
