@@ -48,6 +48,7 @@ from jopt._src.schedules.warmup import (
     warmup_exponential_decay_schedule,
     with_warmup,
 )
+from jopt._src.sharding import state_shardings
 from jopt._src.train_step import train_step
 from jopt._src.transforms.accumulation import accumulate_gradients
 from jopt._src.transforms.adabelief import adabelief, scale_by_belief
@@ -260,6 +261,7 @@ __all__ = [
     "skip_nonfinite",
     "skipped_steps",
     "sm3",
+    "state_shardings",
     "step_decay",
     "swa_params",
     "torch",

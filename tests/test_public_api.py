@@ -190,6 +190,7 @@ def test_jopts_public_names():
         "skip_nonfinite",
         "skipped_steps",
         "sm3",
+        "state_shardings",
         "step_decay",
         "swa_params",
         "torch",

@@ -57,13 +57,15 @@ def wider(*dtypes: Any) -> np.dtype:
 
 
 def zeros_like(tree: Any, dtype: Any = None) -> Any:
-    """Fresh zero buffers shaped like `tree` (never aliases it, so donation works)."""
-    return jax.tree.map(lambda x: jnp.zeros(jnp.shape(x), dtype or jnp.result_type(x)), tree)
+    """Fresh zero buffers shaped like `tree` (never aliases it, so donation works), on the same
+    devices with the same sharding as each leaf of `tree` (outside jit; under jit, see
+    `jopt.state_shardings`)."""
+    return full_like(tree, 0, dtype)
 
 
 def full_like(tree: Any, value: float, dtype: Any = None) -> Any:
-    """Fresh buffers shaped like `tree`, filled with `value`."""
-    return jax.tree.map(lambda x: jnp.full(jnp.shape(x), value, dtype or jnp.result_type(x)), tree)
+    """Fresh buffers shaped like `tree`, filled with `value`, sharded like its leaves."""
+    return jax.tree.map(lambda x: jnp.full_like(x, value, dtype or jnp.result_type(x)), tree)
 
 
 def cast_like(tree: Any, like: Any) -> Any:

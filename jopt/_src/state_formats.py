@@ -137,7 +137,7 @@ def decode_tree(tree: Any, like: Any, signed: bool) -> Any:
 
 def initial(params: Any, state_format: str, signed: bool) -> Any:
     """Zero moments for `params` in `state_format`."""
-    zeros = jax.tree.map(lambda p: jnp.zeros(jnp.shape(p), jnp.result_type(p)), params)
+    zeros = jax.tree.map(jnp.zeros_like, params)
     if state_format == "bfloat16":
         return jax.tree.map(lambda z: z.astype(jnp.bfloat16), zeros)
     return encode_tree(zeros, state_format, signed, jnp.zeros([], jnp.int32), 0)

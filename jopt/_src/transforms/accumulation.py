@@ -61,7 +61,7 @@ def accumulate_gradients(
 
     def init_fn(params):
         gradient_sum = jax.tree.map(
-            lambda p: jnp.zeros(jnp.shape(p), base.compute_dtype(jnp.result_type(p))), params
+            lambda p: jnp.zeros_like(p, base.compute_dtype(jnp.result_type(p))), params
         )
         zero = jnp.zeros([], jnp.int32)
         return AccumulateState(tx.init(params), zero, gradient_sum, bound.init())

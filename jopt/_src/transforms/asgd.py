@@ -82,7 +82,7 @@ def asgd(
     def buffers(params):
         return {
             "ax": jax.tree.map(
-                lambda p: jnp.zeros(jnp.shape(p), base.compute_dtype(jnp.result_type(p))), params
+                lambda p: jnp.zeros_like(p, base.compute_dtype(jnp.result_type(p))), params
             )
         }
 

@@ -1,0 +1,43 @@
+"""Optimizer state follows the params' sharding, on 8 simulated CPU devices
+(`tests/multi_device_checks.py`, run in a process of its own: XLA fixes the device count when it
+starts):
+
+- `tx.init(params)` puts each param-shaped buffer on its param's devices with its sharding, and
+  so does `jax.jit(tx.init, out_shardings=jopt.state_shardings(tx, params))`;
+- 20 jitted steps on sharded params are one device's bitwise (within an ulp per step for the two
+  optimizers that sum over a leaf), and the state stays sharded;
+- `jopt.train_step` data-parallel (the batch over 4 devices) with the weights' columns over 2
+  gives one device's params to float32 rounding.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def checks():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.multi_device_checks"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_checks_ran_on_eight_devices(checks):
+    assert checks["devices"] == 8
+
+
+@pytest.mark.parametrize("check", ["eager_init", "jit_init", "trajectory", "data_parallel"])
+def test_sharding_check(checks, check):
+    assert checks[check] == []
