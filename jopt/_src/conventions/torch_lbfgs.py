@@ -226,7 +226,7 @@ def _lbfgs_step(hp: HParams, line_search: bool, evaluate, x, loss, g, state) -> 
 
 @errors.public("jopt.torch.LBFGS")
 def LBFGS(  # noqa: N802 - torch's name
-    lr: ScalarOrSchedule = 1,
+    lr: ScalarOrSchedule = 1.0,
     max_iter: int = 20,
     max_eval: int | None = None,
     tolerance_grad: float = 1e-7,
