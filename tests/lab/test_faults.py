@@ -31,6 +31,7 @@ import pytest
 from jopt.lab import checkpoints, outputs
 from tests.lab.commands import run_jopt
 
+STEPS = 200  # metrics rows per trial: a signal lands at one of them
 CONFIG = """\
 # jopt run CONFIG
 name: faults
@@ -39,11 +40,11 @@ optimizers:
   - {name: adam, label: Adam, learning_rate: 0.02}
   - {name: sgd, label: momentum, learning_rate: 0.001, momentum: 0.9}
 seeds: [0, 1]
-steps: 400
+steps: {steps}
 eval_every: 10
 checkpoint_every: 20
 output_dir: runs
-"""
+""".replace("{steps}", str(STEPS))
 TRIALS = ["Adam-seed0", "Adam-seed1", "momentum-seed0", "momentum-seed1"]
 
 
@@ -119,7 +120,7 @@ def test_a_signal_at_a_random_moment_then_resume_gives_the_uninterrupted_result(
     capsys, tmp_path, reference, sig, seed
 ):
     config, expected = reference
-    rows = random.Random(seed).randrange(2, 400)
+    rows = random.Random(seed).randrange(2, STEPS)
     code = _kill_after(config, tmp_path / "o", rows, sig)
     assert code in (STOPPED[sig], 0)  # 0: the run had finished before the signal came
     run_dir = tmp_path / "o" / "faults"
@@ -133,7 +134,7 @@ def test_a_second_resume_of_a_directory_in_use_is_refused_and_the_first_finishes
 ):
     config, expected = reference
     run_dir = tmp_path / "o" / "faults"
-    _kill_after(config, tmp_path / "o", 100)
+    _kill_after(config, tmp_path / "o", STEPS // 2)
     first = _jopt("run", "--resume", run_dir)
     try:
         deadline = time.monotonic() + 120
