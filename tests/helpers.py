@@ -209,7 +209,8 @@ def run_jopt(tx, grad_fn, params, steps: int, *, with_params: bool = True, loss=
     With `loss` (the function whose gradient `grad_fn` is), each update is given it as optax's
     methods that read the loss take it: `value=loss(p), grad=g, value_fn=loss`."""
     run = _trajectory(tx, grad_fn, steps, with_params, loss)
-    return jax.jit(run)(params)
+    trajectory, state = jax.jit(run)(params)
+    return _stacked(params, trajectory), state
 
 
 def run_jopt_pair(tx, other, grad_fn, params, steps: int, *, loss=None):
@@ -217,11 +218,18 @@ def run_jopt_pair(tx, other, grad_fn, params, steps: int, *, loss=None):
     compile time than two: what the suites comparing two trajectories spend most on)."""
     first = _trajectory(tx, grad_fn, steps, True, loss)
     second = _trajectory(other, grad_fn, steps, True, loss)
-    return jax.jit(lambda p: (first(p), second(p)))(params)
+    (ours, state), (theirs, other_state) = jax.jit(lambda p: (first(p), second(p)))(params)
+    return (_stacked(params, ours), state), (_stacked(params, theirs), other_state)
+
+
+def _stacked(params, trajectory):
+    """x0 stacked on the iterates, outside the compiled program (a concatenation in it would
+    copy the whole trajectory once more)."""
+    return jax.tree.map(lambda x0, xs: jnp.concatenate([x0[None], xs]), params, trajectory)
 
 
 def _trajectory(tx, grad_fn, steps: int, with_params: bool, loss):
-    """`params -> (stacked iterates incl. x0, final state)` of `steps` updates (`run_jopt`)."""
+    """`params -> (iterates after each step, final state)` of `steps` updates (`run_jopt`)."""
 
     def body(carry, _):
         p, s = carry
@@ -233,8 +241,7 @@ def _trajectory(tx, grad_fn, steps: int, with_params: bool, loss):
 
     def run(p):
         (_, state), trajectory = jax.lax.scan(body, (p, tx.init(p)), None, length=steps)
-        stacked = jax.tree.map(lambda x0, xs: jnp.concatenate([x0[None], xs]), p, trajectory)
-        return stacked, state
+        return trajectory, state
 
     return run
 

@@ -1023,6 +1023,7 @@ ROWS = [
     ),
     _row(V, r"memory_size must be an integer >= 1, got 0", jopt.scale_by_lbfgs, memory_size=0),
     _row(T, r"loss_fn must be callable, got 3", jopt.train_step, 3, jopt.sgd(0.1)),
+    _row(T, r"loss_fn must be callable, got 3", jopt.flat_train_step, 3, jopt.sgd(0.1)),
     # Orthogonalized and noisy updates, adaptive clipping, centralization.
     _row(V, r"learning_rate must be >= 0, got -0\.1", jopt.muon, -0.1),
     _row(V, r"beta must be in \[0, 1\), got 1\.0", jopt.muon, 0.02, beta=1.0),
@@ -1090,6 +1091,9 @@ _NOT_CONSTRUCTORS = {
     "clipped_norm",
     "skipped_steps",
     "scale_by_sign",  # takes no arguments
+    "FlatParams",  # made by flatten_params
+    "flatten_params",  # takes params: tests/test_flat_params.py
+    "state_shardings",  # takes an optimizer and params: tests/test_sharding.py
 }
 _MODULES = {"hparams", "keras", "schedules", "torch"}
 
@@ -1274,7 +1278,7 @@ REQUIRED |= {
     "adaptive_grad_clip": {"clipping": 0.1},
 }
 _NOT_TRANSFORMS = {"layerwise_groups"}  # constructors of groups, given to param_groups
-_NOT_TRANSFORMS |= {"train_step", "sam_train_step"}  # constructors of jitted training steps
+_NOT_TRANSFORMS |= {"train_step", "sam_train_step", "flat_train_step"}  # jitted training steps
 TRANSFORMS = sorted(
     set(jopt.__all__) - _NOT_CONSTRUCTORS - _NOT_TRANSFORMS - _MODULES - set(jopt.schedules.__all__)
 )
