@@ -117,13 +117,14 @@ def flat_train_step(
     *,
     has_aux: bool = False,
     donate: bool = True,
+    fused: bool | None = None,
 ) -> Callable[..., tuple[Any, ...]]:
     """`jopt.train_step` on flat params: `(flat, opt_state, *args) -> (flat, opt_state, loss)`.
 
     `loss_fn(params, *args)` takes the params tree, as for `jopt.train_step`; the step takes and
     returns a `FlatParams` (`jopt.flatten_params(params)`), the optimizer's state made by
-    `optimizer.init(flat)`. Donation, `has_aux` and the loss passed to the update are
-    `jopt.train_step`'s. See the module docstring for which optimizers are the same on buffers.
+    `optimizer.init(flat)`. Donation, `has_aux`, the loss passed to the update and the fused
+    kernels (one call per dtype's buffer here) are `jopt.train_step`'s. See the module docstring for which optimizers are the same on buffers.
     """
     fn = errors.current_function()
     if not callable(loss_fn):
@@ -139,4 +140,4 @@ def flat_train_step(
             )
         return loss_fn(flat.unflatten(), *args, **kwargs)
 
-    return train_step(flat_loss, optimizer, has_aux=has_aux, donate=donate)
+    return train_step(flat_loss, optimizer, has_aux=has_aux, donate=donate, fused=fused)

@@ -19,6 +19,13 @@ can miss:
 - the update is called with `value=loss` (and `grad=`, `value_fn=`), the extra arguments optax's
   methods that read the loss take (Polyak step sizes, line searches), through
   `optax.with_extra_args_support`, so any optax transformation works here.
+
+Fused steps. Where the optimizer has a fused CPU kernel (`jopt.sgd`, `jopt.adam`, `jopt.adamw`,
+`jopt.rmsprop`, `jopt.adagrad`, `jopt.lion`, in the configurations `jopt._src.fused_rules` lists)
+and the params are all float32 or all float64 on the CPU, the step updates the params and the
+state in one pass in that kernel (`jopt._src.fused`): the same numbers, bit for bit, as the
+update followed by `optax.apply_updates`. `fused=False` (or JOPT_FUSED=0 in the environment)
+keeps the XLA path; where the kernels were not built, the step warns once and keeps it.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import jax
 import optax
 
 from jopt._src import errors
+from jopt._src import fused as fused_steps
 
 _DONATED_TWICE = "donate the same buffer twice"
 
@@ -41,6 +49,7 @@ def train_step(
     *,
     has_aux: bool = False,
     donate: bool = True,
+    fused: bool | None = None,
 ) -> Callable[..., tuple[Any, ...]]:
     """A jitted step `(params, opt_state, *args, **kwargs) -> (params, opt_state, loss)`.
 
@@ -52,6 +61,9 @@ def train_step(
         `(params, opt_state, loss, aux)`.
       donate: donate `params` and `opt_state` (default). The arrays passed in are deleted by the
         call; with `donate=False` they are kept and the step allocates new ones.
+      fused: take the optimizer's fused CPU kernel where it has one (see the module docstring).
+        None (default): yes, unless the environment sets JOPT_FUSED=0; False: never; True: yes,
+        and raise where the kernels were not built or the optimizer has none.
 
     Returns:
       The jitted step. It compiles once per shape of its arguments, like any `jax.jit`.
@@ -70,6 +82,7 @@ def train_step(
             value=optimizer,
         )
     tx = optax.with_extra_args_support(optimizer)
+    rule = _fused_rule(fn, optimizer, fused)
 
     def step(params, opt_state, *args, **kwargs):
         def loss_only(p):
@@ -79,10 +92,13 @@ def train_step(
         (loss, aux), grads = jax.value_and_grad(_with_aux(loss_fn, has_aux), has_aux=True)(
             params, *args, **kwargs
         )
-        updates, opt_state = tx.update(
-            grads, opt_state, params, value=loss, grad=grads, value_fn=loss_only
-        )
-        params = optax.apply_updates(params, updates)
+        if rule is not None and fused_steps.why_not(rule, params, opt_state) is None:
+            params, opt_state = fused_steps.apply(optimizer, rule, grads, opt_state, params)
+        else:
+            updates, opt_state = tx.update(
+                grads, opt_state, params, value=loss, grad=grads, value_fn=loss_only
+            )
+            params = optax.apply_updates(params, updates)
         return (params, opt_state, loss, aux) if has_aux else (params, opt_state, loss)
 
     jitted = jax.jit(step, donate_argnums=(0, 1) if donate else (), keep_unused=True)
@@ -98,6 +114,31 @@ def train_step(
             raise ValueError(f"{fn}: {_shared_buffer(params, opt_state)}") from e
 
     return donating_step
+
+
+def _fused_rule(
+    fn: str, optimizer: optax.GradientTransformation, fused: bool | None
+) -> fused_steps.FusedRule | None:
+    """The fused step the train step takes (None: the XLA path), after checking `fused`."""
+    if fused is not None and not isinstance(fused, bool):
+        raise errors.ArgumentTypeError(
+            fn, f"fused must be True, False or None, got {fused!r}.", argument="fused", value=fused
+        )
+    if not fused_steps.wanted(fused):
+        return None
+    rule = fused_steps.rule_of(optimizer)
+    if rule is None and fused:
+        raise ValueError(
+            f"{fn}: fused=True, but this optimizer has no fused kernel (jopt.sgd, adam, adamw, "
+            "rmsprop, adagrad and lion have one, in their plain configurations)."
+        )
+    reason = fused_steps.unavailable() if rule is not None else None
+    if reason is not None:
+        if fused:
+            raise RuntimeError(f"{fn}: fused=True, but {reason}.")
+        fused_steps.warn_unavailable(reason)
+        return None
+    return rule
 
 
 def _with_aux(loss_fn: Callable[..., Any], has_aux: bool) -> Callable[..., tuple[Any, Any]]:

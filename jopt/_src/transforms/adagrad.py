@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, tree_math
+from jopt._src import base, errors, fused, fused_rules, stateful, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Flag, Float, Spec
@@ -94,7 +94,8 @@ def adagrad(
     Warning: torch starts the accumulator at 0 with eps=1e-10 outside the root:
     `jopt.adagrad(lr, 0.0, 1e-10, eps_in_sqrt=False)`.
     """
-    return stateful.chain(
+    tx = stateful.chain(
         scale_by_rss(initial_accumulator_value, eps, eps_in_sqrt=eps_in_sqrt),
         scale_by_learning_rate(learning_rate),
     )
+    return fused.declare(tx, fused_rules.adagrad(eps_in_sqrt))

@@ -22,7 +22,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, state_formats, stateful, tree_math, validation
+from jopt._src import (
+    base,
+    errors,
+    fused,
+    fused_rules,
+    state_formats,
+    stateful,
+    tree_math,
+    validation,
+)
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Choice, Flag, Float, Spec
@@ -239,6 +248,12 @@ def _chain(learning_rate, moments, *decay) -> optax.GradientTransformationExtraA
     return stateful.chain(scale, *decay, scale_by_learning_rate(learning_rate))
 
 
+def _fusible(moments) -> bool:
+    """Whether the fused Adam kernel computes these moments: Adam's, bias-corrected, in float."""
+    *_, nesterov, _, bias_correction, packed = moments
+    return not nesterov and bias_correction and packed == "float"
+
+
 @errors.public("jopt.adam")
 def adam(
     learning_rate: ScalarOrSchedule,
@@ -265,7 +280,8 @@ def adam(
     `scale_by_adam`).
     """
     moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
-    return _chain(learning_rate, moments)
+    tx = _chain(learning_rate, moments)
+    return fused.declare(tx, fused_rules.adam(decay=False) if _fusible(moments) else None)
 
 
 @errors.public("jopt.adamw")
@@ -292,7 +308,9 @@ def adamw(
     multiplier eta_t). Warning: torch's AdamW default weight_decay is 1e-2, optax's is 1e-4.
     """
     moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
-    return _chain(learning_rate, moments, add_decayed_weights(weight_decay, mask))
+    tx = _chain(learning_rate, moments, add_decayed_weights(weight_decay, mask))
+    rule = fused_rules.adam(decay=True) if _fusible(moments) and mask is None else None
+    return fused.declare(tx, rule)
 
 
 @errors.public("jopt.nadam")

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, tree_math, validation
+from jopt._src import base, errors, fused, fused_rules, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Spec
@@ -74,8 +74,9 @@ def lion(
 
     theta -= lr * (sign(b1 m + (1 - b1) g) + weight_decay * theta);  m = b2 m + (1 - b2) g
     """
-    return stateful.chain(
+    tx = stateful.chain(
         scale_by_lion(b1, b2, mu_dtype),
         add_decayed_weights(weight_decay, mask),
         scale_by_learning_rate(learning_rate),
     )
+    return fused.declare(tx, fused_rules.lion() if mask is None else None)

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, tree_math, validation
+from jopt._src import base, errors, fused, fused_rules, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Bound, Choice, Flag, Float, Spec
@@ -370,7 +370,7 @@ def sgd(
     """
     fn = errors.current_function()
     accumulator_dtype = validation.check_dtype(fn, "accumulator_dtype", accumulator_dtype)
-    return stateful.chain(
+    tx = stateful.chain(
         *coupled_weight_decay(weight_decay, weight_decay_mask),
         *momentum_then_learning_rate(
             learning_rate,
@@ -381,3 +381,7 @@ def sgd(
             accumulator_dtype,
         ),
     )
+    decay, has_momentum = weight_decay is not None, momentum is not None
+    fusible = momentum_form != "lr_inside" and (weight_decay_mask is None or not decay)
+    rule = fused_rules.sgd(decay, has_momentum, nesterov, momentum_form) if fusible else None
+    return fused.declare(tx, rule)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, tree_math
+from jopt._src import base, errors, fused, fused_rules, stateful, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Choice, Flag, Float, Spec
@@ -177,7 +177,7 @@ def rmsprop(
         (default: no decay block; 0.0 keeps one in the state to set later). Needs params.
       weight_decay_mask: which params to decay.
     """
-    return stateful.chain(
+    tx = stateful.chain(
         *coupled_weight_decay(weight_decay, weight_decay_mask),
         scale_by_rms(decay, eps, initial_scale, eps_in_sqrt, bias_correction, centered=centered),
         *momentum_then_learning_rate(
@@ -189,3 +189,7 @@ def rmsprop(
             keep_count=False,
         ),
     )
+    l2 = weight_decay is not None
+    fusible = momentum is None and not centered and not bias_correction
+    fusible = fusible and (weight_decay_mask is None or not l2)
+    return fused.declare(tx, fused_rules.rmsprop(l2, eps_in_sqrt) if fusible else None)

@@ -1,0 +1,106 @@
+"""The fused steps of jopt's optimizers: for each kernel of `kernels/fused_cpu.cc`, where its
+scalars come from in the optimizer's chain state (see `jopt._src.fused`).
+
+Each function returns the rule for one chain layout; the optimizer's constructor declares it
+(`fused.declare`) for the configurations the kernel computes, and none for the others (a weight
+decay mask, moments in another dtype, 8-bit state, NAdam's look-ahead...). A scalar is computed
+and cast as the plain path computes it: hyperparameters cast to the leaves' dtype, bias
+corrections in the hyperparameters' dtype then cast, and the reciprocal of a correction taken in
+the leaves' dtype (XLA computes `m / c` as `m * (1 / c)`).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from jopt._src import tree_math
+from jopt._src.fused import FusedRule
+
+
+def _neg_lr(state) -> jnp.ndarray:
+    """-lr, from the chain's last block, the learning-rate scaling."""
+    return -state[-1].hparams["learning_rate"]
+
+
+def _bits(*flags: bool) -> int:
+    return sum(1 << k for k, flag in enumerate(flags) if flag)
+
+
+def sgd(decay: bool, momentum: bool, nesterov: bool, form: str) -> FusedRule:
+    """`jopt.sgd`: [coupled weight decay], [momentum, classic or ema form], learning rate."""
+    block = 1 if decay else 0
+
+    def scalars(state, dtype):
+        wd = state[0].hparams["weight_decay"] if decay else jnp.zeros([])
+        mu = weight = jnp.zeros([])
+        if momentum:
+            hp = state[block].hparams
+            mu = hp["momentum"]
+            weight = hp.complement("dampening" if form == "classic" else "momentum")
+        return [_neg_lr(state), wd, mu, weight]
+
+    buffers = ((block, "trace"),) if momentum else ()
+    return FusedRule("sgd", buffers, _bits(decay, momentum, nesterov), scalars)
+
+
+def adam(decay: bool) -> FusedRule:
+    """`jopt.adam`, `jopt.adamw`: Adam's moments, [decoupled weight decay], learning rate."""
+
+    def scalars(state, dtype):
+        hp, count = state[0].hparams, state[0].count
+        inverse1 = 1 / tree_math.bias_correction(hp["b1"], count).astype(dtype)
+        inverse2 = 1 / tree_math.bias_correction(hp["b2"], count).astype(dtype)
+        wd = state[1].hparams["weight_decay"] if decay else jnp.zeros([])
+        return [
+            hp["b1"],
+            hp.complement("b1"),
+            hp["b2"],
+            hp.complement("b2"),
+            inverse1,
+            inverse2,
+            hp["eps_root"],
+            hp["eps"],
+            wd,
+            _neg_lr(state),
+        ]
+
+    return FusedRule("adam", ((0, "mu"), (0, "nu")), _bits(decay), scalars)
+
+
+def rmsprop(decay: bool, eps_in_sqrt: bool) -> FusedRule:
+    """`jopt.rmsprop` without momentum, centering or bias correction: [coupled weight decay],
+    the RMS scaling, learning rate."""
+    block = 1 if decay else 0
+
+    def scalars(state, dtype):
+        wd = state[0].hparams["weight_decay"] if decay else jnp.zeros([])
+        hp = state[block].hparams
+        return [wd, hp["decay"], hp.complement("decay"), hp["eps"], _neg_lr(state)]
+
+    return FusedRule("rmsprop", ((block, "nu"),), _bits(decay, eps_in_sqrt), scalars)
+
+
+def adagrad(eps_in_sqrt: bool) -> FusedRule:
+    """`jopt.adagrad`: the sum of squares, learning rate."""
+
+    def scalars(state, dtype):
+        return [state[0].hparams["eps"], _neg_lr(state)]
+
+    return FusedRule("adagrad", ((0, "sum_of_squares"),), _bits(eps_in_sqrt), scalars)
+
+
+def lion() -> FusedRule:
+    """`jopt.lion`: Lion's sign step and moment, decoupled weight decay, learning rate."""
+
+    def scalars(state, dtype):
+        hp = state[0].hparams
+        return [
+            hp["b1"],
+            hp.complement("b1"),
+            hp["b2"],
+            hp.complement("b2"),
+            state[1].hparams["weight_decay"],
+            _neg_lr(state),
+        ]
+
+    return FusedRule("lion", ((0, "mu"),), 0, scalars)
