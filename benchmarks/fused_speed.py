@@ -6,14 +6,16 @@ with compile times and state bytes per parameter.
     python benchmarks/fused_speed.py --optimizers adam --trees 1x16M,1000x16k --no-torch
 
 A step is one donated, jitted update of params and state from fixed gradients, for the
-optimizers with a fused kernel (`jopt._src.fused_rules`), on trees of 16.8M float32 parameters
+optimizers with a fused kernel (`jopt._src.fused_rules`; plain SGD, which has none, for
+reference), on trees of 16.8M float32 parameters
 in 1, 10, 100 and 1,000 leaves, one of 67M in one leaf, and a transformer-like tree (17.3M in 99
 leaves: embeddings, 8 blocks of attention and MLP matrices, biases and norm scales). Runners:
 
   optax         optax's optimizer of the same name and arguments
   jopt          jopt's update then `optax.apply_updates` (XLA's code)
   jopt fused    the same step with the per-parameter work in the kernel (`jopt.train_step`'s)
-  flat fused    the kernel on `jopt.flatten_params` buffers (`jopt.flat_train_step`'s)
+  flat          jopt's plain step on `jopt.flatten_params` buffers (one per dtype)
+  flat fused    the kernel on those buffers (`jopt.flat_train_step`'s)
   torch foreach, torch fused   torch.optim's implementations (fused where torch has one)
 
 Before timing, jopt fused and flat fused are checked against jopt (within 1e-5 relative) and jopt
@@ -143,6 +145,7 @@ def bench(name: str, tree: str, args: argparse.Namespace) -> dict[str, Any]:
         "optax": Runner(make(optax), shapes, use_kernel=False),
         "jopt": Runner(make(jopt), shapes, use_kernel=False),
         "jopt fused": Runner(make(jopt), shapes, use_kernel=True),
+        "flat": Runner(make(jopt), shapes, use_kernel=False, flat=True),
         "flat fused": Runner(make(jopt), shapes, use_kernel=True, flat=True),
         "triad": optimizer_speed.TriadRunner(shapes),
     }
@@ -167,7 +170,7 @@ def bench(name: str, tree: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-COLUMNS = ("optax", "jopt", "jopt fused", "flat fused", "torch foreach", "torch fused")
+COLUMNS = ("optax", "jopt", "jopt fused", "flat", "flat fused", "torch foreach", "torch fused")
 
 
 def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
@@ -208,14 +211,15 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
         "",
         "Compile seconds (first call) and state bytes per parameter (jopt):",
         "",
-        "| optimizer | tree | optax | jopt | jopt fused | flat fused | state B/param |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| optimizer | tree | optax | jopt | jopt fused | flat | flat fused | state B/param |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         c = row["compile"]
         lines.append(
             f"| {row['optimizer']} | {row['tree']} | {c['optax']:.2f} | {c['jopt']:.2f} | "
-            f"{c['jopt fused']:.2f} | {c['flat fused']:.2f} | {row['state_bytes']:.2f} |"
+            f"{c['jopt fused']:.2f} | {c['flat']:.2f} | {c['flat fused']:.2f} | "
+            f"{row['state_bytes']:.2f} |"
         )
     triads = ", ".join(
         f"{tree} {np.median([r['triad_gb_per_s'] for r in rows if r['tree'] == tree]):.1f}"

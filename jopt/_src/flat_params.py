@@ -124,7 +124,8 @@ def flat_train_step(
     `loss_fn(params, *args)` takes the params tree, as for `jopt.train_step`; the step takes and
     returns a `FlatParams` (`jopt.flatten_params(params)`), the optimizer's state made by
     `optimizer.init(flat)`. Donation, `has_aux`, the loss passed to the update and the fused
-    kernels (one call per dtype's buffer here) are `jopt.train_step`'s. See the module docstring for which optimizers are the same on buffers.
+    kernels (one call per dtype's buffer here) are `jopt.train_step`'s. See the module
+    docstring for which optimizers are the same on buffers.
     """
     fn = errors.current_function()
     if not callable(loss_fn):

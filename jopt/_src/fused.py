@@ -46,7 +46,7 @@ import optax
 LIBRARY = pathlib.Path(__file__).parent / "kernels" / "libjopt_fused.so"
 # The kernel names rules use, and the library's symbol for each.
 KERNELS = {
-    "sgd": "JoptFusedSgd",
+    "momentum": "JoptFusedMomentum",
     "adam": "JoptFusedAdam",
     "rmsprop": "JoptFusedRmsprop",
     "adagrad": "JoptFusedAdagrad",

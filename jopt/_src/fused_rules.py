@@ -26,21 +26,18 @@ def _bits(*flags: bool) -> int:
     return sum(1 << k for k, flag in enumerate(flags) if flag)
 
 
-def sgd(decay: bool, momentum: bool, nesterov: bool, form: str) -> FusedRule:
-    """`jopt.sgd`: [coupled weight decay], [momentum, classic or ema form], learning rate."""
+def momentum(decay: bool, nesterov: bool, form: str) -> FusedRule:
+    """`jopt.sgd` with momentum: [coupled weight decay], momentum in the classic or EMA form,
+    learning rate. (Plain SGD has no rule: XLA's one loop over it runs at the bandwidth.)"""
     block = 1 if decay else 0
 
     def scalars(state, dtype):
         wd = state[0].hparams["weight_decay"] if decay else jnp.zeros([])
-        mu = weight = jnp.zeros([])
-        if momentum:
-            hp = state[block].hparams
-            mu = hp["momentum"]
-            weight = hp.complement("dampening" if form == "classic" else "momentum")
-        return [_neg_lr(state), wd, mu, weight]
+        hp = state[block].hparams
+        weight = hp.complement("dampening" if form == "classic" else "momentum")
+        return [_neg_lr(state), wd, hp["momentum"], weight]
 
-    buffers = ((block, "trace"),) if momentum else ()
-    return FusedRule("sgd", buffers, _bits(decay, momentum, nesterov), scalars)
+    return FusedRule("momentum", ((block, "trace"),), _bits(decay, nesterov), scalars)
 
 
 def adam(decay: bool) -> FusedRule:

@@ -104,10 +104,10 @@ inline T step(T p, T neg_lr, T u) {
 
 // The elementwise kernels. `c` holds the scalars, `v` the leaf, [b, e) the range.
 
-// SGD: g' = g + wd p (coupled L2); m = w g' + mu m; d = m (nesterov: w g' + mu m); p += -lr d.
-// Scalars: -lr, wd, mu, w.
-template <typename T, bool Decay, bool Momentum, bool Nesterov>
-void sgd(const T* c, const View<T>& v, int64_t b, int64_t e) {
+// SGD with momentum: g' = g + wd p (coupled L2); m = w g' + mu m; d = m (nesterov:
+// w g' + mu m); p += -lr d. Scalars: -lr, wd, mu, w (1 - dampening, or 1 - mu: the EMA form).
+template <typename T, bool Decay, bool Nesterov>
+void momentum(const T* c, const View<T>& v, int64_t b, int64_t e) {
   const T neg_lr = c[0], wd = c[1], mu = c[2], w = c[3];
   T* __restrict__ p = v.p;
   const T* __restrict__ grad = v.g;
@@ -115,13 +115,9 @@ void sgd(const T* c, const View<T>& v, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) {
     T g = grad[i];
     if constexpr (Decay) g = g + wd * p[i];
-    T d = g;
-    if constexpr (Momentum) {
-      const T m = w * g + mu * trace[i];
-      trace[i] = m;
-      d = Nesterov ? w * g + mu * m : m;
-    }
-    p[i] = step(p[i], neg_lr, d);
+    const T m = w * g + mu * trace[i];
+    trace[i] = m;
+    p[i] = step(p[i], neg_lr, Nesterov ? w * g + mu * m : m);
   }
 }
 
@@ -294,14 +290,11 @@ ffi::Error dispatch(ffi::ThreadPool pool, ffi::AnyBuffer scalars, ffi::Remaining
 constexpr bool bit(int64_t options, int k) { return (options >> k) & 1; }
 
 template <typename T>
-struct SelectSgd {
+struct SelectMomentum {
   static Kernel<T> kernel(int64_t o) {
-    // Index: decay + 2 momentum + 4 nesterov (nesterov needs momentum).
-    static constexpr Kernel<T> table[] = {
-        sgd<T, false, false, false>, sgd<T, true, false, false>, sgd<T, false, true, false>,
-        sgd<T, true, true, false>,   sgd<T, false, false, false>, sgd<T, true, false, false>,
-        sgd<T, false, true, true>,   sgd<T, true, true, true>};
-    return table[o & 7];
+    static constexpr Kernel<T> table[] = {momentum<T, false, false>, momentum<T, true, false>,
+                                          momentum<T, false, true>, momentum<T, true, true>};
+    return table[o & 3];
   }
 };
 
@@ -352,7 +345,7 @@ ffi::Error fused_step(ffi::ThreadPool pool, ffi::AnyBuffer scalars, ffi::Remaini
                                     .Attr<int64_t>("buffers")           \
                                     .Attr<int64_t>("options"));
 
-JOPT_FUSED_HANDLER(JoptFusedSgd, SelectSgd)
+JOPT_FUSED_HANDLER(JoptFusedMomentum, SelectMomentum)
 JOPT_FUSED_HANDLER(JoptFusedAdam, SelectAdam)
 JOPT_FUSED_HANDLER(JoptFusedRmsprop, SelectRmsprop)
 JOPT_FUSED_HANDLER(JoptFusedAdagrad, SelectAdagrad)

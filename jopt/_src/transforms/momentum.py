@@ -381,7 +381,8 @@ def sgd(
             accumulator_dtype,
         ),
     )
-    decay, has_momentum = weight_decay is not None, momentum is not None
-    fusible = momentum_form != "lr_inside" and (weight_decay_mask is None or not decay)
-    rule = fused_rules.sgd(decay, has_momentum, nesterov, momentum_form) if fusible else None
+    decay = weight_decay is not None
+    fusible = momentum is not None and momentum_form != "lr_inside"
+    fusible = fusible and (weight_decay_mask is None or not decay)
+    rule = fused_rules.momentum(decay, nesterov, momentum_form) if fusible else None
     return fused.declare(tx, rule)
