@@ -302,7 +302,7 @@ def test_flat_train_step_takes_the_kernel_on_its_buffers():
 
 def test_missing_kernels_warn_once_and_take_the_plain_path(monkeypatch):
     monkeypatch.setattr(fused, "unavailable", lambda: "the kernels were not built (test)")
-    fused._warn_once.cache_clear()
+    fused.warn_unavailable.cache_clear()
     tx, params = jopt.adam(1e-2), _params()
     with pytest.warns(RuntimeWarning, match="not built.*XLA path.*JOPT_FUSED=0"):
         step = jopt.train_step(_loss, tx, donate=False)
@@ -313,7 +313,7 @@ def test_missing_kernels_warn_once_and_take_the_plain_path(monkeypatch):
     assert not _kernels_in(step, params, tx.init(params), X)
     with pytest.raises(RuntimeError, match=r"fused=True, but the kernels were not built \(test\)"):
         jopt.train_step(_loss, tx, fused=True)
-    fused._warn_once.cache_clear()
+    fused.warn_unavailable.cache_clear()
 
 
 def test_fused_true_needs_an_optimizer_with_a_kernel():
@@ -323,3 +323,12 @@ def test_fused_true_needs_an_optimizer_with_a_kernel():
         jopt.train_step(_loss, jopt.adam(1e-2), fused="yes")
     with pytest.raises(ValueError, match="unknown fused kernel 'adamax'"):
         fused.declare(jopt.adam(1e-2), fused.FusedRule("adamax", (), 0, lambda s, d: []))
+
+
+@needs_kernels
+def test_the_kernel_refuses_leaves_whose_dtype_is_not_its_scalars():
+    with jax.enable_x64(True):
+        leaf = jnp.ones(3, jnp.float32)
+        scalars = jnp.ones(2, jnp.float64)
+        with pytest.raises(jax.errors.JaxRuntimeError, match="leaves and scalars differ in dtype"):
+            jax.jit(lambda *a: fused.call("adagrad", 0, *a))(scalars, [leaf], [leaf], [[leaf]])

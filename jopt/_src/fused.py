@@ -16,8 +16,10 @@ rates, bias corrections) from its state. `jopt.train_step` then computes
 
 in one program: the plain update's per-parameter work has no use left and XLA drops it, so the
 step counts, schedules and hyperparameters in the state are the plain path's by construction. The
-kernels compute each element in the plain path's order of operations, with the products XLA
-turns into fused multiply-adds fused too: the tests check the two paths bit for bit.
+kernels compute each element in the plain path's order of operations, each product and sum
+rounded on its own: tests/test_fused.py checks them bit for bit against NumPy, and within an ulp
+of each leaf's scale against XLA's code for the plain path (which contracts some products and
+sums into fused multiply-adds, differently in different programs).
 
 Where no kernel was built (no compiler at install), `jopt.train_step` warns once and takes the
 XLA path; `fused=False` or the environment variable `JOPT_FUSED=0` switches the fast path off.
@@ -103,7 +105,7 @@ def unavailable() -> str | None:
     if not LIBRARY.exists():
         return (
             f"the fused CPU kernels were not built ({LIBRARY.name} is missing: jopt was installed "
-            "without CMake or a C++17 compiler)"
+            "without CMake or a C++17 compiler, or with JOPT_BUILD_KERNELS=0)"
         )
     try:
         library = ctypes.cdll.LoadLibrary(str(LIBRARY))
@@ -127,13 +129,9 @@ def wanted(fused: bool | None) -> bool:
     return fused
 
 
+@functools.cache
 def warn_unavailable(reason: str) -> None:
     """The one warning a process gets when a step wants the kernels and they are not there."""
-    _warn_once(reason)
-
-
-@functools.cache
-def _warn_once(reason: str) -> None:
     warnings.warn(
         f"jopt: {reason}; optimizer steps take the XLA path. Reinstall jopt where cmake and g++ "
         f"are available to build them, or set {SWITCH}=0 (or fused=False) to silence this.",

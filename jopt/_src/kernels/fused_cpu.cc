@@ -250,14 +250,19 @@ ffi::Error run(ffi::ThreadPool pool, ffi::AnyBuffer scalars, ffi::RemainingArgs 
     if (static_cast<int64_t>(g->element_count()) != leaf.size) {
       return ffi::Error::InvalidArgument("jopt fused step: a gradient's size is not its param's");
     }
+    if (p->element_type() != scalars.element_type() || g->element_type() != p->element_type()) {
+      return ffi::Error::InvalidArgument("jopt fused step: leaves and scalars differ in dtype");
+    }
     leaf.param = in_place(*p, **p_out);
     leaf.grad = g->untyped_data();
     for (int64_t k = 0; k < buffers; ++k) {
       auto s = arg(2 + k);
       auto s_out = ret(1 + k);
       if (!s.has_value() || !s_out.has_value() ||
-          static_cast<int64_t>(s->element_count()) != leaf.size) {
-        return ffi::Error::InvalidArgument("jopt fused step: a state buffer is not its param's size");
+          static_cast<int64_t>(s->element_count()) != leaf.size ||
+          s->element_type() != p->element_type()) {
+        return ffi::Error::InvalidArgument(
+            "jopt fused step: a state buffer differs from its param in size or dtype");
       }
       leaf.state[k] = in_place(*s, **s_out);
     }
