@@ -27,20 +27,24 @@ class KernelBuildHook(BuildHookInterface):
     def initialize(self, version: str, build_data: dict) -> None:
         if self.target_name != "wheel":
             return
+        root = pathlib.Path(self.root)
+        target = root / KERNELS / LIBRARY
+        # A library left by an earlier build may not match these sources: it goes first.
+        target.unlink(missing_ok=True)
         if os.environ.get("JOPT_BUILD_KERNELS", "1") == "0":
             self.app.display_warning(
-                "jopt: JOPT_BUILD_KERNELS=0, the fused CPU kernels are not built"
+                "jopt: JOPT_BUILD_KERNELS=0: the fused CPU kernels are not built"
             )
             return
-        root = pathlib.Path(self.root)
         try:
             built = _build(root / KERNELS, root / "build" / "kernels")
         except (OSError, subprocess.CalledProcessError, ImportError) as e:
+            output = (getattr(e, "stderr", None) or "")[-2000:]  # the compiler's last words
             self.app.display_warning(
-                f"jopt: the fused CPU kernels were not built ({e}); jopt takes the XLA path"
+                f"jopt: the fused CPU kernels were not built ({e}); jopt takes the XLA path. "
+                f"{output}"
             )
             return
-        target = root / KERNELS / LIBRARY
         _copy_atomically(built, target)
         build_data["pure_python"] = False
         build_data["infer_tag"] = True

@@ -304,8 +304,9 @@ def test_missing_kernels_warn_once_and_take_the_plain_path(monkeypatch):
     monkeypatch.setattr(fused, "unavailable", lambda: "the kernels were not built (test)")
     fused.warn_unavailable.cache_clear()
     tx, params = jopt.adam(1e-2), _params()
-    with pytest.warns(RuntimeWarning, match="not built.*XLA path.*JOPT_FUSED=0"):
+    with pytest.warns(RuntimeWarning, match="not built.*XLA path.*JOPT_FUSED=0") as caught:
         step = jopt.train_step(_loss, tx, donate=False)
+    assert caught[0].filename == __file__  # the line that built the step
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jopt.train_step(_loss, tx, donate=False)  # once per process

@@ -35,6 +35,7 @@ import dataclasses
 import functools
 import os
 import pathlib
+import sys
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -131,13 +132,22 @@ def wanted(fused: bool | None) -> bool:
 
 @functools.cache
 def warn_unavailable(reason: str) -> None:
-    """The one warning a process gets when a step wants the kernels and they are not there."""
+    """The one warning a process gets when a step wants the kernels and they are not there,
+    pointing at the user's line that built the step."""
     warnings.warn(
         f"jopt: {reason}; optimizer steps take the XLA path. Reinstall jopt where cmake and g++ "
         f"are available to build them, or set {SWITCH}=0 (or fused=False) to silence this.",
         RuntimeWarning,
-        stacklevel=4,
+        stacklevel=_first_frame_outside_jopt(),
     )
+
+
+def _first_frame_outside_jopt() -> int:
+    """The stack level (as `warnings.warn` counts) of the innermost caller outside jopt."""
+    frame, level = sys._getframe(2), 2  # warn_unavailable's caller is level 2
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("jopt."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def why_not(rule: FusedRule, params: Any, state: Any) -> str | None:
