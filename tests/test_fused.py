@@ -57,10 +57,14 @@ def _adam(c, p, g, s, options):
     b1, cb1, b2, cb2, inv_c1, inv_c2, eps_root, eps, wd, neg_lr = c
     m = cb1 * g + b1 * s[0]
     v = cb2 * (g * g) + b2 * s[1]
-    u = (m * inv_c1) / (np.sqrt(v * inv_c2 + eps_root) + eps)
+    v_hat, out = v * inv_c2, [m, v]
+    if options & 2:  # AMSGrad: the maximum of v, or of v_hat
+        top = np.maximum(s[2], v_hat if options & 4 else v)
+        v_hat, out = (top if options & 4 else top * inv_c2), [m, v, top]
+    u = (m * inv_c1) / (np.sqrt(v_hat + eps_root) + eps)
     if options & 1:
         u = u + wd * p
-    return p + neg_lr * u, [m, v]
+    return p + neg_lr * u, out
 
 
 def _inverse_root(a, eps, eps_in_sqrt):
@@ -104,6 +108,7 @@ _ADAM = [_DECAY, _SMALL, _DECAY, _SMALL, (1, 10), (1, 1e3), _SMALL, _EPS, _SMALL
 _VARIANTS = [
     *(("momentum", o, 1, _MOMENTUM) for o in range(4)),
     *(("adam", o, 2, _ADAM) for o in (0, 1)),
+    *(("adam", o, 3, _ADAM) for o in (2, 3, 6, 7)),
     *(("rmsprop", o, 1, [_SMALL, _DECAY, _SMALL, _EPS, _LR]) for o in range(4)),
     *(("adagrad", o, 1, [(0.0, 1e-3), _LR]) for o in (0, 1)),
     ("lion", 0, 1, [_DECAY, _SMALL, _DECAY, _SMALL, _SMALL, _LR]),
@@ -124,9 +129,9 @@ def test_kernel_is_its_formula_bit_for_bit(kernel, options, n_buffers, ranges, d
     rng = np.random.default_rng(options + 10 * len(ranges))
     scalars = np.array([rng.uniform(lo, hi) for lo, hi in ranges], dtype)
     params, grads = _leaves(rng, dtype), _leaves(rng, dtype)
-    # The last buffer of Adam, RMSProp and Adagrad sums squares (>= 0); the others take any sign.
-    squares = kernel in ("adam", "rmsprop", "adagrad")
-    buffers = [_leaves(rng, dtype, squares and k == n_buffers - 1) for k in range(n_buffers)]
+    # Adam's second buffer and RMSProp's and Adagrad's sum squares (>= 0), as AMSGrad's maximum.
+    squares = {"adam": (1, 2), "rmsprop": (0,), "adagrad": (0,)}.get(kernel, ())
+    buffers = [_leaves(rng, dtype, k in squares) for k in range(n_buffers)]
     with jax.enable_x64(dtype == "float64"):
         run = jax.jit(lambda *a: fused.call(kernel, options, *a))
         got_p, got_s = run(scalars, params, grads, buffers)
@@ -148,6 +153,9 @@ _OPTIMIZERS = {
     "adam": lambda: jopt.adam(1e-2),
     "adam_eps_root": lambda: jopt.adam(1e-2, 0.8, 0.99, eps=1e-6, eps_root=1e-8),
     "adamw": lambda: jopt.adamw(1e-2, weight_decay=0.1),
+    "amsgrad": lambda: jopt.amsgrad(1e-2),
+    "amsgrad_optax": lambda: jopt.amsgrad(1e-2, max_of="corrected"),
+    "amsgrad_uncorrected_mu": lambda: jopt.amsgrad(1e-2, bias_correction_mu=False),
     "rmsprop": lambda: jopt.rmsprop(1e-2),
     "rmsprop_torch_eps_l2": lambda: jopt.rmsprop(1e-2, 0.99, eps_in_sqrt=False, weight_decay=0.1),
     "adagrad": lambda: jopt.adagrad(0.1),

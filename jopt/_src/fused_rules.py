@@ -40,28 +40,35 @@ def momentum(decay: bool, nesterov: bool, form: str) -> FusedRule:
     return FusedRule("momentum", ((block, "trace"),), _bits(decay, nesterov), scalars)
 
 
-def adam(decay: bool) -> FusedRule:
-    """`jopt.adam`, `jopt.adamw`: Adam's moments, [decoupled weight decay], learning rate."""
+def adam(decay: bool, amsgrad: str | None = None, corrected: tuple[bool, bool] = (True, True)):
+    """`jopt.adam`, `jopt.adamw`, `jopt.amsgrad`: Adam's moments (AMSGrad's maximum of the raw or
+    the corrected second moment, `amsgrad="raw"|"corrected"`; `corrected` says which moments are
+    bias-corrected), [decoupled weight decay], learning rate."""
+
+    def inverse_correction(hp, name, count, dtype, on):
+        if not on:
+            return jnp.ones([], dtype)  # x * 1 is x: the uncorrected moment
+        return 1 / tree_math.bias_correction(hp[name], count).astype(dtype)
 
     def scalars(state, dtype):
         hp, count = state[0].hparams, state[0].count
-        inverse1 = 1 / tree_math.bias_correction(hp["b1"], count).astype(dtype)
-        inverse2 = 1 / tree_math.bias_correction(hp["b2"], count).astype(dtype)
         wd = state[1].hparams["weight_decay"] if decay else jnp.zeros([])
         return [
             hp["b1"],
             hp.complement("b1"),
             hp["b2"],
             hp.complement("b2"),
-            inverse1,
-            inverse2,
+            inverse_correction(hp, "b1", count, dtype, corrected[0]),
+            inverse_correction(hp, "b2", count, dtype, corrected[1]),
             hp["eps_root"],
             hp["eps"],
             wd,
             _neg_lr(state),
         ]
 
-    return FusedRule("adam", ((0, "mu"), (0, "nu")), _bits(decay), scalars)
+    buffers = ((0, "mu"), (0, "nu")) + (((0, "nu_max"),) if amsgrad else ())
+    options = _bits(decay, amsgrad is not None, amsgrad == "corrected")
+    return FusedRule("adam", buffers, options, scalars)
 
 
 def rmsprop(decay: bool, eps_in_sqrt: bool) -> FusedRule:

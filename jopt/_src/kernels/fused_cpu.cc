@@ -121,11 +121,19 @@ void momentum(const T* c, const View<T>& v, int64_t b, int64_t e) {
   }
 }
 
+// max(a, b), NaN if either is NaN (as jnp.maximum).
+template <typename T>
+inline T maximum(T a, T b) {
+  return (a > b || a != a) ? a : b;
+}
+
 // Adam: m = (1-b1) g + b1 m; v = (1-b2) g^2 + b2 v; u = m_hat / (sqrt(v_hat + eps_root) + eps)
 // with x_hat = x * (1 / c) (XLA turns a division by a scalar into this product, and the plain
-// path is compiled by XLA); AdamW adds wd p to u; p += -lr u.
+// path is compiled by XLA; 1 / c is 1 without a correction, and x * 1 is x); AdamW adds wd p
+// to u; p += -lr u. AMSGrad keeps v_max = max(v_max, v) and uses v_max * (1 / c2) for v_hat
+// (or, with the maximum taken after the correction, v_max = max(v_max, v * (1 / c2)) = v_hat).
 // Scalars: b1, 1-b1, b2, 1-b2, 1/c1, 1/c2, eps_root, eps, wd, -lr.
-template <typename T, bool Decay>
+template <typename T, bool Decay, bool Amsgrad, bool MaxCorrected>
 void adam(const T* c, const View<T>& v, int64_t b, int64_t e) {
   const T b1 = c[0], cb1 = c[1], b2 = c[2], cb2 = c[3], inv_c1 = c[4], inv_c2 = c[5];
   const T eps_root = c[6], eps = c[7], wd = c[8], neg_lr = c[9];
@@ -133,13 +141,20 @@ void adam(const T* c, const View<T>& v, int64_t b, int64_t e) {
   const T* __restrict__ grad = v.g;
   T* __restrict__ mu = v.s[0];
   T* __restrict__ nu = v.s[1];
+  T* __restrict__ nu_max = v.s[2];
   for (int64_t i = b; i < e; ++i) {
     const T g = grad[i];
     const T m = cb1 * g + b1 * mu[i];
     const T s = cb2 * (g * g) + b2 * nu[i];
     mu[i] = m;
     nu[i] = s;
-    T u = (m * inv_c1) / (std::sqrt(s * inv_c2 + eps_root) + eps);
+    T v_hat = s * inv_c2;
+    if constexpr (Amsgrad) {
+      const T top = MaxCorrected ? maximum(nu_max[i], v_hat) : maximum(nu_max[i], s);
+      nu_max[i] = top;
+      v_hat = MaxCorrected ? top : top * inv_c2;
+    }
+    T u = (m * inv_c1) / (std::sqrt(v_hat + eps_root) + eps);
     if constexpr (Decay) u = u + wd * p[i];
     p[i] = step(p[i], neg_lr, u);
   }
@@ -305,7 +320,14 @@ struct SelectMomentum {
 
 template <typename T>
 struct SelectAdam {
-  static Kernel<T> kernel(int64_t o) { return bit(o, 0) ? adam<T, true> : adam<T, false>; }
+  // Index: decay + 2 amsgrad + 4 max-after-correction (which needs amsgrad).
+  static Kernel<T> kernel(int64_t o) {
+    static constexpr Kernel<T> table[] = {
+        adam<T, false, false, false>, adam<T, true, false, false>, adam<T, false, true, false>,
+        adam<T, true, true, false>,   adam<T, false, false, false>, adam<T, true, false, false>,
+        adam<T, false, true, true>,   adam<T, true, true, true>};
+    return table[o & 7];
+  }
 };
 
 template <typename T>

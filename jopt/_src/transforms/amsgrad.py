@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, tree_math, validation
+from jopt._src import base, errors, fused, fused_rules, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Choice, Flag, Spec
@@ -159,9 +159,11 @@ def amsgrad(
     Warning: the default `max_of="raw"` follows torch and Keras and differs from optax's
     `amsgrad`, which keeps the maximum of the bias-corrected v_hat (`max_of="corrected"`).
     """
-    return stateful.chain(
+    tx = stateful.chain(
         scale_by_amsgrad(
             b1, b2, eps, eps_root, mu_dtype, bias_correction_mu, bias_correction_nu, max_of=max_of
         ),
         scale_by_learning_rate(learning_rate),
     )
+    corrected = (bias_correction_mu, bias_correction_nu)
+    return fused.declare(tx, fused_rules.adam(False, amsgrad=max_of, corrected=corrected))
