@@ -47,7 +47,7 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any directory
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import optimizer_speed  # noqa: E402  (the torch runner, the triad, the interleaved rounds)
+import optimizer_speed  # noqa: E402  (the torch runner, the triad, the rounds, the output)
 
 import jopt  # noqa: E402
 from jopt._src import fused  # noqa: E402
@@ -86,7 +86,7 @@ OPTIMIZERS: dict[str, tuple[Callable[[Any], Any], tuple[str, dict] | None]] = {
 }
 
 
-class Runner:
+class Runner(optimizer_speed.JaxRunner):
     """A donated jitted step of `tx` (plain, or with its fused kernel), its first call timed."""
 
     def __init__(self, tx, shapes, *, use_kernel: bool, flat: bool = False):
@@ -108,13 +108,6 @@ class Runner:
         start = time.perf_counter()
         self.run(1)
         self.compile_seconds = time.perf_counter() - start
-
-    def run(self, steps: int) -> float:
-        start = time.perf_counter()
-        for _ in range(steps):
-            self.params, self.state = self.step(self.params, self.state, self.grads)
-        jax.block_until_ready((self.params, self.state))
-        return (time.perf_counter() - start) / steps
 
     def result(self) -> list[np.ndarray]:
         tree = self.params.unflatten() if isinstance(self.params, jopt.FlatParams) else self.params
@@ -244,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     names = optimizer_speed._names(args.optimizers, list(OPTIMIZERS), "--optimizers")
     if fused.unavailable() is not None:
         raise SystemExit(f"jopt: {fused.unavailable()}")
+    if not args.no_torch:
+        optimizer_speed.require_torch()
     rows = []
     for name in names:
         _check(name, TREES["transformer"])
@@ -251,13 +246,7 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(bench(name, tree, args))
             m = rows[-1]["mparams"]
             print(f"{name:>9} {tree:>11}: " + ", ".join(f"{k} {v:,.0f}" for k, v in m.items()))
-    table = markdown(rows, args)
-    print(table)
-    if args.write:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.write.with_suffix(".tmp")
-        tmp.write_text(table)
-        tmp.replace(args.write)
+    optimizer_speed.publish(markdown(rows, args), args.write)
 
 
 if __name__ == "__main__":

@@ -408,11 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.repeats < 1 or args.seconds <= 0:
         raise SystemExit("--repeats must be >= 1 and --seconds > 0")
     if not args.no_torch:
-        try:
-            import torch  # noqa: F401
-        except ImportError as error:
-            message = "torch is not installed: pip install torch==2.13.0, or pass --no-torch"
-            raise SystemExit(message) from error
+        require_torch()
 
     rows = []
     for case in (c for c in CASES if c.name in chosen):
@@ -422,13 +418,26 @@ def main(argv: list[str] | None = None) -> None:
                 f"{case.name:>9} {tree:>8}: optax/jopt {rows[-1]['optax_over_jopt']:.2f}",
                 file=sys.stderr,
             )
-    table = markdown(rows, args)
+    publish(markdown(rows, args), args.write)
+
+
+def require_torch() -> None:
+    """Stops with the install command where torch is missing."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as error:
+        message = "torch is not installed: pip install torch==2.13.0, or pass --no-torch"
+        raise SystemExit(message) from error
+
+
+def publish(table: str, path: Path | None) -> None:
+    """Prints the table, and writes it to `path` (write, then rename: never half a file)."""
     print(table)
-    if args.write:
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.write.with_suffix(".tmp")
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
         tmp.write_text(table)
-        tmp.replace(args.write)
+        tmp.replace(path)
 
 
 if __name__ == "__main__":
