@@ -341,3 +341,11 @@ def test_the_kernel_refuses_leaves_whose_dtype_is_not_its_scalars():
         scalars = jnp.ones(2, jnp.float64)
         with pytest.raises(jax.errors.JaxRuntimeError, match="leaves and scalars differ in dtype"):
             jax.jit(lambda *a: fused.call("adagrad", 0, *a))(scalars, [leaf], [leaf], [[leaf]])
+
+
+def test_a_foreign_state_gets_the_plain_updates_error():
+    step = jopt.train_step(_loss, jopt.adam(1e-2), donate=False)
+    params = _params()
+    for state in (jopt.sgd(0.1, 0.9).init(params), None):
+        with pytest.raises(ValueError, match="this state was not made by jopt.adam's init"):
+            step(params, state, X)

@@ -163,8 +163,11 @@ def why_not(rule: FusedRule, params: Any, state: Any) -> str | None:
         return f"the params' leaves must all be float32 or all float64, got {names}"
     (dtype,) = dtypes
     for block, field in rule.buffers:
-        buffer_dtypes = {jnp.dtype(b.dtype) for b in jax.tree.leaves(getattr(state[block], field))}
-        if buffer_dtypes != {dtype}:
+        try:
+            buffer = getattr(state[block], field)
+        except (TypeError, IndexError, AttributeError):  # the plain update names the mismatch
+            return "the state was not made by this optimizer"
+        if {jnp.dtype(b.dtype) for b in jax.tree.leaves(buffer)} != {dtype}:
             return f"the state's {field} must be in the params' dtype {dtype.name}"
     return None
 
