@@ -54,14 +54,15 @@ def _momentum(c, p, g, s, options):
 
 
 def _adam(c, p, g, s, options):
-    b1, cb1, b2, cb2, inv_c1, inv_c2, eps_root, eps, wd, neg_lr = c
+    b1, cb1, b2, cb2, inv_c1, inv_c2, eps_root, eps, wd, neg_lr, inv_ahead = c
     m = cb1 * g + b1 * s[0]
     v = cb2 * (g * g) + b2 * s[1]
     v_hat, out = v * inv_c2, [m, v]
     if options & 2:  # AMSGrad: the maximum of v, or of v_hat
         top = np.maximum(s[2], v_hat if options & 4 else v)
         v_hat, out = (top if options & 4 else top * inv_c2), [m, v, top]
-    u = (m * inv_c1) / (np.sqrt(v_hat + eps_root) + eps)
+    m_hat = cb1 * (g * inv_c1) + b1 * (m * inv_ahead) if options & 8 else m * inv_c1  # NAdam
+    u = m_hat / (np.sqrt(v_hat + eps_root) + eps)
     if options & 1:
         u = u + wd * p
     return p + neg_lr * u, out
@@ -104,10 +105,10 @@ _REFERENCE = {
 # (kernel, options, number of buffers, scalars as (low, high) ranges).
 _DECAY, _LR, _SMALL, _EPS = (0.5, 0.999), (-0.1, -1e-4), (0.0, 0.1), (1e-8, 1e-3)
 _MOMENTUM = [_LR, _SMALL, _DECAY, _DECAY]
-_ADAM = [_DECAY, _SMALL, _DECAY, _SMALL, (1, 10), (1, 1e3), _SMALL, _EPS, _SMALL, _LR]
+_ADAM = [_DECAY, _SMALL, _DECAY, _SMALL, (1, 10), (1, 1e3), _SMALL, _EPS, _SMALL, _LR, (1, 10)]
 _VARIANTS = [
     *(("momentum", o, 1, _MOMENTUM) for o in range(4)),
-    *(("adam", o, 2, _ADAM) for o in (0, 1)),
+    *(("adam", o, 2, _ADAM) for o in (0, 1, 8, 9)),
     *(("adam", o, 3, _ADAM) for o in (2, 3, 6, 7)),
     *(("rmsprop", o, 1, [_SMALL, _DECAY, _SMALL, _EPS, _LR]) for o in range(4)),
     *(("adagrad", o, 1, [(0.0, 1e-3), _LR]) for o in (0, 1)),
@@ -153,6 +154,8 @@ _OPTIMIZERS = {
     "adam": lambda: jopt.adam(1e-2),
     "adam_eps_root": lambda: jopt.adam(1e-2, 0.8, 0.99, eps=1e-6, eps_root=1e-8),
     "adamw": lambda: jopt.adamw(1e-2, weight_decay=0.1),
+    "nadam": lambda: jopt.nadam(1e-2),
+    "nadamw": lambda: jopt.nadamw(1e-2, weight_decay=0.1),
     "amsgrad": lambda: jopt.amsgrad(1e-2),
     "amsgrad_optax": lambda: jopt.amsgrad(1e-2, max_of="corrected"),
     "amsgrad_uncorrected_mu": lambda: jopt.amsgrad(1e-2, bias_correction_mu=False),
@@ -168,7 +171,7 @@ _OPTIMIZERS = {
 _NOT_FUSIBLE = {
     "sgd": lambda: jopt.sgd(0.1),  # XLA's one loop is at the bandwidth
     "sgd_l2": lambda: jopt.sgd(0.1, weight_decay=0.01),
-    "nadam": lambda: jopt.nadam(1e-2),
+    "nadam_uncorrected": lambda: jopt.nadam(1e-2, bias_correction=False),
     "adam_8bit": lambda: jopt.adam(1e-2, state_format="8bit"),
     "adam_uncorrected": lambda: jopt.adam(1e-2, bias_correction=False),
     "adamw_masked": lambda: jopt.adamw(1e-2, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)),

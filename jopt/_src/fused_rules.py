@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jopt._src import tree_math
+from jopt._src import base, tree_math
 from jopt._src.fused import FusedRule
 
 
@@ -40,12 +40,18 @@ def momentum(decay: bool, nesterov: bool, form: str) -> FusedRule:
     return FusedRule("momentum", ((block, "trace"),), _bits(decay, nesterov), scalars)
 
 
-def adam(decay: bool, amsgrad: str | None = None, corrected: tuple[bool, bool] = (True, True)):
-    """`jopt.adam`, `jopt.adamw`, `jopt.amsgrad`: Adam's moments (AMSGrad's maximum of the raw or
-    the corrected second moment, `amsgrad="raw"|"corrected"`; `corrected` says which moments are
-    bias-corrected), [decoupled weight decay], learning rate."""
+def adam(
+    decay: bool,
+    amsgrad: str | None = None,
+    corrected: tuple[bool, bool] = (True, True),
+    nesterov: bool = False,
+) -> FusedRule:
+    """`jopt.adam`, `adamw`, `nadam`, `nadamw`, `amsgrad`: Adam's moments (NAdam's look-ahead
+    first moment with `nesterov`; AMSGrad's maximum of the raw or the corrected second moment,
+    `amsgrad="raw"|"corrected"`; `corrected` says which moments are bias-corrected), [decoupled
+    weight decay], learning rate."""
 
-    def inverse_correction(hp, name, count, dtype, on):
+    def inverse_correction(hp, name, count, dtype, on=True):
         if not on:
             return jnp.ones([], dtype)  # x * 1 is x: the uncorrected moment
         return 1 / tree_math.bias_correction(hp[name], count).astype(dtype)
@@ -53,6 +59,8 @@ def adam(decay: bool, amsgrad: str | None = None, corrected: tuple[bool, bool] =
     def scalars(state, dtype):
         hp, count = state[0].hparams, state[0].count
         wd = state[1].hparams["weight_decay"] if decay else jnp.zeros([])
+        # NAdam's look-ahead divides m by 1 - b1**(t+1).
+        ahead = inverse_correction(hp, "b1", base.increment(count), dtype, nesterov)
         return [
             hp["b1"],
             hp.complement("b1"),
@@ -64,10 +72,11 @@ def adam(decay: bool, amsgrad: str | None = None, corrected: tuple[bool, bool] =
             hp["eps"],
             wd,
             _neg_lr(state),
+            ahead,
         ]
 
     buffers = ((0, "mu"), (0, "nu")) + (((0, "nu_max"),) if amsgrad else ())
-    options = _bits(decay, amsgrad is not None, amsgrad == "corrected")
+    options = _bits(decay, amsgrad is not None, amsgrad == "corrected", nesterov)
     return FusedRule("adam", buffers, options, scalars)
 
 

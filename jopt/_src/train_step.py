@@ -21,13 +21,13 @@ can miss:
   `optax.with_extra_args_support`, so any optax transformation works here.
 
 Fused steps. Where the optimizer has a fused CPU kernel (`jopt.sgd` with momentum, `jopt.adam`,
-`jopt.adamw`, `jopt.amsgrad`, `jopt.rmsprop`, `jopt.adagrad`, `jopt.lion`, in the configurations
-`jopt._src.fused_rules` lists) and the params are all float32 or all float64 on the CPU, the step
-updates the params and the state in one pass in that kernel (`jopt._src.fused`): the update
-followed by `optax.apply_updates`, each operation rounded on its own, within an ulp of each
-leaf's scale of XLA's code for it (which fuses some multiply-adds). `fused=False` (or
-JOPT_FUSED=0 in the environment) keeps the XLA path; where the kernels were not built, the step
-warns once and keeps it.
+`jopt.adamw`, `jopt.nadam`, `jopt.nadamw`, `jopt.amsgrad`, `jopt.rmsprop`, `jopt.adagrad`,
+`jopt.lion`, in the configurations `jopt._src.fused_rules` lists) and the params are all float32
+or all float64 on the CPU, the step updates the params and the state in one pass in that kernel
+(`jopt._src.fused`): the update followed by `optax.apply_updates`, each operation rounded on its
+own, within an ulp of each leaf's scale of XLA's code for it (which fuses some multiply-adds).
+`fused=False` (or JOPT_FUSED=0 in the environment) keeps the XLA path; where the kernels were not
+built, the step warns once and keeps it.
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ def _fused_rule(
     if rule is None and fused:
         raise ValueError(
             f"{fn}: fused=True, but this optimizer has no fused kernel (jopt.sgd with momentum, "
-            "adam, adamw, amsgrad, rmsprop, adagrad and lion have one, in their plain "
-            "configurations)."
+            "adam, adamw, nadam, nadamw, amsgrad, rmsprop, adagrad and lion have one, in their "
+            "plain configurations)."
         )
     reason = fused_steps.unavailable() if rule is not None else None
     if reason is not None:

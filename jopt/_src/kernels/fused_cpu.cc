@@ -132,11 +132,12 @@ inline T maximum(T a, T b) {
 // path is compiled by XLA; 1 / c is 1 without a correction, and x * 1 is x); AdamW adds wd p
 // to u; p += -lr u. AMSGrad keeps v_max = max(v_max, v) and uses v_max * (1 / c2) for v_hat
 // (or, with the maximum taken after the correction, v_max = max(v_max, v * (1 / c2)) = v_hat).
-// Scalars: b1, 1-b1, b2, 1-b2, 1/c1, 1/c2, eps_root, eps, wd, -lr.
-template <typename T, bool Decay, bool Amsgrad, bool MaxCorrected>
+// NAdam's m_hat is (1-b1) (g * (1 / c1)) + b1 (m * (1 / c1')), c1' = 1 - b1^(t+1).
+// Scalars: b1, 1-b1, b2, 1-b2, 1/c1, 1/c2, eps_root, eps, wd, -lr, 1/c1'.
+template <typename T, bool Decay, bool Amsgrad, bool MaxCorrected, bool Nesterov>
 void adam(const T* c, const View<T>& v, int64_t b, int64_t e) {
   const T b1 = c[0], cb1 = c[1], b2 = c[2], cb2 = c[3], inv_c1 = c[4], inv_c2 = c[5];
-  const T eps_root = c[6], eps = c[7], wd = c[8], neg_lr = c[9];
+  const T eps_root = c[6], eps = c[7], wd = c[8], neg_lr = c[9], inv_ahead = c[10];
   T* __restrict__ p = v.p;
   const T* __restrict__ grad = v.g;
   T* __restrict__ mu = v.s[0];
@@ -154,7 +155,8 @@ void adam(const T* c, const View<T>& v, int64_t b, int64_t e) {
       nu_max[i] = top;
       v_hat = MaxCorrected ? top : top * inv_c2;
     }
-    T u = (m * inv_c1) / (std::sqrt(v_hat + eps_root) + eps);
+    const T m_hat = Nesterov ? cb1 * (g * inv_c1) + b1 * (m * inv_ahead) : m * inv_c1;
+    T u = m_hat / (std::sqrt(v_hat + eps_root) + eps);
     if constexpr (Decay) u = u + wd * p[i];
     p[i] = step(p[i], neg_lr, u);
   }
@@ -320,12 +322,16 @@ struct SelectMomentum {
 
 template <typename T>
 struct SelectAdam {
-  // Index: decay + 2 amsgrad + 4 max-after-correction (which needs amsgrad).
+  // Bits: decay, amsgrad, max after the correction (with amsgrad), nesterov (without amsgrad).
   static Kernel<T> kernel(int64_t o) {
+    if (bit(o, 3)) {
+      return bit(o, 0) ? adam<T, true, false, false, true> : adam<T, false, false, false, true>;
+    }
     static constexpr Kernel<T> table[] = {
-        adam<T, false, false, false>, adam<T, true, false, false>, adam<T, false, true, false>,
-        adam<T, true, true, false>,   adam<T, false, false, false>, adam<T, true, false, false>,
-        adam<T, false, true, true>,   adam<T, true, true, true>};
+        adam<T, false, false, false, false>, adam<T, true, false, false, false>,
+        adam<T, false, true, false, false>,  adam<T, true, true, false, false>,
+        adam<T, false, false, false, false>, adam<T, true, false, false, false>,
+        adam<T, false, true, true, false>,   adam<T, true, true, true, false>};
     return table[o & 7];
   }
 };

@@ -230,9 +230,10 @@ def scale_by_adam(
     return stateful_transform(bound, ScaleByAdamState, buffers, step, matches=matches)
 
 
-def _chain(learning_rate, moments, *decay) -> optax.GradientTransformationExtraArgs:
-    """Adam's moments (`scale_by_adam`'s arguments b1 ... bias_correction, in order), then the
-    `decay` blocks, then the learning rate: Adam, AdamW, NAdam and NAdamW."""
+def _chain(learning_rate, moments, weight_decay=None, mask=None):
+    """Adam's moments (`scale_by_adam`'s arguments b1 ... state_format, in order), then the
+    decoupled weight decay (AdamW, NAdamW; none for None), then the learning rate, with the
+    fused step declared where the kernel computes it (bias-corrected float moments, no mask)."""
     b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, packed = moments
     scale = scale_by_adam(
         b1,
@@ -245,13 +246,11 @@ def _chain(learning_rate, moments, *decay) -> optax.GradientTransformationExtraA
         bias_correction=bias_correction,
         state_format=packed,
     )
-    return stateful.chain(scale, *decay, scale_by_learning_rate(learning_rate))
-
-
-def _fusible(moments) -> bool:
-    """Whether the fused Adam kernel computes these moments: Adam's, bias-corrected, in float."""
-    *_, nesterov, _, bias_correction, packed = moments
-    return not nesterov and bias_correction and packed == "float"
+    decay = [] if weight_decay is None else [add_decayed_weights(weight_decay, mask)]
+    tx = stateful.chain(scale, *decay, scale_by_learning_rate(learning_rate))
+    fusible = bias_correction and packed == "float" and mask is None
+    rule = fused_rules.adam(bool(decay), nesterov=nesterov) if fusible else None
+    return fused.declare(tx, rule)
 
 
 @errors.public("jopt.adam")
@@ -280,8 +279,7 @@ def adam(
     `scale_by_adam`).
     """
     moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
-    tx = _chain(learning_rate, moments)
-    return fused.declare(tx, fused_rules.adam(decay=False) if _fusible(moments) else None)
+    return _chain(learning_rate, moments)
 
 
 @errors.public("jopt.adamw")
@@ -308,9 +306,7 @@ def adamw(
     multiplier eta_t). Warning: torch's AdamW default weight_decay is 1e-2, optax's is 1e-4.
     """
     moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
-    tx = _chain(learning_rate, moments, add_decayed_weights(weight_decay, mask))
-    rule = fused_rules.adam(decay=True) if _fusible(moments) and mask is None else None
-    return fused.declare(tx, rule)
+    return _chain(learning_rate, moments, weight_decay, mask)
 
 
 @errors.public("jopt.nadam")
@@ -356,4 +352,4 @@ def nadamw(
 ) -> optax.GradientTransformationExtraArgs:
     """NAdam with decoupled weight decay; a drop-in for `optax.nadamw`."""
     moments = (b1, b2, eps, eps_root, mu_dtype, nesterov, nu_dtype, bias_correction, state_format)
-    return _chain(learning_rate, moments, add_decayed_weights(weight_decay, mask))
+    return _chain(learning_rate, moments, weight_decay, mask)
