@@ -82,6 +82,7 @@ OPTIMIZERS: dict[str, tuple[Callable[[Any], Any], tuple[str, dict] | None]] = {
     "adam": (lambda m: m.adam(1e-3), ("Adam", {"lr": 1e-3})),
     "adamw": (lambda m: m.adamw(1e-3, weight_decay=1e-2), ("AdamW", {"lr": 1e-3})),
     "amsgrad": (lambda m: m.amsgrad(1e-3), ("Adam", {"lr": 1e-3, "amsgrad": True})),
+    "nadam": (lambda m: m.nadam(1e-3), None),  # torch's NAdam has a momentum schedule
     "lion": (lambda m: m.lion(1e-4), None),
 }
 
