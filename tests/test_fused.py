@@ -77,7 +77,11 @@ def _rmsprop(c, p, g, s, options):
     if options & 1:
         g = g + wd * p
     n = cd * (g * g) + d * s[0]
-    return p + neg_lr * (_inverse_root(n, eps, options >> 1 & 1) * g), [n]
+    spread, out = n, [n]
+    if options & 4:  # centered: n - m^2
+        m = cd * g + d * s[1]
+        spread, out = n - m * m, [n, m]
+    return p + neg_lr * (_inverse_root(spread, eps, options >> 1 & 1) * g), out
 
 
 def _adagrad(c, p, g, s, options):
@@ -111,6 +115,7 @@ _VARIANTS = [
     *(("adam", o, 2, _ADAM) for o in (0, 1, 8, 9)),
     *(("adam", o, 3, _ADAM) for o in (2, 3, 6, 7)),
     *(("rmsprop", o, 1, [_SMALL, _DECAY, _SMALL, _EPS, _LR]) for o in range(4)),
+    *(("rmsprop", o, 2, [_SMALL, _DECAY, _SMALL, _EPS, _LR]) for o in range(4, 8)),
     *(("adagrad", o, 1, [(0.0, 1e-3), _LR]) for o in (0, 1)),
     ("lion", 0, 1, [_DECAY, _SMALL, _DECAY, _SMALL, _SMALL, _LR]),
 ]
@@ -133,6 +138,8 @@ def test_kernel_is_its_formula_bit_for_bit(kernel, options, n_buffers, ranges, d
     # Adam's second buffer and RMSProp's and Adagrad's sum squares (>= 0), as AMSGrad's maximum.
     squares = {"adam": (1, 2), "rmsprop": (0,), "adagrad": (0,)}.get(kernel, ())
     buffers = [_leaves(rng, dtype, k in squares) for k in range(n_buffers)]
+    if kernel == "rmsprop" and n_buffers == 2:  # centered: n >= m^2, as any EMA keeps them
+        buffers[0] = [n + m * m for n, m in zip(buffers[0], buffers[1], strict=True)]
     with jax.enable_x64(dtype == "float64"):
         run = jax.jit(lambda *a: fused.call(kernel, options, *a))
         got_p, got_s = run(scalars, params, grads, buffers)
@@ -160,6 +167,8 @@ _OPTIMIZERS = {
     "amsgrad_optax": lambda: jopt.amsgrad(1e-2, max_of="corrected"),
     "amsgrad_uncorrected_mu": lambda: jopt.amsgrad(1e-2, bias_correction_mu=False),
     "rmsprop": lambda: jopt.rmsprop(1e-2),
+    "rmsprop_centered": lambda: jopt.rmsprop(1e-2, centered=True),
+    "rmsprop_centered_torch_eps": lambda: jopt.rmsprop(1e-2, centered=True, eps_in_sqrt=False),
     "rmsprop_torch_eps_l2": lambda: jopt.rmsprop(1e-2, 0.99, eps_in_sqrt=False, weight_decay=0.1),
     "adagrad": lambda: jopt.adagrad(0.1),
     "adagrad_torch": lambda: jopt.adagrad(0.1, 0.0, 1e-10, eps_in_sqrt=False),
@@ -177,7 +186,6 @@ _NOT_FUSIBLE = {
     "adamw_masked": lambda: jopt.adamw(1e-2, mask=lambda p: jax.tree.map(lambda x: x.ndim > 1, p)),
     "momentum_keras": lambda: jopt.sgd(0.1, 0.9, momentum_form="lr_inside"),
     "rmsprop_momentum": lambda: jopt.rmsprop(1e-2, momentum=0.9),
-    "rmsprop_centered": lambda: jopt.rmsprop(1e-2, centered=True),
     "lion_masked": lambda: jopt.lion(1e-3, mask={"a": True, "b": False}),
     "optax_adam": lambda: optax.adam(1e-2),
 }

@@ -80,9 +80,9 @@ def adam(
     return FusedRule("adam", buffers, options, scalars)
 
 
-def rmsprop(decay: bool, eps_in_sqrt: bool) -> FusedRule:
-    """`jopt.rmsprop` without momentum, centering or bias correction: [coupled weight decay],
-    the RMS scaling, learning rate."""
+def rmsprop(decay: bool, eps_in_sqrt: bool, centered: bool) -> FusedRule:
+    """`jopt.rmsprop` without momentum or bias correction: [coupled weight decay], the RMS
+    scaling (centered or not), learning rate."""
     block = 1 if decay else 0
 
     def scalars(state, dtype):
@@ -90,7 +90,8 @@ def rmsprop(decay: bool, eps_in_sqrt: bool) -> FusedRule:
         hp = state[block].hparams
         return [wd, hp["decay"], hp.complement("decay"), hp["eps"], _neg_lr(state)]
 
-    return FusedRule("rmsprop", ((block, "nu"),), _bits(decay, eps_in_sqrt), scalars)
+    buffers = ((block, "nu"),) + (((block, "mu"),) if centered else ())
+    return FusedRule("rmsprop", buffers, _bits(decay, eps_in_sqrt, centered), scalars)
 
 
 def adagrad(eps_in_sqrt: bool) -> FusedRule:

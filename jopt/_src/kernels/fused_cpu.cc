@@ -172,20 +172,28 @@ inline T inverse_root(T a, T eps) {
   }
 }
 
-// RMSProp: g' = g + wd p; n = (1-d) g'^2 + d n; p += -lr * (inverse_root(n, eps) g').
-// Scalars: wd, d, 1-d, eps, -lr.
-template <typename T, bool Decay, bool EpsInSqrt>
+// RMSProp: g' = g + wd p; n = (1-d) g'^2 + d n; p += -lr * (inverse_root(s, eps) g') with
+// s = n, or, centered (Graves 2013), m = (1-d) g' + d m and s = n - m^2. Scalars: wd, d, 1-d,
+// eps, -lr.
+template <typename T, bool Decay, bool EpsInSqrt, bool Centered>
 void rmsprop(const T* c, const View<T>& v, int64_t b, int64_t e) {
   const T wd = c[0], d = c[1], cd = c[2], eps = c[3], neg_lr = c[4];
   T* __restrict__ p = v.p;
   const T* __restrict__ grad = v.g;
   T* __restrict__ nu = v.s[0];
+  T* __restrict__ mu = v.s[1];
   for (int64_t i = b; i < e; ++i) {
     T g = grad[i];
     if constexpr (Decay) g = g + wd * p[i];
     const T n = cd * (g * g) + d * nu[i];
     nu[i] = n;
-    p[i] = step(p[i], neg_lr, inverse_root<T, EpsInSqrt>(n, eps) * g);
+    T s = n;
+    if constexpr (Centered) {
+      const T m = cd * g + d * mu[i];
+      mu[i] = m;
+      s = n - m * m;
+    }
+    p[i] = step(p[i], neg_lr, inverse_root<T, EpsInSqrt>(s, eps) * g);
   }
 }
 
@@ -339,9 +347,13 @@ struct SelectAdam {
 template <typename T>
 struct SelectRmsprop {
   static Kernel<T> kernel(int64_t o) {
-    static constexpr Kernel<T> table[] = {rmsprop<T, false, false>, rmsprop<T, true, false>,
-                                          rmsprop<T, false, true>, rmsprop<T, true, true>};
-    return table[o & 3];
+    // Index: decay + 2 eps_in_sqrt + 4 centered.
+    static constexpr Kernel<T> table[] = {
+        rmsprop<T, false, false, false>, rmsprop<T, true, false, false>,
+        rmsprop<T, false, true, false>,  rmsprop<T, true, true, false>,
+        rmsprop<T, false, false, true>,  rmsprop<T, true, false, true>,
+        rmsprop<T, false, true, true>,   rmsprop<T, true, true, true>};
+    return table[o & 7];
   }
 };
 

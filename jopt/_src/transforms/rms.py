@@ -190,6 +190,6 @@ def rmsprop(
         ),
     )
     l2 = weight_decay is not None
-    fusible = momentum is None and not centered and not bias_correction
-    fusible = fusible and (weight_decay_mask is None or not l2)
-    return fused.declare(tx, fused_rules.rmsprop(l2, eps_in_sqrt) if fusible else None)
+    fusible = momentum is None and not bias_correction and (weight_decay_mask is None or not l2)
+    rule = fused_rules.rmsprop(l2, eps_in_sqrt, centered) if fusible else None
+    return fused.declare(tx, rule)
