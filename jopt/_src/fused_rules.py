@@ -80,18 +80,22 @@ def adam(
     return FusedRule("adam", buffers, options, scalars)
 
 
-def rmsprop(decay: bool, eps_in_sqrt: bool, centered: bool) -> FusedRule:
-    """`jopt.rmsprop` without momentum or bias correction: [coupled weight decay], the RMS
-    scaling (centered or not), learning rate."""
+def rmsprop(decay: bool, eps_in_sqrt: bool, centered: bool, momentum: bool, nesterov: bool):
+    """`jopt.rmsprop` without bias correction: [coupled weight decay], the RMS scaling
+    (centered or not), then the learning rate, or momentum with the learning rate inside the
+    buffer (`momentum_form="lr_inside"`, optax's)."""
     block = 1 if decay else 0
 
     def scalars(state, dtype):
         wd = state[0].hparams["weight_decay"] if decay else jnp.zeros([])
         hp = state[block].hparams
-        return [wd, hp["decay"], hp.complement("decay"), hp["eps"], _neg_lr(state)]
+        mu = state[-1].hparams["momentum"] if momentum else jnp.zeros([])
+        return [wd, hp["decay"], hp.complement("decay"), hp["eps"], _neg_lr(state), mu]
 
     buffers = ((block, "nu"),) + (((block, "mu"),) if centered else ())
-    return FusedRule("rmsprop", buffers, _bits(decay, eps_in_sqrt, centered), scalars)
+    buffers += ((block + 1, "trace"),) if momentum else ()
+    options = _bits(decay, eps_in_sqrt, centered, momentum, nesterov)
+    return FusedRule("rmsprop", buffers, options, scalars)
 
 
 def adagrad(eps_in_sqrt: bool) -> FusedRule:

@@ -172,16 +172,18 @@ inline T inverse_root(T a, T eps) {
   }
 }
 
-// RMSProp: g' = g + wd p; n = (1-d) g'^2 + d n; p += -lr * (inverse_root(s, eps) g') with
-// s = n, or, centered (Graves 2013), m = (1-d) g' + d m and s = n - m^2. Scalars: wd, d, 1-d,
-// eps, -lr.
-template <typename T, bool Decay, bool EpsInSqrt, bool Centered>
+// RMSProp: g' = g + wd p; n = (1-d) g'^2 + d n; u = inverse_root(s, eps) g' with s = n, or,
+// centered (Graves 2013), m = (1-d) g' + d m and s = n - m^2; p += -lr u. With momentum (the
+// learning rate inside the buffer, as optax): v = -lr u + mu v; p += v (nesterov: -lr u + mu v).
+// Scalars: wd, d, 1-d, eps, -lr, mu. Buffers: n, [m], [v].
+template <typename T, bool Decay, bool EpsInSqrt, bool Centered, bool Momentum, bool Nesterov>
 void rmsprop(const T* c, const View<T>& v, int64_t b, int64_t e) {
-  const T wd = c[0], d = c[1], cd = c[2], eps = c[3], neg_lr = c[4];
+  const T wd = c[0], d = c[1], cd = c[2], eps = c[3], neg_lr = c[4], momentum = c[5];
   T* __restrict__ p = v.p;
   const T* __restrict__ grad = v.g;
   T* __restrict__ nu = v.s[0];
   T* __restrict__ mu = v.s[1];
+  T* __restrict__ trace = v.s[Centered ? 2 : 1];
   for (int64_t i = b; i < e; ++i) {
     T g = grad[i];
     if constexpr (Decay) g = g + wd * p[i];
@@ -193,7 +195,14 @@ void rmsprop(const T* c, const View<T>& v, int64_t b, int64_t e) {
       mu[i] = m;
       s = n - m * m;
     }
-    p[i] = step(p[i], neg_lr, inverse_root<T, EpsInSqrt>(s, eps) * g);
+    const T u = inverse_root<T, EpsInSqrt>(s, eps) * g;
+    if constexpr (Momentum) {
+      const T velocity = neg_lr * u + momentum * trace[i];
+      trace[i] = velocity;
+      p[i] = p[i] + (Nesterov ? neg_lr * u + momentum * velocity : velocity);
+    } else {
+      p[i] = step(p[i], neg_lr, u);
+    }
   }
 }
 
@@ -344,16 +353,27 @@ struct SelectAdam {
   }
 };
 
+// RMSProp's variants by decay, eps inside the root and centering (bits 0-2), for one momentum.
+template <typename T, bool Momentum, bool Nesterov>
+Kernel<T> rmsprop_variant(int64_t o) {
+  static constexpr Kernel<T> table[] = {
+      rmsprop<T, false, false, false, Momentum, Nesterov>,
+      rmsprop<T, true, false, false, Momentum, Nesterov>,
+      rmsprop<T, false, true, false, Momentum, Nesterov>,
+      rmsprop<T, true, true, false, Momentum, Nesterov>,
+      rmsprop<T, false, false, true, Momentum, Nesterov>,
+      rmsprop<T, true, false, true, Momentum, Nesterov>,
+      rmsprop<T, false, true, true, Momentum, Nesterov>,
+      rmsprop<T, true, true, true, Momentum, Nesterov>};
+  return table[o & 7];
+}
+
 template <typename T>
 struct SelectRmsprop {
+  // Bits: decay, eps inside the root, centered, momentum, nesterov (with momentum).
   static Kernel<T> kernel(int64_t o) {
-    // Index: decay + 2 eps_in_sqrt + 4 centered.
-    static constexpr Kernel<T> table[] = {
-        rmsprop<T, false, false, false>, rmsprop<T, true, false, false>,
-        rmsprop<T, false, true, false>,  rmsprop<T, true, true, false>,
-        rmsprop<T, false, false, true>,  rmsprop<T, true, false, true>,
-        rmsprop<T, false, true, true>,   rmsprop<T, true, true, true>};
-    return table[o & 7];
+    if (!bit(o, 3)) return rmsprop_variant<T, false, false>(o);
+    return bit(o, 4) ? rmsprop_variant<T, true, true>(o) : rmsprop_variant<T, true, false>(o);
   }
 };
 

@@ -190,6 +190,10 @@ def rmsprop(
         ),
     )
     l2 = weight_decay is not None
-    fusible = momentum is None and not bias_correction and (weight_decay_mask is None or not l2)
-    rule = fused_rules.rmsprop(l2, eps_in_sqrt, centered) if fusible else None
+    fusible = not bias_correction and (weight_decay_mask is None or not l2)
+    fusible = fusible and (momentum is None or momentum_form == "lr_inside")
+    has_momentum = momentum is not None
+    rule = (
+        fused_rules.rmsprop(l2, eps_in_sqrt, centered, has_momentum, nesterov) if fusible else None
+    )
     return fused.declare(tx, rule)
