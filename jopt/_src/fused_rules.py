@@ -3,10 +3,11 @@ scalars come from in the optimizer's chain state (see `jopt._src.fused`).
 
 Each function returns the rule for one chain layout; the optimizer's constructor declares it
 (`fused.declare`) for the configurations the kernel computes, and none for the others (a weight
-decay mask, moments in another dtype, 8-bit state, NAdam's look-ahead...). A scalar is computed
-and cast as the plain path computes it: hyperparameters cast to the leaves' dtype, bias
-corrections in the hyperparameters' dtype then cast, and the reciprocal of a correction taken in
-the leaves' dtype (XLA computes `m / c` as `m * (1 / c)`).
+decay mask, 8-bit state, Adam without bias correction, RMSProp's classic momentum form...);
+moments in another dtype than the params' are refused at trace time (`fused.why_not`). A scalar
+is computed and cast as the plain path computes it: hyperparameters cast to the leaves' dtype,
+bias corrections in the hyperparameters' dtype then cast, and the reciprocal of a correction
+taken in the leaves' dtype (XLA computes `m / c` as `m * (1 / c)`).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def adam(
     return FusedRule("adam", buffers, options, scalars)
 
 
-def rmsprop(decay: bool, eps_in_sqrt: bool, centered: bool, momentum: bool, nesterov: bool):
+def rmsprop(
+    decay: bool, eps_in_sqrt: bool, centered: bool, momentum: bool, nesterov: bool
+) -> FusedRule:
     """`jopt.rmsprop` without bias correction: [coupled weight decay], the RMS scaling
     (centered or not), then the learning rate, or momentum with the learning rate inside the
     buffer (`momentum_form="lr_inside"`, optax's)."""
