@@ -93,6 +93,7 @@ class ExperimentConfig:
     output_dir: str = "runs"
     description: str = ""
     search: SearchConfig | None = None  # what `jopt sweep` searches; `jopt run` ignores it
+    data_parallel: int | str = 1  # devices each step's batch is split over, or "all" (local)
 
 
 _TOP_KEYS = {f.name for f in dataclasses.fields(ExperimentConfig)}
@@ -228,8 +229,32 @@ def from_dict(raw: Any) -> ExperimentConfig:
         search=search_section.from_dict(
             raw.get("search"), optimizer_configs, metric_names(workload), MAX_SEED, workload
         ),
+        data_parallel=_data_parallel(raw.get("data_parallel", 1), workload),
     )
     return config
+
+
+def _data_parallel(raw: Any, workload: WorkloadConfig) -> int | str:
+    """The devices to split each step's batch over: an integer >= 1, or "all" the local ones
+    (`true` means "all", `false` 1). Whether that many are there is seen when the run starts."""
+    if raw is True or raw == "all":
+        value: int | str = "all"
+    elif raw is False:
+        value = 1
+    else:
+        try:
+            value = checks.integer("data_parallel", raw, 1)
+        except ConfigError:
+            raise ConfigError(
+                "data_parallel", f"must be an integer >= 1, 'all' or a bool, got {raw!r}."
+            ) from None
+    if value != 1 and not hasattr(workload.options, "batch_size"):
+        raise ConfigError(
+            "data_parallel",
+            f"workload {workload.name!r} has no training data to split over devices: "
+            f"data_parallel must be 1, got {raw!r}.",
+        )
+    return value
 
 
 def _length(raw: Mapping[str, Any], workload: WorkloadConfig) -> tuple[int, int | None]:
@@ -348,5 +373,6 @@ def to_dict(config: ExperimentConfig) -> dict[str, Any]:
         "checkpoint_every": config.checkpoint_every,
         "target": dataclasses.asdict(config.target) if config.target else None,
         "output_dir": config.output_dir,
+        **({"data_parallel": config.data_parallel} if config.data_parallel != 1 else {}),
         **({"search": search_section.to_dict(config.search)} if config.search else {}),
     }

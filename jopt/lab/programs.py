@@ -4,6 +4,12 @@ optimizer's vmapped training step, built once per process and shared between run
 Steps run from a Python loop rather than a `lax.scan` (see `_make_step`); the batch of step t is
 its slice of a permutation keyed by (seed, epoch), so nothing random is carried between steps.
 `Batches` is that loop, shared by every command that trains seeds.
+
+Data parallelism (`data_parallel:` in a config) is JAX's: the step constrains its batch to be
+split over a mesh of local devices, and XLA partitions the program around it (each device takes
+its slice of the batch, the gradient's sums are all-reduced, params and optimizer state stay whole
+on every device). The math is one device's; only the order of the batch's sums differs, so the
+results agree to float32 rounding. Evaluation runs whole on each device, as on one.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jopt
 from jopt.lab import config as config_lib
@@ -69,6 +77,37 @@ def _batch(workload: Workload, order: jax.Array | None, step: jax.Array):
     return train.x[index], train.y[index]
 
 
+def data_mesh(data_parallel: int | str) -> Mesh | None:
+    """The mesh of the local devices a step's batch is split over, for a config's
+    `data_parallel` (an integer or "all"); None for one device (a plain single-device program).
+    """
+    devices = jax.local_devices()
+    wanted = len(devices) if data_parallel == "all" else int(data_parallel)
+    if wanted > len(devices):
+        raise config_lib.ConfigError(
+            "data_parallel",
+            f"{wanted} devices asked for, {len(devices)} here ({devices[0].platform}); on the "
+            f"CPU, XLA_FLAGS=--xla_force_host_platform_device_count={wanted} (set before jax "
+            "starts) simulates them.",
+        )
+    if wanted == 1:
+        return None
+    return Mesh(np.array(devices[:wanted]), ("data",))
+
+
+def _check_split(workload: Workload, mesh: Mesh | None) -> None:
+    """Each step's batch (the minibatch, or the whole training split) divides over the mesh."""
+    if mesh is None:
+        return
+    batch = workload.batch_size if workload.batch_size is not None else workload.train.size
+    if batch % mesh.size:
+        raise config_lib.ConfigError(
+            "data_parallel",
+            f"a step's batch of {batch} examples does not split evenly over {mesh.size} devices; "
+            f"choose a batch size that is a multiple of {mesh.size}.",
+        )
+
+
 def _learning_rate(opt_state: Any) -> jax.Array:
     """The learning rate to log: with parameter groups, the default group's (or the first
     group's with one); NaN for a state without a learning rate."""
@@ -86,6 +125,7 @@ def _make_step(
     tx: optax.GradientTransformation,
     with_value: bool = False,
     with_loss: bool = False,
+    mesh: Mesh | None = None,
 ):
     """One jitted training step for every seed at once (vmapped), buffers donated.
 
@@ -97,11 +137,16 @@ def _make_step(
     `with_value`: the step also takes each seed's evaluated metric and passes it to the update as
     `value=` (a plateau decay's metric, at the update after an evaluation). `with_loss`: the
     update is given the batch's loss as the optimizers that read it take it (`value=`, `grad=`,
-    `value_fn=`: Polyak step sizes, MoMo, L-BFGS's line search).
+    `value_fn=`: Polyak step sizes, MoMo, L-BFGS's line search). `mesh`: the devices the
+    batch is split over (see the module docstring).
     """
 
     def one_seed(params, opt_state, diverged_at, order, step, value=None):
         x, y = _batch(workload, order, step)
+        if mesh is not None:
+            x, y = jax.lax.with_sharding_constraint(
+                (x, y), NamedSharding(mesh, PartitionSpec("data"))
+            )
         loss, grads = jax.value_and_grad(workload.loss)(params, x, y)
         if value is not None:
             extra = {"value": value}
@@ -178,15 +223,18 @@ class Compiled:
     init_params: Callable  # stacked keys -> stacked params
     evaluate: Callable  # (stacked params, split) -> {metric: per-seed values}
     order: Callable | None  # see _make_order
+    mesh: Mesh | None = None  # the devices a step's batch is split over (None: one)
     programs: dict[str, _Programs] = dataclasses.field(default_factory=dict, compare=False)
 
     @classmethod
-    def build(cls, workload: Workload) -> Compiled:
+    def build(cls, workload: Workload, mesh: Mesh | None = None) -> Compiled:
+        _check_split(workload, mesh)
         return cls(
             workload,
             jax.jit(jax.vmap(workload.init_params)),
             _make_eval(workload),
             _make_order(workload),
+            mesh,
         )
 
     def programs_for(self, optimizer: config_lib.OptimizerConfig) -> _Programs:
@@ -197,8 +245,13 @@ class Compiled:
             self.programs[key] = _Programs(
                 tx,
                 jax.jit(jax.vmap(tx.init)),
-                _make_step(self.workload, tx, with_loss=lab_registry.reads_value(optimizer.name)),
-                _make_step(self.workload, tx, with_value=True) if plateau else None,
+                _make_step(
+                    self.workload,
+                    tx,
+                    with_loss=lab_registry.reads_value(optimizer.name),
+                    mesh=self.mesh,
+                ),
+                _make_step(self.workload, tx, with_value=True, mesh=self.mesh) if plateau else None,
                 _make_eval_params(optimizer),
             )
         return self.programs[key]
@@ -262,10 +315,29 @@ class Batches:
         return (params, opt_state, diverged_at), record
 
 
-@functools.lru_cache(maxsize=8)
-def compiled_workload(workload: config_lib.WorkloadConfig) -> Compiled:
-    """The workload of a config, built and jitted once per process (options are hashable).
+def compiled_workload(
+    workload: config_lib.WorkloadConfig, data_parallel: int | str = 1
+) -> Compiled:
+    """The workload of a config, built and jitted once per process (options are hashable), its
+    steps split over `data_parallel` devices (see `data_mesh`)."""
+    mesh = data_mesh(data_parallel)
+    return _compiled(workload, mesh)
 
-    Eight are kept: a sweep's k-fold cross-validation builds one per fold, used by every batch
-    of trials."""
-    return Compiled.build(WORKLOADS[workload.name].build(workload.options))
+
+@functools.lru_cache(maxsize=8)
+def _compiled(workload: config_lib.WorkloadConfig, mesh: Mesh | None) -> Compiled:
+    """`compiled_workload`, kept per (options, mesh). Eight are kept: a sweep's k-fold
+    cross-validation builds one per fold, used by every batch of trials."""
+    return Compiled.build(WORKLOADS[workload.name].build(workload.options), mesh)
+
+
+def compiled_experiment(experiment: config_lib.ExperimentConfig) -> Compiled:
+    """`compiled_workload` of an experiment's workload and data parallelism; an option that
+    only the data can refute (a batch larger than the training split...) is a ConfigError at
+    that option."""
+    try:
+        return compiled_workload(experiment.workload, experiment.data_parallel)
+    except config_lib.ConfigError:
+        raise
+    except (ValueError, TypeError) as e:
+        raise config_lib.workload_error(experiment.workload, e) from e

@@ -31,7 +31,7 @@ import numpy as np
 from jopt.lab import config as config_lib
 from jopt.lab import config_wrappers, outputs, run_lock
 from jopt.lab.optimizer_run import OptimizerRun, StopFlag
-from jopt.lab.programs import compiled_workload, steps_per_epoch
+from jopt.lab.programs import compiled_experiment, steps_per_epoch
 from jopt.lab.progress import bar as progress_bar
 
 
@@ -76,10 +76,7 @@ def run(
     """
     if resume and (run_dir is None or not (Path(run_dir) / "config.yaml").is_file()):
         raise FileNotFoundError(f"no run to resume at {run_dir} (no config.yaml).")
-    try:
-        compiled = compiled_workload(experiment.workload)
-    except (ValueError, TypeError) as e:  # options that only the data can refute
-        raise config_lib.workload_error(experiment.workload, e) from e
+    compiled = compiled_experiment(experiment)
     workload = compiled.workload
     config_wrappers.check_groups_match(experiment.optimizers, compiled)
     experiment = config_lib.with_epochs_resolved(experiment, steps_per_epoch(workload) or 1)

@@ -257,6 +257,14 @@ BAD = [  # id, changes to BASE, the error's dotted path, fragments of its messag
         "epochs",
         ["'functions2d' has no training data", "use steps"],
     ),
+    ("data-parallel-zero", {"data_parallel": 0}, "data_parallel", ["integer >= 1, 'all'"]),
+    ("data-parallel-word", {"data_parallel": "every"}, "data_parallel", ["got 'every'"]),
+    (
+        "data-parallel-without-data",
+        {"data_parallel": 2, "workload": {"name": "functions2d"}, "target": DELETE},
+        "data_parallel",
+        ["'functions2d' has no training data to split", "must be 1, got 2"],
+    ),
 ]
 
 
@@ -456,6 +464,8 @@ ROUND_TRIP = [
         "target": {"metric": "eval_distance", "value": 0.01},
     },
     {**BASE, "name": "epochs", "steps": None, "epochs": 2},
+    {**BASE, "name": "data-parallel", "data_parallel": "all"},
+    {**BASE, "name": "data-parallel-4", "data_parallel": 4},
     {
         "name": "mlp",
         "workload": {"name": "mlp", "hidden_sizes": [16, 8], "batch_size": None},

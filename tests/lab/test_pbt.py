@@ -74,7 +74,7 @@ def _float(cell: str) -> float:
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
     """One PBT sweep of CONFIG, run twice from a cold compile cache."""
-    programs.compiled_workload.cache_clear()
+    programs._compiled.cache_clear()  # the cache behind compiled_workload
     experiment = _experiment()
     dirs = [tmp_path_factory.mktemp("pbt"), tmp_path_factory.mktemp("pbt_again")]
     texts = [pbt.run(experiment, d, stop=lambda: False, progress=False) for d in dirs]

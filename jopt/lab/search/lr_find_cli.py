@@ -56,10 +56,7 @@ def main(args: argparse.Namespace) -> int:
     except OptionError as e:
         print(f"jopt: lr-find: {e}", file=sys.stderr)
         return 2
-    try:
-        compiled = programs.compiled_workload(config.workload)
-    except (ValueError, TypeError) as e:  # options that only the data can refute
-        raise config_lib.workload_error(config.workload, e) from e
+    compiled = programs.compiled_experiment(config)
     out_dir = runner.new_run_dir(dataclasses.replace(config, name=f"{config.name}-lr-find"))
     out_dir.mkdir(parents=True)
     outputs.write_yaml(out_dir / "config.yaml", config_lib.to_dict(config))

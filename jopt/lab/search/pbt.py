@@ -218,7 +218,7 @@ def train(
     dimensions = search.spaces[base.label]
     seeds = list(search.seeds or experiment.seeds)
     k, s, steps = search.population, len(seeds), experiment.steps
-    compiled = compiled_workload(experiment.workload)
+    compiled = compiled_workload(experiment.workload, experiment.data_parallel)
     programs = compiled.programs_for(program_config(base, dimensions))
     init_keys, data_keys = seed_keys([seed for _ in range(k) for seed in seeds])
 

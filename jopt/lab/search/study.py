@@ -38,7 +38,7 @@ import optuna
 
 from jopt.lab import config as config_lib
 from jopt.lab.config_values import ConfigError
-from jopt.lab.programs import compiled_workload, steps_per_epoch
+from jopt.lab.programs import compiled_experiment, compiled_workload, steps_per_epoch
 from jopt.lab.progress import bar as progress_bar
 from jopt.lab.search import optuna_setup, population, space
 from jopt.lab.search.section import Objective
@@ -263,7 +263,7 @@ def _run_group(context, study, base, dimensions, group: list[_Proposal]) -> None
         for workload in workloads:
             results.append(
                 population.train(
-                    compiled_workload(workload),
+                    compiled_workload(workload, experiment.data_parallel),
                     group[0].program,
                     members,
                     experiment.steps,
@@ -345,10 +345,7 @@ def worker_id(study_dir: Path) -> str:
 
 def resolved(experiment: config_lib.ExperimentConfig) -> config_lib.ExperimentConfig:
     """`experiment` with `epochs` turned into steps (loading the workload's data once)."""
-    try:
-        compiled = compiled_workload(experiment.workload)
-    except (ValueError, TypeError) as e:  # options that only the data can refute
-        raise config_lib.workload_error(experiment.workload, e) from e
+    compiled = compiled_experiment(experiment)
     return config_lib.with_epochs_resolved(experiment, steps_per_epoch(compiled.workload) or 1)
 
 
