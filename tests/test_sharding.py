@@ -7,7 +7,9 @@ starts):
 - 20 jitted steps on sharded params are one device's bitwise (within an ulp per step for the two
   optimizers that sum over a leaf), and the state stays sharded;
 - `jopt.train_step` data-parallel (the batch over 4 devices) with the weights' columns over 2
-  gives one device's params to float32 rounding.
+  gives one device's params to float32 rounding;
+- 8-bit Adam's codes are sharded as their params (eagerly, under jit and after 20 steps), and
+  its sharded trajectory is one device's bitwise.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ def test_the_checks_ran_on_eight_devices(checks):
     assert checks["devices"] == 8
 
 
-@pytest.mark.parametrize("check", ["eager_init", "jit_init", "trajectory", "data_parallel"])
+@pytest.mark.parametrize(
+    "check", ["eager_init", "jit_init", "trajectory", "data_parallel", "eight_bit"]
+)
 def test_sharding_check(checks, check):
     assert checks[check] == []

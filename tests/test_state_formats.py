@@ -65,8 +65,8 @@ def test_quantization_is_the_nearest_value_of_the_map_block_by_block(signed):
     got = np.asarray(sf.dequantize(q, jnp.asarray(x), signed))
     want = values.ravel()[: x.size]
     # The same code, or (at a tie between two values, in float32) its neighbour at equal distance.
-    assert q.codes.shape == (x.size,)  # one byte per entry, no padding kept
-    same = np.asarray(q.codes) == codes.ravel()[: x.size]
+    assert q.codes.shape == x.shape  # one byte per entry, no padding kept
+    same = np.asarray(q.codes).ravel() == codes.ravel()[: x.size]
     assert same.mean() > 0.999
     normalized = x / np.repeat(np.where(absmax > 0, absmax, 1), sf.BLOCK_SIZE)[: x.size]
     table = reference_map(signed)
@@ -77,6 +77,31 @@ def test_quantization_is_the_nearest_value_of_the_map_block_by_block(signed):
     np.testing.assert_allclose(error_got, error_best, atol=1e-6)
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
     assert np.all(got[2 * sf.BLOCK_SIZE : 3 * sf.BLOCK_SIZE] == 0.0)  # the zero block
+
+
+def test_the_codes_keep_the_leafs_shape_and_the_blocks_its_flattened_order():
+    """Codes shaped like the leaf (so that they can be sharded as it is), the same bytes and
+    blocks as the flattened leaf's."""
+    x = jnp.sin(jnp.arange(3 * sf.BLOCK_SIZE + 64, dtype=jnp.float32)).reshape(97, 64)
+    leaf, flat = sf.quantize(x, True), sf.quantize(jnp.ravel(x), True)
+    assert leaf.codes.shape == (97, 64) and leaf.absmax.shape == (4,)
+    np.testing.assert_array_equal(np.ravel(leaf.codes), flat.codes)
+    np.testing.assert_array_equal(leaf.absmax, flat.absmax)
+    np.testing.assert_array_equal(
+        sf.dequantize(leaf, x, True), sf.dequantize(flat, jnp.ravel(x), True).reshape(97, 64)
+    )
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_the_initial_8bit_moments_are_the_quantized_zeros(signed):
+    params = {"big": jnp.ones((70, 64)), "small": jnp.ones(10)}
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    initial = sf.initial(params, "8bit", signed)
+    encoded = sf.encode_tree(zeros, "8bit", signed, jnp.zeros([], jnp.int32), 0)
+    assert jax.tree.structure(initial) == jax.tree.structure(encoded)
+    for a, b in zip(jax.tree.leaves(initial), jax.tree.leaves(encoded), strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
 
 
 def test_each_blocks_largest_magnitude_is_kept_exactly_when_positive():

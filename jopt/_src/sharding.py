@@ -7,9 +7,9 @@ depends on no input, and XLA places it on one device; give jit the shardings ins
     init = jax.jit(tx.init, out_shardings=jopt.state_shardings(tx, params))
 
 `state_shardings` matches each leaf of the state to a param by its key path (a state leaf at
-`...mu['layer']['w']` belongs to the param at `['layer']['w']`) and shape; the other leaves
-(step counts, hyperparameters, per-leaf statistics, 8-bit codes) are replicated over the params'
-devices.
+`...mu['layer']['w']` belongs to the param at `['layer']['w']`, and so do the 8-bit codes at
+`...mu['layer']['w'].codes`) and shape; the other leaves (step counts, hyperparameters, per-leaf
+statistics, the 8-bit blocks' scales) are replicated over the params' devices.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
 from jopt._src import errors
+
+_CODES = jax.tree_util.GetAttrKey("codes")  # `state_formats.BlockQuantized.codes`
 
 
 @errors.public("jopt.state_shardings")
@@ -37,6 +39,8 @@ def state_shardings(optimizer: optax.GradientTransformation, params: Any) -> Any
     replicated = _replicated([sharding for _, _, sharding in owned])
 
     def sharding(path, leaf):
+        if path and path[-1] == _CODES:  # an 8-bit moment's codes belong to its param
+            path = path[:-1]
         for param_path, shape, param_sharding in owned:
             suffix = path[len(path) - len(param_path) :] if param_path else ()
             if leaf.shape == shape and tuple(suffix) == tuple(param_path):

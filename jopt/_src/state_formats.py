@@ -8,6 +8,11 @@ index (uint8) of the value of the dynamic map nearest to `x / absmax`:
 
     q_i = argmin_j |map_j - x_i / absmax|,         x_i ~ map[q_i] * absmax
 
+The codes keep the leaf's shape, so that they can be sharded as the leaf is (`state_shardings`
+gives them its sharding; a shard that holds whole blocks quantizes them where it lives, XLA
+moves the entries of a block split between devices). The blocks' `absmax`, 1/512 of the
+codes' bytes, are replicated.
+
 The dynamic map (Dettmers 2016, "8-Bit Approximations for Parallelism in Deep Learning": dynamic
 tree quantization) holds 256 values, signed for first moments or unsigned for second moments
 (which are >= 0): for e = 0..6, the midpoints of a uniform grid of 0.1..1 scaled by 10**(e - 6),
@@ -56,7 +61,7 @@ _MAPS = {signed: dynamic_map(signed) for signed in (True, False)}
 class BlockQuantized(NamedTuple):
     """A leaf in 8 bits: the codes of its blocks and each block's largest magnitude."""
 
-    codes: jax.Array  # uint8, one per entry, flattened
+    codes: jax.Array  # uint8, one per entry, shaped like the leaf
     absmax: jax.Array  # float32, one per block of BLOCK_SIZE entries
 
 
@@ -76,13 +81,13 @@ def quantize(x: jax.Array, signed: bool) -> BlockQuantized:
     upper = jnp.clip(jnp.searchsorted(table, normalized), 1, table.size - 1)
     nearer_below = normalized - table[upper - 1] <= table[upper] - normalized
     codes = jnp.where(nearer_below, upper - 1, upper).astype(jnp.uint8)
-    return BlockQuantized(codes.reshape(-1)[: x.size], absmax)
+    return BlockQuantized(codes.reshape(-1)[: x.size].reshape(jnp.shape(x)), absmax)
 
 
 def dequantize(q: BlockQuantized, like: jax.Array, signed: bool) -> jax.Array:
     """The float32 values of `q`, shaped like `like`."""
     table = jnp.asarray(_MAPS[signed])
-    codes = jnp.pad(q.codes, (0, q.absmax.size * BLOCK_SIZE - q.codes.size))
+    codes = jnp.pad(jnp.ravel(q.codes), (0, q.absmax.size * BLOCK_SIZE - q.codes.size))
     values = table[codes.astype(jnp.int32)].reshape(-1, BLOCK_SIZE) * q.absmax[:, None]
     return values.reshape(-1)[: like.size].reshape(like.shape)
 
@@ -137,7 +142,18 @@ def decode_tree(tree: Any, like: Any, signed: bool) -> Any:
 
 def initial(params: Any, state_format: str, signed: bool) -> Any:
     """Zero moments for `params` in `state_format`."""
-    zeros = jax.tree.map(jnp.zeros_like, params)
     if state_format == "bfloat16":
-        return jax.tree.map(lambda z: z.astype(jnp.bfloat16), zeros)
-    return encode_tree(zeros, state_format, signed, jnp.zeros([], jnp.int32), 0)
+        return jax.tree.map(lambda p: jnp.zeros_like(p, jnp.bfloat16), params)
+    if state_format == "8bit":
+        return jax.tree.map(lambda p: _zeros_8bit(p, signed), params)
+    return jax.tree.map(jnp.zeros_like, params)
+
+
+def _zeros_8bit(param: jax.Array, signed: bool) -> Any:
+    """`quantize(zeros_like(param))`, built where `param` lives: each code is the map's 0, on
+    `param`'s devices with its sharding, as `zeros_like` places a float moment."""
+    if param.size < MIN_8BIT_SIZE:
+        return jnp.zeros_like(param)
+    zero = int(np.flatnonzero(_MAPS[signed] == 0.0)[0])
+    blocks = -(-param.size // BLOCK_SIZE)
+    return BlockQuantized(jnp.full_like(param, zero, jnp.uint8), jnp.zeros(blocks, jnp.float32))
