@@ -17,9 +17,11 @@ times the cost of an Adam step): here it happens once, before training.
 Equivalence. An optimizer whose update is elementwise (SGD, momentum, RMSProp, the Adam family,
 Adagrad, Lion...) computes the same numbers on the buffers as on the tree. One that reduces over a
 leaf (LAMB's, LARS's and Fromage's trust ratios, NovoGrad's norms, Adafactor's factored moments,
-SM3's covers, Muon's orthogonalization, per-leaf clipping) would reduce over a whole buffer: a
-different optimizer, which `flat_train_step` does not detect. Global-norm clipping reduces over
-everything either way (in another order of summation: an ulp apart).
+SM3's covers, Muon's orthogonalization, per-leaf clipping, parameter groups chosen by path) would
+reduce over a whole buffer: a different optimizer. jopt's own declare it (`jopt._src.per_leaf`),
+and `flat_train_step` refuses them, wrapped or chained by jopt; an `optax.chain` of one's own
+carries no declaration and is taken as it is. Global-norm clipping reduces over everything either
+way (in another order of summation: an ulp apart).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jopt._src import base, errors
+from jopt._src import base, errors, per_leaf
 from jopt._src.train_step import train_step
 
 
@@ -125,12 +127,20 @@ def flat_train_step(
     returns a `FlatParams` (`jopt.flatten_params(params)`), the optimizer's state made by
     `optimizer.init(flat)`. Donation, `has_aux`, the loss passed to the update and the fused
     kernels (one call per dtype's buffer here) are `jopt.train_step`'s. See the module
-    docstring for which optimizers are the same on buffers.
+    docstring for which optimizers are the same on buffers: one that computes something over
+    each leaf is refused.
     """
     fn = errors.current_function()
     if not callable(loss_fn):
         raise errors.ArgumentTypeError(
             fn, f"loss_fn must be callable, got {loss_fn!r}.", argument="loss_fn", value=loss_fn
+        )
+    what = per_leaf.of(optimizer)
+    if what is not None:
+        raise ValueError(
+            f"{fn}: this optimizer computes {what}; on flat params it would compute it over a "
+            "whole buffer of many leaves, another optimizer. Train the params tree with "
+            "jopt.train_step instead."
         )
 
     def flat_loss(flat, *args, **kwargs):

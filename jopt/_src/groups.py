@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import optax
 
-from jopt._src import errors, path_rules, validation
+from jopt._src import errors, path_rules, per_leaf, validation
 from jopt._src.errors import ArgumentError
 from jopt._src.schedules.schedule import Schedule
 from jopt._src.transforms.regularization import add_l1_penalty
@@ -138,7 +138,10 @@ def param_groups(
     if default is not None:
         transforms[default] = _base(fn, optimizer, {})
     rules = [(group.name, group.match) for group in groups]
-    return optax.partition(transforms, functools.partial(path_rules.labels, fn, rules, default))
+    partitioned = optax.partition(
+        transforms, functools.partial(path_rules.labels, fn, rules, default)
+    )
+    return per_leaf.declare(partitioned, "hyperparameters chosen by each leaf's path")
 
 
 @errors.public("jopt.assign_groups")

@@ -36,7 +36,7 @@ from typing import Any
 import jax
 import optax
 
-from jopt._src import base, errors
+from jopt._src import base, errors, per_leaf
 from jopt._src.spec import Bound
 
 Step = Callable[[Any, Any, Any, jax.Array, Any], tuple[Any, Mapping[str, Any]]]
@@ -111,7 +111,8 @@ def chain(*transforms: optax.GradientTransformation) -> optax.GradientTransforma
             raise foreign_state(fn, state, f"a chain of {len(transforms)} states")
         return inner.update(updates, state, params, **extra_args)
 
-    return optax.GradientTransformationExtraArgs(inner.init, update_fn)
+    chained = optax.GradientTransformationExtraArgs(inner.init, update_fn)
+    return per_leaf.inherit(chained, *transforms)
 
 
 def foreign_state(fn: str, state: Any, expected: str) -> ValueError:

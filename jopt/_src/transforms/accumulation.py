@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, validation
+from jopt._src import base, errors, per_leaf, validation
 from jopt._src.hparams import HParams
 from jopt._src.spec import Int, Spec
 
@@ -83,4 +83,4 @@ def accumulate_gradients(
         out = jax.tree.map(lambda u: jnp.where(emit, u, jnp.zeros_like(u)), stepped)
         return out, new_state
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return per_leaf.inherit(optax.GradientTransformationExtraArgs(init_fn, update_fn), tx)

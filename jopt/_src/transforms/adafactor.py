@@ -58,7 +58,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jopt._src import base, errors, stateful, tree_math, validation
+from jopt._src import base, errors, per_leaf, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Bound, Flag, Float, Int, Spec
@@ -182,7 +182,10 @@ def _factored_rms(bound: Bound, offset: str, epsilon: str, decay_rate_fn: Callab
         out, v_row, v_col, v = _unzip(updates, results, 4)
         return out, {"v_row": v_row, "v_col": v_col, "v": v}
 
-    return stateful_transform(bound, FactoredState, buffers, step, needs_params=True)
+    return per_leaf.declare(
+        stateful_transform(bound, FactoredState, buffers, step, needs_params=True),
+        "second moments factored over each matrix leaf's rows and columns",
+    )
 
 
 def _unzip(like: Any, results: Any, n: int) -> tuple:

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, tree_math
+from jopt._src import base, errors, per_leaf, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.errors import ArgumentTypeError
 from jopt._src.hparams import HParams
@@ -117,6 +117,9 @@ def adaptive_grad_clip(
 
         return jax.tree_util.tree_map_with_path(leaf, updates, params), {}
 
-    return stateful_transform(
-        bound, AdaptiveGradClipState, lambda params: {}, step, needs_params=True
+    return per_leaf.declare(
+        stateful_transform(
+            bound, AdaptiveGradClipState, lambda params: {}, step, needs_params=True
+        ),
+        "unit-wise norms of each leaf",
     )

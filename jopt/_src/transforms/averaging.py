@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, validation
+from jopt._src import base, errors, per_leaf, validation
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Int, Spec
 from jopt._src.validation import DECAY
@@ -155,4 +155,4 @@ def _averaging(fn, tx, bound, blend, overwrite_every, *, equal_weights=False, ke
             )
         return updates, AveragedParamsState(inner, average, steps, num_averaged, hp)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return per_leaf.inherit(optax.GradientTransformationExtraArgs(init_fn, update_fn), tx)

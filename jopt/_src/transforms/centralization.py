@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import optax
 
-from jopt._src import base, errors, validation
+from jopt._src import base, errors, per_leaf, validation
 from jopt._src.hparams import HParams
 from jopt._src.spec import Spec
 from jopt._src.stateful import stateful_transform
@@ -65,4 +65,7 @@ def centralize(keep_axis: int = 0) -> optax.GradientTransformationExtraArgs:
 
         return jax.tree.map(leaf, updates), {}
 
-    return stateful_transform(bound, CentralizeState, lambda params: {}, step)
+    return per_leaf.declare(
+        stateful_transform(bound, CentralizeState, lambda params: {}, step),
+        "the mean of each leaf's gradient",
+    )

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, tree_math
+from jopt._src import base, errors, per_leaf, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Spec
@@ -102,7 +102,9 @@ def clip_by_leaf_norm(max_norm: ScalarOrSchedule) -> optax.GradientTransformatio
 
         return jax.tree.map(leaf, updates), {}
 
-    return stateful_transform(bound, ClipState, _no_buffers, step)
+    return per_leaf.declare(
+        stateful_transform(bound, ClipState, _no_buffers, step), "a clip of each leaf's norm"
+    )
 
 
 def clipped_norm(state: Any) -> jax.Array:

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, validation
+from jopt._src import base, errors, per_leaf, validation
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Int, Spec
 from jopt._src.validation import UNIT
@@ -118,4 +118,5 @@ def lookahead(
         steps = (state.steps_since_sync + 1) % hp["sync_period"]
         return out, LookaheadState(fast_state, steps.astype(base.COUNT_DTYPE), hp)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    wrapped = optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return per_leaf.inherit(wrapped, fast_optimizer)

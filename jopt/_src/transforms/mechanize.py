@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, validation
+from jopt._src import base, errors, per_leaf, stateful, validation
 from jopt._src.hparams import HParams
 from jopt._src.spec import Bound, Choice, Float, Int, Spec
 from jopt._src.transforms import distance
@@ -188,4 +188,5 @@ def mechanize(
         x0 = base.cast_like(x0, state.x0)
         return out, MechanicState(inner_state, base.increment(state.count), r, m, v, s, x0, hp)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    wrapped = optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return per_leaf.inherit(wrapped, base_optimizer)

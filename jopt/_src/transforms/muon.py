@@ -61,7 +61,7 @@ from typing import Any, NamedTuple
 import jax
 import optax
 
-from jopt._src import base, errors, stateful, validation
+from jopt._src import base, errors, per_leaf, stateful, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Choice, Flag, Float, Int, Spec
@@ -122,6 +122,8 @@ MUON = Spec(
 _DIRECTION = Spec(BETA, EPS, *_OPTIONS, ADAM_B1, ADAM_B2, ADAM_EPS_ROOT, CONSISTENT_RMS)
 _DECAY = Spec(WEIGHT_DECAY, ADAM_WEIGHT_DECAY)
 _RATE = Spec(LEARNING_RATE, ADAM_LEARNING_RATE)
+
+ORTHOGONALIZES = "the orthogonalization of each matrix leaf"  # (Adam on the other leaves)
 
 
 class ScaleByMuonState(NamedTuple):
@@ -211,7 +213,10 @@ def scale_by_muon(
         out, mu = _unzip(updates, results)
         return out, {"mu": mu}
 
-    return stateful_transform(bound, ScaleByMuonState, buffers, step, matches="mu")
+    return per_leaf.declare(
+        stateful_transform(bound, ScaleByMuonState, buffers, step, matches="mu"),
+        ORTHOGONALIZES,
+    )
 
 
 def _unzip(like: Any, results: Any) -> tuple[Any, Any]:
@@ -259,7 +264,9 @@ def _direction(bound, coeffs, mu_dtype, dimension_numbers) -> optax.GradientTran
         unflatten = lambda leaves: jax.tree.unflatten(treedef, leaves)  # noqa: E731
         return unflatten(out), {"mu": unflatten(mu), "nu": unflatten(nu)}
 
-    return stateful_transform(bound, MuonState, buffers, step, matches="mu")
+    return per_leaf.declare(
+        stateful_transform(bound, MuonState, buffers, step, matches="mu"), ORTHOGONALIZES
+    )
 
 
 def _per_group(

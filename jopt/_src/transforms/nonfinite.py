@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jopt._src import base, errors, validation
+from jopt._src import base, errors, per_leaf, validation
 
 # The counters saturate at this value; a run longer than it cannot be told apart from one more.
 _COUNT_MAX = int(np.iinfo(np.dtype(base.COUNT_DTYPE)).max)
@@ -179,7 +179,7 @@ def skip_nonfinite(
         )
         return new_updates, new_state
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return per_leaf.inherit(optax.GradientTransformationExtraArgs(init_fn, update_fn), tx)
 
 
 def _guards(state: Any) -> list[SkipNonfiniteState]:

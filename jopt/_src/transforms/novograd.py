@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, tree_math, validation
+from jopt._src import base, errors, per_leaf, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Float, Spec
@@ -109,8 +109,11 @@ def scale_by_novograd(
         mu = jax.tree.map(momentum, updates, state.mu, nu, params)
         return mu, {"mu": mu, "nu": nu}
 
-    return stateful_transform(
-        bound, ScaleByNovogradState, buffers, step, matches="mu", needs_params=True
+    return per_leaf.declare(
+        stateful_transform(
+            bound, ScaleByNovogradState, buffers, step, matches="mu", needs_params=True
+        ),
+        "the norm of each leaf's gradient",
     )
 
 

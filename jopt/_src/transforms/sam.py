@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import errors, stateful, tree_math, validation
+from jopt._src import errors, per_leaf, stateful, tree_math, validation
 from jopt._src.hparams import HParams
 from jopt._src.spec import Flag, Float, HParam, Spec
 from jopt._src.validation import NON_NEGATIVE, Range
@@ -215,7 +215,8 @@ def sam(
             return opaque_update(updates, state, params, grad_fn)
         return transparent_update(updates, state, params, grad_fn)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    wrapped = optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return per_leaf.inherit(wrapped, optimizer, adv_optimizer)
 
 
 @errors.public("jopt.sam_train_step")

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jopt._src import base, errors, stateful, tree_math, validation
+from jopt._src import base, errors, per_leaf, stateful, tree_math, validation
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams, default_float
 from jopt._src.spec import INT_LIMIT, Choice, Float, HParam, Spec
@@ -229,7 +229,7 @@ def _schedule_free(fn, bound, tx, state_dtype, *, steps: bool, lr_factor=None):
         out = base.cast_like(jax.tree.map(step, params, state.z, z), updates)
         return out, ScheduleFreeState(total, base.increment(t), max_lr, inner_state, z, hp)
 
-    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+    return per_leaf.inherit(optax.GradientTransformationExtraArgs(init_fn, update_fn), tx)
 
 
 @errors.public("jopt.schedule_free")

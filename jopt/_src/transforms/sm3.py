@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, stateful, tree_math
+from jopt._src import base, errors, per_leaf, stateful, tree_math
 from jopt._src.base import ScalarOrSchedule
 from jopt._src.hparams import HParams
 from jopt._src.spec import Bound, Float, Spec
@@ -117,7 +117,10 @@ def _sm3(bound: Bound, first: str) -> optax.GradientTransformationExtraArgs:
 
         return nu, {"mu": jax.tree.map(maxima, accum), "nu": nu}
 
-    return stateful_transform(bound, ScaleBySM3State, buffers, step, matches="nu")
+    return per_leaf.declare(
+        stateful_transform(bound, ScaleBySM3State, buffers, step, matches="nu"),
+        "the maxima of each leaf's squared gradients along its axes",
+    )
 
 
 @errors.public("jopt.scale_by_sm3")

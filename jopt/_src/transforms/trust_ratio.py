@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jopt._src import base, errors, validation
+from jopt._src import base, errors, per_leaf, validation
 from jopt._src.hparams import HParams
 from jopt._src.spec import Bound, Float, Spec
 from jopt._src.stateful import stateful_transform
@@ -146,8 +146,11 @@ def trust_ratio_transform(
         scales = leaf_mask(ratio_mask, params)
         return jax.tree.map(leaf, grads, decayed, params, decays, scales), {}
 
-    return stateful_transform(
-        bound, ScaleByTrustRatioState, lambda params: {}, step, needs_params=True
+    return per_leaf.declare(
+        stateful_transform(
+            bound, ScaleByTrustRatioState, lambda params: {}, step, needs_params=True
+        ),
+        "a trust ratio of each leaf's norms",
     )
 
 
