@@ -1,4 +1,5 @@
-"""Fused optimizer steps: one pass over the params, gradients and state, in a C++ kernel.
+"""Fused optimizer steps: one pass over the params, gradients and state, in a C++ kernel on the
+CPU or a Pallas kernel on the GPU.
 
 XLA compiles an optimizer's step on the CPU into several loops per leaf (Adam's m, v, then the
 params reading both again) and runs a loop per leaf. The kernels in `kernels/fused_cpu.cc`,
@@ -23,9 +24,15 @@ sums into fused multiply-adds, differently in different programs).
 
 Where no kernel was built (no compiler at install), `jopt.train_step` warns once and takes the
 XLA path; `fused=False` or the environment variable `JOPT_FUSED=0` switches the fast path off.
-It applies on the CPU backend with one device (XLA cannot partition a custom call over sharded
-params) to trees whose leaves are all float32 or all float64, with state buffers in the params'
-dtype; other steps take the plain path.
+It applies with one device (XLA cannot partition a custom call over sharded params) to trees
+whose leaves are all float32 or all float64, with state buffers in the params' dtype; other steps
+take the plain path.
+
+On the GPU the same kernels are Pallas (Triton) kernels, `fused_pallas.py`, with the same rules
+and scalars. They are taken only when a step asks for them (`fused=True`): on the GPU, XLA
+already fuses each leaf's step into one loop, and the Pallas kernels have not been timed against
+it on a GPU yet (`benchmarks/fused_gpu_speed.py`). They are tested on the CPU in interpret mode,
+within 2 ulps of each leaf's scale, and lowered for the GPU.
 """
 
 from __future__ import annotations
@@ -100,9 +107,17 @@ def rule_of(tx: optax.GradientTransformation) -> FusedRule | None:
         return None
 
 
-@functools.cache
 def unavailable() -> str | None:
-    """Why the kernels cannot run here (None: they are loaded and registered with XLA)."""
+    """Why this process's backend has no kernels (None: it has; on the GPU, the Pallas kernels
+    come with jax)."""
+    if jax.default_backend() == "gpu":
+        return None
+    return _cpu_kernels_unavailable()
+
+
+@functools.cache
+def _cpu_kernels_unavailable() -> str | None:
+    """Why the CPU kernels cannot run here (None: they are loaded and registered with XLA)."""
     if not LIBRARY.exists():
         return (
             f"the fused CPU kernels were not built ({LIBRARY.name} is missing: jopt was installed "
@@ -150,10 +165,14 @@ def _first_frame_outside_jopt() -> int:
     return level
 
 
-def why_not(rule: FusedRule, params: Any, state: Any) -> str | None:
-    """Why this step cannot be fused (None: it can), read at trace time from the shapes."""
-    if jax.default_backend() != "cpu":
-        return f"the fused kernels run on the CPU backend, not {jax.default_backend()}"
+def why_not(rule: FusedRule, params: Any, state: Any, asked: bool = False) -> str | None:
+    """Why this step cannot be fused (None: it can), read at trace time from the shapes.
+    `asked`: the step asked for the kernels (`fused=True`), which the GPU's need."""
+    backend = jax.default_backend()
+    if backend == "gpu" and not asked:
+        return "on the GPU the fused (Pallas) kernels are taken with fused=True: untimed so far"
+    if backend not in ("cpu", "gpu"):
+        return f"the fused kernels run on the CPU and GPU backends, not {backend}"
     if jax.device_count() > 1:  # XLA cannot partition the custom call: it would gather the state
         return "the fused kernels run in single-device programs"
     leaves = jax.tree.leaves(params)
@@ -173,15 +192,21 @@ def why_not(rule: FusedRule, params: Any, state: Any) -> str | None:
 
 
 def apply(
-    optimizer: optax.GradientTransformation, rule: FusedRule, grads: Any, state: Any, params: Any
+    optimizer: optax.GradientTransformation,
+    rule: FusedRule,
+    grads: Any,
+    state: Any,
+    params: Any,
+    kernel_call: Callable | None = None,
 ) -> tuple[Any, Any]:
-    """`(params, state)` after one step of `optimizer`, the per-parameter work in the kernel."""
+    """`(params, state)` after one step of `optimizer`, the per-parameter work in the kernel
+    (`kernel_call`, with `call`'s arguments; default: `call`, the backend's kernels)."""
     _, after = optimizer.update(grads, state, params)
     p_leaves, treedef = jax.tree.flatten(params)
     buffers = [treedef.flatten_up_to(getattr(state[b], f)) for b, f in rule.buffers]
     dtype = p_leaves[0].dtype
     scalars = jnp.stack([jnp.asarray(s).astype(dtype) for s in rule.scalars(after, dtype)])
-    new_params, new_buffers = call(
+    new_params, new_buffers = (kernel_call or call)(
         rule.kernel, rule.options, scalars, p_leaves, treedef.flatten_up_to(grads), buffers
     )
     after = list(after)
@@ -201,10 +226,14 @@ def call(
     """The kernel on lists of leaves: `(new params, [new leaves of each state buffer])`.
 
     Each param and buffer is updated in place (its output aliases its input: XLA copies it first
-    unless the program's input is donated), by one custom call per `LEAVES_PER_CALL` leaves.
-    Under `jax.vmap` the kernel runs once per member.
+    unless the program's input is donated): on the CPU by one custom call per `LEAVES_PER_CALL`
+    leaves (under `jax.vmap`, once per member), on the GPU by a Pallas kernel per leaf.
     """
-    reason = unavailable()
+    if jax.default_backend() == "gpu":
+        from jopt._src import fused_pallas  # Pallas is imported where it runs
+
+        return fused_pallas.call(kernel, options, scalars, params, grads, buffers)
+    reason = _cpu_kernels_unavailable()
     if reason is not None:
         raise RuntimeError(f"jopt: {reason}.")
     new_params, new_buffers = [], [[] for _ in buffers]

@@ -27,7 +27,8 @@ or all float64 on the CPU, the step updates the params and the state in one pass
 (`jopt._src.fused`): the update followed by `optax.apply_updates`, each operation rounded on its
 own, within an ulp of each leaf's scale of XLA's code for it (which fuses some multiply-adds).
 `fused=False` (or JOPT_FUSED=0 in the environment) keeps the XLA path; where the kernels were not
-built, the step warns once and keeps it.
+built, the step warns once and keeps it. On the GPU, `fused=True` takes the same kernels written
+in Pallas (not by default: they are untimed on a GPU so far).
 """
 
 from __future__ import annotations
@@ -63,9 +64,10 @@ def train_step(
         `(params, opt_state, loss, aux)`.
       donate: donate `params` and `opt_state` (default). The arrays passed in are deleted by the
         call; with `donate=False` they are kept and the step allocates new ones.
-      fused: take the optimizer's fused CPU kernel where it has one (see the module docstring).
-        None (default): yes, unless the environment sets JOPT_FUSED=0; False: never; True: yes,
-        and raise where the kernels were not built or the optimizer has none.
+      fused: take the optimizer's fused kernel where it has one (see the module docstring).
+        None (default): on the CPU, unless the environment sets JOPT_FUSED=0; False: never;
+        True: yes, on the CPU or the GPU, and raise where the kernels were not built or the
+        optimizer has none.
 
     Returns:
       The jitted step. It compiles once per shape of its arguments, like any `jax.jit`.
@@ -94,7 +96,7 @@ def train_step(
         (loss, aux), grads = jax.value_and_grad(_with_aux(loss_fn, has_aux), has_aux=True)(
             params, *args, **kwargs
         )
-        if rule is not None and fused_steps.why_not(rule, params, opt_state) is None:
+        if rule is not None and fused_steps.why_not(rule, params, opt_state, fused is True) is None:
             params, opt_state = fused_steps.apply(optimizer, rule, grads, opt_state, params)
         else:
             updates, opt_state = tx.update(
