@@ -189,25 +189,16 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{m['pallas'] / m['jopt']:.2f} | {m['pallas'] / m['optax']:.2f} | "
             f"{c['optax']:.1f} / {c['jopt']:.1f} / {c['pallas']:.1f} |"
         )
-    copies = ", ".join(
-        f"{tree} {np.median([r['copy_gb_per_s'] for r in rows if r['tree'] == tree]):.0f}"
-        for tree in dict.fromkeys(r["tree"] for r in rows)
-    )
+    copies = optimizer_speed.medians_by_tree(rows, "copy_gb_per_s", 0)
     lines += ["", f"Device-to-device copy bandwidth (GB/s): {copies}."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trees", default=",".join(TREES), help="comma-separated tree names")
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
-    parser.add_argument("--repeats", type=int, default=9, help="interleaved rounds (median)")
-    parser.add_argument("--seconds", type=float, default=0.2, help="time per runner per round")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the round orders")
+    parser = optimizer_speed.step_benchmark_parser(__doc__, list(TREES), OPTIMIZERS, 9, 0.2)
     parser.add_argument("--block", type=int, default=fused_pallas.BLOCK, help="elements/program")
     parser.add_argument("--warps", type=int, default=fused_pallas.NUM_WARPS, help="per program")
     parser.add_argument("--smoke", action="store_true", help="tiny, interpret mode, on the CPU")
-    parser.add_argument("--write", type=Path, help="also write the Markdown table to this file")
     args = parser.parse_args(argv)
     trees = optimizer_speed._names(args.trees, list(TREES), "--trees")
     names = optimizer_speed._names(args.optimizers, OPTIMIZERS, "--optimizers")

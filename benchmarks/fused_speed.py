@@ -216,23 +216,14 @@ def markdown(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
             f"{c['jopt fused']:.2f} | {c['flat']:.2f} | {c['flat fused']:.2f} | "
             f"{row['state_bytes']:.2f} |"
         )
-    triads = ", ".join(
-        f"{tree} {np.median([r['triad_gb_per_s'] for r in rows if r['tree'] == tree]):.1f}"
-        for tree in dict.fromkeys(r["tree"] for r in rows)
-    )
+    triads = optimizer_speed.medians_by_tree(rows, "triad_gb_per_s", 1)
     lines += ["", f"Triad bandwidth (GB/s): {triads}."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trees", default=",".join(TREES), help="comma-separated tree names")
-    parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
-    parser.add_argument("--repeats", type=int, default=7, help="interleaved rounds (median)")
-    parser.add_argument("--seconds", type=float, default=0.2, help="time per runner per round")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the round orders")
+    parser = optimizer_speed.step_benchmark_parser(__doc__, list(TREES), list(OPTIMIZERS), 7, 0.2)
     parser.add_argument("--no-torch", action="store_true", help="skip torch.optim")
-    parser.add_argument("--write", type=Path, help="also write the Markdown tables to this file")
     args = parser.parse_args(argv)
     trees = optimizer_speed._names(args.trees, list(TREES), "--trees")
     names = optimizer_speed._names(args.optimizers, list(OPTIMIZERS), "--optimizers")

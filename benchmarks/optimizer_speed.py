@@ -393,15 +393,32 @@ def _names(text: str, allowed: list[str], flag: str) -> list[str]:
     return names
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trees", default=",".join(TREES), help="comma-separated tree names")
-    parser.add_argument("--optimizers", default=",".join(c.name for c in CASES))
-    parser.add_argument("--repeats", type=int, default=15, help="interleaved rounds (median)")
-    parser.add_argument("--seconds", type=float, default=0.05, help="time per runner per round")
+def step_benchmark_parser(
+    doc: str, trees: list[str], optimizers: list[str], repeats: int, seconds: float
+) -> argparse.ArgumentParser:
+    """The options every step benchmark takes: its trees and optimizers, the interleaved
+    rounds, `--write`. `doc`: the script's docstring (its first paragraph describes it)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--trees", default=",".join(trees), help="comma-separated tree names")
+    parser.add_argument("--optimizers", default=",".join(optimizers))
+    parser.add_argument("--repeats", type=int, default=repeats, help="interleaved rounds (median)")
+    parser.add_argument("--seconds", type=float, default=seconds, help="time per runner per round")
     parser.add_argument("--seed", type=int, default=0, help="seed of the round orders")
-    parser.add_argument("--no-torch", action="store_true", help="skip torch.optim")
     parser.add_argument("--write", type=Path, help="also write the Markdown table to this file")
+    return parser
+
+
+def medians_by_tree(rows: list[dict[str, Any]], key: str, digits: int) -> str:
+    """`tree median, ...` of `row[key]` over each tree's rows, in the rows' order of trees."""
+    return ", ".join(
+        f"{tree} {statistics.median(r[key] for r in rows if r['tree'] == tree):.{digits}f}"
+        for tree in dict.fromkeys(r["tree"] for r in rows)
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = step_benchmark_parser(__doc__, list(TREES), [c.name for c in CASES], 15, 0.05)
+    parser.add_argument("--no-torch", action="store_true", help="skip torch.optim")
     args = parser.parse_args(argv)
     args.trees = _names(args.trees, list(TREES), "--trees")
     chosen = _names(args.optimizers, [c.name for c in CASES], "--optimizers")

@@ -387,6 +387,18 @@ def test_the_kernel_refuses_leaves_whose_dtype_is_not_its_scalars():
             jax.jit(lambda *a: fused.call("adagrad", 0, *a))(scalars, [leaf], [leaf], [[leaf]])
 
 
+def test_a_call_that_does_not_fit_its_kernel_is_refused_before_it_runs():
+    leaf = jnp.ones(3)
+    with pytest.raises(
+        ValueError, match="adam kernel with options 2 updates 3 state buffers, got 2"
+    ):
+        fused.call("adam", 2, jnp.ones(11), [leaf], [leaf], [[leaf], [leaf]])
+    with pytest.raises(
+        ValueError, match=r"lion kernel takes 6 scalars, got an array of shape \(5,\)"
+    ):
+        fused.call("lion", 0, jnp.ones(5), [leaf], [leaf], [[leaf]])
+
+
 def test_a_foreign_state_gets_the_plain_updates_error():
     step = jopt.train_step(_loss, jopt.adam(1e-2), donate=False)
     params = _params()

@@ -119,7 +119,7 @@ def test_formula_is_the_cpu_kernels_bit_for_bit(kernel, options, n_buffers, rang
     for k, buffer in enumerate(buffers):  # NaN, in a different element of each stream
         buffer[0][1 + k] = np.nan
     grads[0][-1] = np.nan
-    math = fused_pallas._KERNELS[kernel][0]
+    math = fused_pallas._FORMULAS[kernel]
     want_p, want_s = _reference(kernel, options, scalars, params, grads, buffers)
     with jax.enable_x64(dtype == "float64"):  # one operation at a time: nothing is contracted
         got_p, got_s = math(

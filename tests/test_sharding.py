@@ -14,26 +14,14 @@ starts):
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.simulated_devices import run_checks
 
 
 @pytest.fixture(scope="module")
 def checks():
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.multi_device_checks"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_checks("tests.multi_device_checks")
 
 
 def test_the_checks_ran_on_eight_devices(checks):

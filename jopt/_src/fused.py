@@ -62,6 +62,15 @@ KERNELS = {
     "adagrad": "JoptFusedAdagrad",
     "lion": "JoptFusedLion",
 }
+# What each kernel takes (fused_cpu.cc's layout): its scalars, and the state buffers a variant
+# updates, from its option bits. A call is checked against it before it runs.
+SIGNATURES: dict[str, tuple[int, Callable[[int], int]]] = {
+    "momentum": (4, lambda options: 1),
+    "adam": (11, lambda options: 3 if options & 2 and not options & 8 else 2),
+    "rmsprop": (6, lambda options: 1 + (options >> 2 & 1) + (options >> 3 & 1)),
+    "adagrad": (2, lambda options: 1),
+    "lion": (6, lambda options: 1),
+}
 # XLA's compile time grows faster than linearly in the aliased operands of one custom call (2.8 s
 # for 300 leaves of Adam, 60 s for 1,000): a tree is updated by calls of this many leaves.
 LEAVES_PER_CALL = 64
@@ -229,6 +238,7 @@ def call(
     unless the program's input is donated): on the CPU by one custom call per `LEAVES_PER_CALL`
     leaves (under `jax.vmap`, once per member), on the GPU by a Pallas kernel per leaf.
     """
+    check_signature(kernel, options, scalars, buffers)
     if jax.default_backend() == "gpu":
         from jopt._src import fused_pallas  # Pallas is imported where it runs
 
@@ -246,6 +256,24 @@ def call(
         for whole, piece in zip(new_buffers, b, strict=True):
             whole += piece
     return new_params, new_buffers
+
+
+def check_signature(kernel: str, options: int, scalars: jax.Array, buffers: Sequence) -> None:
+    """Raises a ValueError unless `kernel` with `options` takes these scalars and buffers (a
+    kernel given fewer buffers than its variant updates would write through a null pointer)."""
+    if kernel not in SIGNATURES:
+        raise ValueError(f"unknown fused kernel {kernel!r}; known: {sorted(SIGNATURES)}.")
+    n_scalars, n_buffers = SIGNATURES[kernel]
+    if len(buffers) != n_buffers(options):
+        raise ValueError(
+            f"the {kernel} kernel with options {options} updates {n_buffers(options)} state "
+            f"buffers, got {len(buffers)}."
+        )
+    if jnp.shape(scalars) != (n_scalars,):
+        raise ValueError(
+            f"the {kernel} kernel takes {n_scalars} scalars, got an array of shape "
+            f"{jnp.shape(scalars)}."
+        )
 
 
 def _call(kernel, options, scalars, params, grads, buffers):

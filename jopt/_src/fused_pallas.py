@@ -38,6 +38,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
+from jopt._src import fused
 from jopt._src.fused import FLOAT_DTYPES, KERNELS
 
 BLOCK = 1024  # elements per program (a power of two, as Triton's arrays must be)
@@ -131,15 +132,14 @@ def _lion(c, options, p, g, s):
 
 
 _Math = Callable[[Sequence, int, jax.Array, jax.Array, list], tuple[jax.Array, list]]
-# kernel: (its formula, scalars, the state buffers a variant updates).
-_KERNELS: dict[str, tuple[_Math, int, Callable[[int], int]]] = {
-    "momentum": (_momentum, 4, lambda o: 1),
-    "adam": (_adam, 11, lambda o: 3 if o & 2 and not o & 8 else 2),
-    "rmsprop": (_rmsprop, 6, lambda o: 1 + (o >> 2 & 1) + (o >> 3 & 1)),
-    "adagrad": (_adagrad, 2, lambda o: 1),
-    "lion": (_lion, 6, lambda o: 1),
+_FORMULAS: dict[str, _Math] = {
+    "momentum": _momentum,
+    "adam": _adam,
+    "rmsprop": _rmsprop,
+    "adagrad": _adagrad,
+    "lion": _lion,
 }
-assert set(_KERNELS) == set(KERNELS)
+assert set(_FORMULAS) == set(KERNELS)
 
 
 def call(
@@ -163,18 +163,8 @@ def call(
     Triton's launch shape. Under `jax.vmap`, one launch per leaf covers every member (Pallas adds
     a grid axis), each member with its own scalars.
     """
-    if kernel not in _KERNELS:
-        raise ValueError(f"unknown fused kernel {kernel!r}; known: {sorted(_KERNELS)}.")
-    math, n_scalars, n_buffers = _KERNELS[kernel]
-    if len(buffers) != n_buffers(options):
-        raise ValueError(
-            f"the {kernel} kernel with options {options} updates {n_buffers(options)} state "
-            f"buffers, got {len(buffers)}."
-        )
-    if scalars.shape != (n_scalars,):
-        raise ValueError(
-            f"the {kernel} kernel takes {n_scalars} scalars, got an array of shape {scalars.shape}."
-        )
+    fused.check_signature(kernel, options, scalars, buffers)
+    math = _FORMULAS[kernel]
     if block < 1 or block & (block - 1):
         raise ValueError(f"block must be a power of two, got {block}.")
     new_params, new_buffers = [], [[] for _ in buffers]

@@ -12,19 +12,13 @@ a config error at `data_parallel`.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import jax
 import pytest
 
 from jopt.lab import config as config_lib
 from jopt.lab import programs
+from tests.simulated_devices import run_checks
 
-ROOT = Path(__file__).resolve().parents[2]
 RELATIVE = 1e-5
 BASE = {
     "name": "dp",
@@ -35,14 +29,8 @@ BASE = {
 
 @pytest.fixture(scope="module")
 def checks(tmp_path_factory):
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
     out = tmp_path_factory.mktemp("data_parallel")
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.lab.data_parallel_checks", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_checks("tests.lab.data_parallel_checks", str(out))
 
 
 def test_the_checks_ran_on_eight_devices(checks):
