@@ -44,11 +44,11 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from any directory
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import fused_speed  # noqa: E402  (the trees and optimizers of the CPU benchmark)
+import fused_speed  # noqa: E402  (the CPU benchmark's trees, optimizers and runner)
 import optimizer_speed  # noqa: E402  (the rounds, the output)
 
 import jopt  # noqa: E402
-from jopt._src import fused, fused_pallas  # noqa: E402
+from jopt._src import fused_pallas  # noqa: E402
 
 # name: (shapes, kept flat)
 TREES: dict[str, tuple[list[tuple[int, ...]], bool]] = {
@@ -60,37 +60,6 @@ TREES: dict[str, tuple[list[tuple[int, ...]], bool]] = {
 }
 OPTIMIZERS = ["momentum", "rmsprop", "adagrad", "adam", "lion"]
 COLUMNS = ("optax", "jopt", "pallas")
-
-
-class Runner(optimizer_speed.JaxRunner):
-    """A donated jitted step of `tx` (XLA's, or with the Pallas kernels), its first call timed."""
-
-    def __init__(self, tx, shapes, *, flat: bool, kernel_args: dict | None = None):
-        params = [jnp.asarray(p) for p in optimizer_speed._tree(shapes, 0)]
-        grads = [jnp.asarray(g) * 1e-2 for g in optimizer_speed._tree(shapes, 1)]
-        if flat:
-            params, grads = jopt.flatten_params(params), jopt.flatten_params(grads)
-        rule = fused.rule_of(tx) if kernel_args is not None else None
-        if kernel_args is not None and rule is None:
-            raise ValueError("this optimizer declares no fused rule")
-        pallas = functools.partial(fused_pallas.call, **(kernel_args or {}))
-
-        def step(p, s, g):
-            if rule is not None:
-                return fused.apply(tx, rule, g, s, p, kernel_call=pallas)
-            updates, s = tx.update(g, s, p)
-            return optax.apply_updates(p, updates), s
-
-        self.step = jax.jit(step, donate_argnums=(0, 1), keep_unused=True)
-        self.params, self.grads, self.state = params, grads, tx.init(params)
-        self.state_bytes = sum(x.nbytes for x in jax.tree.leaves(self.state))
-        start = time.perf_counter()
-        self.run(1)
-        self.compile_seconds = time.perf_counter() - start
-
-    def result(self) -> list[np.ndarray]:
-        tree = self.params.unflatten() if isinstance(self.params, jopt.FlatParams) else self.params
-        return [np.asarray(p) for p in tree]
 
 
 class CopyRunner:
@@ -122,10 +91,12 @@ def _check(name: str, tree: str, args: argparse.Namespace) -> None:
     small = (
         _shapes(tree, True) if args.smoke else [tuple(max(1, d // 64) for d in s) for s in shapes]
     )
-    want = Runner(make(jopt), small, flat=flat)
+    want = fused_speed.Runner(make(jopt), small, use_kernel=False, flat=flat)
     others = {
-        "pallas": Runner(make(jopt), small, flat=flat, kernel_args=_kernel_args(args)),
-        "optax": Runner(make(optax), small, flat=flat),
+        "pallas": fused_speed.Runner(
+            make(jopt), small, use_kernel=True, flat=flat, kernel_call=_pallas(args)
+        ),
+        "optax": fused_speed.Runner(make(optax), small, use_kernel=False, flat=flat),
     }
     want.run(3)
     for label, runner in others.items():
@@ -135,8 +106,11 @@ def _check(name: str, tree: str, args: argparse.Namespace) -> None:
                 raise AssertionError(f"{name} on {tree}: {label} computes other params than jopt")
 
 
-def _kernel_args(args: argparse.Namespace) -> dict[str, Any]:
-    return {"interpret": args.smoke, "block": args.block, "num_warps": args.warps}
+def _pallas(args: argparse.Namespace):
+    """The Pallas kernels as `fused.apply` calls them, with the launch shape asked for."""
+    return functools.partial(
+        fused_pallas.call, interpret=args.smoke, block=args.block, num_warps=args.warps
+    )
 
 
 def bench(name: str, tree: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -144,9 +118,11 @@ def bench(name: str, tree: str, args: argparse.Namespace) -> dict[str, Any]:
     shapes, flat = _shapes(tree, args.smoke), TREES[tree][1]
     size = sum(math.prod(shape) for shape in shapes)
     runners: dict[str, Any] = {
-        "optax": Runner(make(optax), shapes, flat=flat),
-        "jopt": Runner(make(jopt), shapes, flat=flat),
-        "pallas": Runner(make(jopt), shapes, flat=flat, kernel_args=_kernel_args(args)),
+        "optax": fused_speed.Runner(make(optax), shapes, use_kernel=False, flat=flat),
+        "jopt": fused_speed.Runner(make(jopt), shapes, use_kernel=False, flat=flat),
+        "pallas": fused_speed.Runner(
+            make(jopt), shapes, use_kernel=True, flat=flat, kernel_call=_pallas(args)
+        ),
         "copy": CopyRunner(size),
     }
     median = optimizer_speed.measure(runners, args.repeats, args.seconds, args.seed)

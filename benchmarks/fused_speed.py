@@ -90,7 +90,8 @@ OPTIMIZERS: dict[str, tuple[Callable[[Any], Any], tuple[str, dict] | None]] = {
 class Runner(optimizer_speed.JaxRunner):
     """A donated jitted step of `tx` (plain, or with its fused kernel), its first call timed."""
 
-    def __init__(self, tx, shapes, *, use_kernel: bool, flat: bool = False):
+    def __init__(self, tx, shapes, *, use_kernel: bool, flat: bool = False, kernel_call=None):
+        """`kernel_call`: the kernels `fused.apply` calls (default: the backend's)."""
         params = [jnp.asarray(p) for p in optimizer_speed._tree(shapes, 0)]
         grads = [jnp.asarray(g) * 1e-2 for g in optimizer_speed._tree(shapes, 1)]
         if flat:
@@ -99,7 +100,7 @@ class Runner(optimizer_speed.JaxRunner):
 
         def step(p, s, g):
             if rule is not None:
-                return fused.apply(tx, rule, g, s, p)
+                return fused.apply(tx, rule, g, s, p, kernel_call=kernel_call)
             updates, s = tx.update(g, s, p)
             return optax.apply_updates(p, updates), s
 
