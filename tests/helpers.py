@@ -9,10 +9,12 @@ hyperparameters), and with optax where the convention is optax's. Test files par
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -251,3 +253,30 @@ def flat_trajectory(stacked) -> np.ndarray:
     return np.concatenate(
         [np.asarray(x, np.float64).reshape(x.shape[0], -1) for x in stacked], axis=1
     )
+
+
+TRAJECTORY_STEPS = 1000  # of the suites that follow a case over `random_problem`
+
+
+@functools.cache
+def case_trajectories(case_id: str, dtype_name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(jopt, optax twin or None) iterates of a case over TRAJECTORY_STEPS steps of its
+    `random_problem`, flattened to (steps + 1, n).
+
+    One program for both, the same wherever it is asked for: the suites that check a case's
+    trajectory against its float64 reference and against optax compile it once between them
+    (in one process by this cache, across test processes by the JAX compilation cache)."""
+    case = CASES_BY_ID[case_id]
+    dtype = jnp.dtype(dtype_name)
+    with jax.enable_x64(dtype == jnp.float64):
+        problem, grad, start = random_problem(case.seed)
+        params, loss = start(dtype), random_problem_loss(problem)
+        if case.optax_make is None:
+            ours, _ = run_jopt(case.build(), grad, params, TRAJECTORY_STEPS, loss=loss)
+            return flat_trajectory(ours), None
+        (ours, _), (theirs, _) = run_jopt_pair(
+            case.build(), case.build_optax(), grad, params, TRAJECTORY_STEPS, loss=loss
+        )
+        chex.assert_trees_all_equal_shapes_and_dtypes(ours, theirs)
+        chex.assert_tree_all_finite(theirs)
+    return flat_trajectory(ours), flat_trajectory(theirs)

@@ -11,8 +11,6 @@ so that the claim stays honest).
 
 from __future__ import annotations
 
-import functools
-
 import chex
 import jax
 import jax.numpy as jnp
@@ -23,7 +21,7 @@ import pytest
 import jopt
 from tests import helpers
 
-STEPS = 1000
+STEPS = helpers.TRAJECTORY_STEPS
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 
 # (case id, dtype) -> tolerance on |x_jopt - x_optax| / max(1, |x_optax|), where jopt and optax
@@ -52,22 +50,6 @@ NOT_BITWISE = {
 }
 
 
-@functools.cache
-def _trajectories(case_id: str, dtype_name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(jopt, optax) iterates of `case_id` over STEPS steps, flattened to (STEPS + 1, n)."""
-    case = helpers.CASES_BY_ID[case_id]
-    dtype = DTYPES[dtype_name]
-    with jax.enable_x64(dtype == jnp.float64):
-        problem, grad, start = helpers.random_problem(case.seed)
-        params, loss = start(dtype), helpers.random_problem_loss(problem)
-        (ours, _), (theirs, _) = helpers.run_jopt_pair(
-            case.build(), case.build_optax(), grad, params, STEPS, loss=loss
-        )
-        chex.assert_trees_all_equal_shapes_and_dtypes(ours, theirs)
-        chex.assert_tree_all_finite(theirs)
-    return helpers.flat_trajectory(ours), helpers.flat_trajectory(theirs)
-
-
 def _run_from(tx, grad, params, state, steps: int):
     """`steps` jitted updates from (params, state): the stacked iterates."""
 
@@ -87,7 +69,7 @@ def _run_from(tx, grad, params, state, steps: int):
 @pytest.mark.parametrize("dtype_name", list(DTYPES))
 @pytest.mark.parametrize("case", helpers.OPTAX_CASES, ids=repr)
 def test_trajectory_matches_optax(case, dtype_name):
-    ours, theirs = _trajectories(case.id, dtype_name)
+    ours, theirs = helpers.case_trajectories(case.id, dtype_name)
     tolerance = NOT_BITWISE.get((case.id, dtype_name))
     if tolerance is None:
         chex.assert_trees_all_equal(ours, theirs)
@@ -102,7 +84,7 @@ def test_radam_float32_is_closer_to_the_float64_reference_than_optax():
     case = helpers.CASES_BY_ID["radam"]
     problem = helpers.random_problem(case.seed)[0]
     want = np.stack(case.reference(problem.grad, problem.x0, STEPS, **case.ref_kwargs))
-    ours, theirs = _trajectories("radam", "float32")
+    ours, theirs = helpers.case_trajectories("radam", "float32")
 
     def error(x):
         return (np.abs(x - want) / np.maximum(1.0, np.abs(want))).max()

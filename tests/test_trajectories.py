@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from tests import helpers
 
-STEPS = 1000
+STEPS = helpers.TRAJECTORY_STEPS
 TOLERANCE = {jnp.float64: 1e-12, jnp.float32: 1e-5}
 
 
@@ -30,11 +29,7 @@ def _reference(case_id: str) -> np.ndarray:
 @pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("case", helpers.CASES, ids=repr)
 def test_trajectory_matches_float64_reference(case, dtype):
-    with jax.enable_x64(dtype == jnp.float64):
-        problem, grad, start = helpers.random_problem(case.seed)
-        loss = helpers.random_problem_loss(problem)
-        trajectory, _ = helpers.run_jopt(case.build(), grad, start(dtype), STEPS, loss=loss)
-        got = helpers.flat_trajectory(trajectory)
+    got, _ = helpers.case_trajectories(case.id, jnp.dtype(dtype).name)
     want = _reference(case.id)
     error = np.abs(got - want) / np.maximum(1.0, np.abs(want))
     worst = np.unravel_index(np.argmax(error), error.shape)

@@ -60,7 +60,7 @@ def _io_failure(error: OSError, run_dir: Path) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from jopt.lab import checkpoints, plots, run_lock, runner
+    from jopt.lab import checkpoints, run_lock, runner
     from jopt.lab import config as config_lib
 
     if args.resume:
@@ -100,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
         )
         return 130
     if not args.no_plots:
+        from jopt.lab import plots  # matplotlib: imported only to draw
+
         plots.plot_run(run_dir)
     print((run_dir / "summary.md").read_text())
     print(f"Results in {run_dir}")
