@@ -87,6 +87,29 @@ OPTIMIZERS: dict[str, tuple[Callable[[Any], Any], tuple[str, dict] | None]] = {
 }
 
 
+def _twin(torch_name: str, torch_kwargs: dict, same_in_optax: Callable[[], Any]):
+    """An OPTIMIZERS entry for a `jopt.torch` twin: the twin from jopt; from optax, the optax
+    optimizer that computes the same numbers (a weight decay of 0 is a block of its own in the
+    twin, and exactly nothing)."""
+    lr = torch_kwargs["lr"]
+    kwargs = {k: v for k, v in torch_kwargs.items() if k != "lr"}
+
+    def make(module):
+        return getattr(jopt.torch, torch_name)(lr, **kwargs) if module is jopt else same_in_optax()
+
+    return make, (torch_name, torch_kwargs)
+
+
+OPTIMIZERS |= {
+    "torch.SGD": _twin("SGD", {"lr": 1e-2, "momentum": 0.9}, lambda: optax.sgd(1e-2, 0.9)),
+    "torch.RMSprop": _twin(
+        "RMSprop", {"lr": 1e-3}, lambda: optax.rmsprop(1e-3, 0.99, 1e-8, eps_in_sqrt=False)
+    ),
+    "torch.Adam": _twin("Adam", {"lr": 1e-3}, lambda: optax.adam(1e-3)),
+    "torch.AdamW": _twin("AdamW", {"lr": 1e-3}, lambda: optax.adamw(1e-3, weight_decay=1e-2)),
+}
+
+
 class Runner(optimizer_speed.JaxRunner):
     """A donated jitted step of `tx` (plain, or with its fused kernel), its first call timed."""
 

@@ -66,7 +66,9 @@ KERNELS = {
 # updates, from its option bits. A call is checked against it before it runs.
 SIGNATURES: dict[str, tuple[int, Callable[[int], int]]] = {
     "momentum": (4, lambda options: 1),
-    "adam": (11, lambda options: 3 if options & 2 and not options & 8 else 2),
+    # Adam's AMSGrad maximum is a third buffer, unless NAdam's look-ahead (bit 3) overrides it;
+    # torch's coupled L2 (bit 4) overrides the look-ahead.
+    "adam": (11, lambda options: 3 if options & 2 and (options & 16 or not options & 8) else 2),
     "rmsprop": (6, lambda options: 1 + (options >> 2 & 1) + (options >> 3 & 1)),
     "adagrad": (2, lambda options: 1),
     "lion": (6, lambda options: 1),

@@ -76,11 +76,15 @@ def _momentum(c, options, p, g, s):
 def _adam(c, options, p, g, s):
     """m = (1-b1) g + b1 m; v = (1-b2) g^2 + b2 v; p += -lr (m_hat / (sqrt(v_hat + eps_root) +
     eps) [+ wd p, bit 0]). Bit 1: AMSGrad's v_max = max(v_max, v) (bit 2: of v_hat); bit 3: NAdam's
-    look-ahead m_hat = (1-b1) g / c1 + b1 m / c1' (it overrides AMSGrad, as the C++ table does)."""
+    look-ahead m_hat = (1-b1) g / c1 + b1 m / c1' (it overrides AMSGrad, as the C++ table does);
+    bit 4: torch's coupled L2, g' = g + wd p before the moments (it overrides bits 0 and 3)."""
     b1, cb1, b2, cb2, inv_c1, inv_c2, eps_root, eps, wd, neg_lr, inv_ahead = c
-    nesterov = options & 8
+    coupled = options & 16
+    nesterov = options & 8 and not coupled
     amsgrad = options & 2 and not nesterov
     max_corrected = amsgrad and options & 4
+    if coupled:
+        g = g + wd * p
     m = cb1 * g + b1 * s[0]
     v = cb2 * (g * g) + b2 * s[1]
     v_hat, out = v * inv_c2, [m, v]
@@ -89,7 +93,7 @@ def _adam(c, options, p, g, s):
         v_hat, out = (top if max_corrected else top * inv_c2), [m, v, top]
     m_hat = cb1 * (g * inv_c1) + b1 * (m * inv_ahead) if nesterov else m * inv_c1
     u = m_hat / (jnp.sqrt(v_hat + eps_root) + eps)
-    if options & 1:
+    if options & 1 and not coupled:
         u = u + wd * p
     return p + neg_lr * u, out
 

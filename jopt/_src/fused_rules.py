@@ -46,11 +46,16 @@ def adam(
     amsgrad: str | None = None,
     corrected: tuple[bool, bool] = (True, True),
     nesterov: bool = False,
+    coupled: bool = False,
 ) -> FusedRule:
     """`jopt.adam`, `adamw`, `nadam`, `nadamw`, `amsgrad`: Adam's moments (NAdam's look-ahead
     first moment with `nesterov`; AMSGrad's maximum of the raw or the corrected second moment,
     `amsgrad="raw"|"corrected"`; `corrected` says which moments are bias-corrected), [decoupled
-    weight decay], learning rate."""
+    weight decay], learning rate. `coupled`: `jopt.torch.Adam`'s layout, an L2 term added to the
+    gradients first (its weight decay, 0 included), then the moments and the learning rate."""
+    if coupled and (decay or nesterov):
+        raise ValueError("Adam's coupled L2 goes with neither a decoupled decay nor NAdam's.")
+    block = 1 if coupled else 0
 
     def inverse_correction(hp, name, count, dtype, on=True):
         if not on:
@@ -58,8 +63,8 @@ def adam(
         return 1 / tree_math.bias_correction(hp[name], count).astype(dtype)
 
     def scalars(state, dtype):
-        hp, count = state[0].hparams, state[0].count
-        wd = state[1].hparams["weight_decay"] if decay else jnp.zeros([])
+        hp, count = state[block].hparams, state[block].count
+        wd = state[1 - block].hparams["weight_decay"] if decay or coupled else jnp.zeros([])
         # NAdam's look-ahead divides m by 1 - b1**(t+1).
         ahead = inverse_correction(hp, "b1", base.increment(count), dtype, nesterov)
         return [
@@ -76,8 +81,8 @@ def adam(
             ahead,
         ]
 
-    buffers = ((0, "mu"), (0, "nu")) + (((0, "nu_max"),) if amsgrad else ())
-    options = _bits(decay, amsgrad is not None, amsgrad == "corrected", nesterov)
+    buffers = ((block, "mu"), (block, "nu")) + (((block, "nu_max"),) if amsgrad else ())
+    options = _bits(decay, amsgrad is not None, amsgrad == "corrected", nesterov, coupled)
     return FusedRule("adam", buffers, options, scalars)
 
 

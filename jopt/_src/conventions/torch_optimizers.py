@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import optax
 
-from jopt._src import errors, stateful, validation
+from jopt._src import errors, fused, fused_rules, stateful, validation
 from jopt._src.base import ScalarOrSchedule, Transform
 from jopt._src.conventions import torch_arguments as checks
 from jopt._src.conventions.torch_param_groups import groupable
+from jopt._src.fused import FusedRule
 from jopt._src.schedules.compose import multiply_schedules
 from jopt._src.schedules.decay import inverse_time_decay
 from jopt._src.transforms.adadelta import scale_by_adadelta
@@ -65,20 +66,23 @@ def _chain(
     *,
     maximize: bool,
     decoupled: bool = False,
+    fused_rule: FusedRule | None = None,
 ) -> Transform:
-    """maximize -> [coupled L2] -> scaling -> [decoupled decay] -> -lr (arguments checked).
+    """maximize -> [coupled L2] -> scaling -> [decoupled decay] -> -lr (arguments checked), with
+    `fused_rule` declared as its fused step (`jopt.train_step`) unless it maximizes.
 
     The weight-decay block is kept at 0.0, where it adds `0 * theta` (exactly nothing for
     finite parameters), so that the state holds `weight_decay` as torch's param group does.
     """
     decay = [add_decayed_weights(weight_decay)]
-    return stateful.chain(
+    tx = stateful.chain(
         *([optax.scale(-1.0)] if maximize else []),
         *([] if decoupled else decay),
         *scaling,
         *(decay if decoupled else []),
         scale_by_learning_rate(lr, keep_count=not scaling),
     )
+    return fused.declare(tx, None if maximize else fused_rule)
 
 
 # -- the optimizers ----------------------------------------------------------------------------
@@ -130,7 +134,16 @@ def SGD(  # noqa: N802 - torch's name
             dampen_first_step=False,
         )
         scaling.append(block)
-    return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
+    # torch's first buffer is g, undampened: the kernel's (1 - dampening) g only with dampening 0.
+    rule = fused_rules.momentum(True, flags["nesterov"], "classic") if dampening == 0 else None
+    return _chain(
+        fn,
+        scaling,
+        lr,
+        weight_decay,
+        maximize=flags["maximize"],
+        fused_rule=rule if scaling else None,
+    )
 
 
 @errors.public("jopt.torch.RMSprop")
@@ -166,7 +179,16 @@ def RMSprop(  # noqa: N802
     scaling = [scale_by_rms(alpha, eps, 0.0, False, False, centered=flags["centered"])]
     if cycled is not None or momentum != 0:
         scaling.append(scale_by_momentum(momentum if cycled is None else cycled, keep_count=False))
-    return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"])
+    # The kernel's momentum keeps the learning rate inside the buffer; torch's does not.
+    rule = fused_rules.rmsprop(True, False, flags["centered"], False, False)
+    return _chain(
+        fn,
+        scaling,
+        lr,
+        weight_decay,
+        maximize=flags["maximize"],
+        fused_rule=rule if len(scaling) == 1 else None,
+    )
 
 
 def _beta1(fn: str, lr: ScalarOrSchedule, b1: float) -> ScalarOrSchedule:
@@ -180,6 +202,12 @@ def _adam_block(fn, b1, b2, eps, amsgrad):
     if amsgrad:
         return scale_by_amsgrad(b1, b2, eps, max_of="raw")
     return scale_by_adam(b1, b2, eps)
+
+
+def _adam_rule(amsgrad: bool, decoupled: bool) -> FusedRule:
+    """The fused step of `_chain` over `_adam_block`: its weight decay coupled or decoupled."""
+    max_of = "raw" if amsgrad else None
+    return fused_rules.adam(decoupled, amsgrad=max_of, coupled=not decoupled)
 
 
 @errors.public("jopt.torch.Adam")
@@ -215,7 +243,16 @@ def Adam(  # noqa: N802
     )
     block = _adam_block(fn, _beta1(fn, lr, b1), b2, eps, flags["amsgrad"])
     decoupled = flags["decoupled_weight_decay"]
-    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=decoupled)
+    rule = _adam_rule(flags["amsgrad"], decoupled)
+    return _chain(
+        fn,
+        [block],
+        lr,
+        weight_decay,
+        maximize=flags["maximize"],
+        decoupled=decoupled,
+        fused_rule=rule,
+    )
 
 
 @errors.public("jopt.torch.AdamW")
@@ -242,7 +279,10 @@ def AdamW(  # noqa: N802
     weight_decay = checks.non_negative(fn, "weight_decay", weight_decay)
     flags = checks.flags(fn, amsgrad=amsgrad, maximize=maximize)
     block = _adam_block(fn, _beta1(fn, lr, b1), b2, eps, flags["amsgrad"])
-    return _chain(fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=True)
+    rule = _adam_rule(flags["amsgrad"], decoupled=True)
+    return _chain(
+        fn, [block], lr, weight_decay, maximize=flags["maximize"], decoupled=True, fused_rule=rule
+    )
 
 
 @errors.public("jopt.torch.Adamax")

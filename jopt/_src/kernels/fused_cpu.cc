@@ -132,8 +132,10 @@ inline T maximum(T a, T b) {
 // to u; p += -lr u. AMSGrad keeps v_max = max(v_max, v) and uses v_max * (1 / c2) for v_hat
 // (or, with the maximum taken after the correction, v_max = max(v_max, v * (1 / c2)) = v_hat).
 // NAdam's m_hat is (1-b1) (g * (1 / c1)) + b1 (m * (1 / c1')), c1' = 1 - b1^(t+1).
+// torch's Adam couples its L2 instead: g' = g + wd p before the moments.
 // Scalars: b1, 1-b1, b2, 1-b2, 1/c1, 1/c2, eps_root, eps, wd, -lr, 1/c1'.
-template <typename T, bool Decay, bool Amsgrad, bool MaxCorrected, bool Nesterov>
+template <typename T, bool Decay, bool Amsgrad, bool MaxCorrected, bool Nesterov,
+          bool Coupled = false>
 void adam(const T* c, const View<T>& v, int64_t b, int64_t e) {
   const T b1 = c[0], cb1 = c[1], b2 = c[2], cb2 = c[3], inv_c1 = c[4], inv_c2 = c[5];
   const T eps_root = c[6], eps = c[7], wd = c[8], neg_lr = c[9], inv_ahead = c[10];
@@ -143,7 +145,8 @@ void adam(const T* c, const View<T>& v, int64_t b, int64_t e) {
   T* __restrict__ nu = v.s[1];
   T* __restrict__ nu_max = v.s[2];
   for (int64_t i = b; i < e; ++i) {
-    const T g = grad[i];
+    T g = grad[i];
+    if constexpr (Coupled) g = g + wd * p[i];
     const T m = cb1 * g + b1 * mu[i];
     const T s = cb2 * (g * g) + b2 * nu[i];
     mu[i] = m;
@@ -338,8 +341,15 @@ struct SelectMomentum {
 
 template <typename T>
 struct SelectAdam {
-  // Bits: decay, amsgrad, max after the correction (with amsgrad), nesterov (without amsgrad).
+  // Bits: decay, amsgrad, max after the correction (with amsgrad), nesterov (without amsgrad),
+  // coupled L2 (with neither decay nor nesterov).
   static Kernel<T> kernel(int64_t o) {
+    if (bit(o, 4)) {
+      static constexpr Kernel<T> coupled[] = {
+          adam<T, false, false, false, false, true>, adam<T, false, true, false, false, true>,
+          adam<T, false, false, false, false, true>, adam<T, false, true, true, false, true>};
+      return coupled[(o >> 1) & 3];
+    }
     if (bit(o, 3)) {
       return bit(o, 0) ? adam<T, true, false, false, true> : adam<T, false, false, false, true>;
     }
