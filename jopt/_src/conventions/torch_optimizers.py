@@ -135,15 +135,9 @@ def SGD(  # noqa: N802 - torch's name
         )
         scaling.append(block)
     # torch's first buffer is g, undampened: the kernel's (1 - dampening) g only with dampening 0.
-    rule = fused_rules.momentum(True, flags["nesterov"], "classic") if dampening == 0 else None
-    return _chain(
-        fn,
-        scaling,
-        lr,
-        weight_decay,
-        maximize=flags["maximize"],
-        fused_rule=rule if scaling else None,
-    )
+    fusible = scaling and dampening == 0
+    rule = fused_rules.momentum(True, flags["nesterov"], "classic") if fusible else None
+    return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"], fused_rule=rule)
 
 
 @errors.public("jopt.torch.RMSprop")
@@ -180,15 +174,9 @@ def RMSprop(  # noqa: N802
     if cycled is not None or momentum != 0:
         scaling.append(scale_by_momentum(momentum if cycled is None else cycled, keep_count=False))
     # The kernel's momentum keeps the learning rate inside the buffer; torch's does not.
-    rule = fused_rules.rmsprop(True, False, flags["centered"], False, False)
-    return _chain(
-        fn,
-        scaling,
-        lr,
-        weight_decay,
-        maximize=flags["maximize"],
-        fused_rule=rule if len(scaling) == 1 else None,
-    )
+    fusible = len(scaling) == 1
+    rule = fused_rules.rmsprop(True, False, flags["centered"], False, False) if fusible else None
+    return _chain(fn, scaling, lr, weight_decay, maximize=flags["maximize"], fused_rule=rule)
 
 
 def _beta1(fn: str, lr: ScalarOrSchedule, b1: float) -> ScalarOrSchedule:
