@@ -9,7 +9,10 @@ starts):
 - `jopt.train_step` data-parallel (the batch over 4 devices) with the weights' columns over 2
   gives one device's params to float32 rounding;
 - 8-bit Adam's codes are sharded as their params (eagerly, under jit and after 20 steps), and
-  its sharded trajectory is one device's bitwise.
+  its sharded trajectory is one device's bitwise;
+- the fused kernels update each device's shards: `jopt.train_step(fused=True)` on sharded params
+  is one device's fused step bitwise, keeps the state sharded and gathers nothing, also under
+  `jax.vmap`.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ def test_the_checks_ran_on_eight_devices(checks):
 
 
 @pytest.mark.parametrize(
-    "check", ["eager_init", "jit_init", "trajectory", "data_parallel", "eight_bit"]
+    "check", ["eager_init", "jit_init", "trajectory", "data_parallel", "eight_bit", "fused"]
 )
 def test_sharding_check(checks, check):
     assert checks[check] == []

@@ -24,9 +24,9 @@ sums into fused multiply-adds, differently in different programs).
 
 Where no kernel was built (no compiler at install), `jopt.train_step` warns once and takes the
 XLA path; `fused=False` or the environment variable `JOPT_FUSED=0` switches the fast path off.
-It applies with one device (XLA cannot partition a custom call over sharded params) to trees
-whose leaves are all float32 or all float64, with state buffers in the params' dtype; other steps
-take the plain path.
+It applies to trees whose leaves are all float32 or all float64, with state buffers in the
+params' dtype; other steps take the plain path. Over several CPU devices each device updates its
+own shards of the params and state (`fused_partitioned.py`).
 
 On the GPU the same kernels are Pallas (Triton) kernels, `fused_pallas.py`, with the same rules
 and scalars. They are taken only when a step asks for them (`fused=True`): on the GPU, XLA
@@ -52,6 +52,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from jopt._src import fused_partitioned
 
 LIBRARY = pathlib.Path(__file__).parent / "kernels" / "libjopt_fused.so"
 # The kernel names rules use, and the library's symbol for each.
@@ -184,8 +186,8 @@ def why_not(rule: FusedRule, params: Any, state: Any, asked: bool = False) -> st
         return "on the GPU the fused (Pallas) kernels are taken with fused=True: untimed so far"
     if backend not in ("cpu", "gpu"):
         return f"the fused kernels run on the CPU and GPU backends, not {backend}"
-    if jax.device_count() > 1:  # XLA cannot partition the custom call: it would gather the state
-        return "the fused kernels run in single-device programs"
+    if backend == "gpu" and jax.device_count() > 1:
+        return "on the GPU the fused (Pallas) kernels run in single-device processes: untested"
     leaves = jax.tree.leaves(params)
     dtypes = {jnp.dtype(leaf.dtype) for leaf in leaves}
     if not leaves or len(dtypes) != 1 or not dtypes <= set(FLOAT_DTYPES):
@@ -248,10 +250,13 @@ def call(
     reason = _cpu_kernels_unavailable()
     if reason is not None:
         raise RuntimeError(f"jopt: {reason}.")
+    one_call = _call
+    if jax.device_count() > 1:  # a program over several devices: each updates its shards
+        one_call = functools.partial(fused_partitioned.call, _call)
     new_params, new_buffers = [], [[] for _ in buffers]
     for start in range(0, len(params), LEAVES_PER_CALL):
         part = slice(start, start + LEAVES_PER_CALL)
-        p, b = _call(
+        p, b = one_call(
             kernel, options, scalars, params[part], grads[part], [b[part] for b in buffers]
         )
         new_params += p
